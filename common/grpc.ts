@@ -1,0 +1,130 @@
+/**
+ * gRPC plumbing shared by every component: a server with health checking and
+ * reflection, handler wrappers that map errors in one place, and promise-based
+ * unary calls with deadlines.
+ */
+import {
+  type CallOptions,
+  type ChannelOptions,
+  type Client,
+  credentials,
+  Metadata,
+  Server,
+  ServerCredentials,
+  type ServerUnaryCall,
+  type ServiceError,
+  type sendUnaryData,
+} from '@grpc/grpc-js';
+import type { PackageDefinition } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import { fromGrpcError, toGrpcError } from './errors-grpc.js';
+
+/** Large batches (128 × 16 KiB and more) must fit in one call. */
+export const DEFAULT_GRPC_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_RPC_TIMEOUT_MS = 5_000;
+
+export const GRPC_CHANNEL_OPTIONS: ChannelOptions = {
+  'grpc.max_receive_message_length': DEFAULT_GRPC_MAX_MESSAGE_BYTES,
+  'grpc.max_send_message_length': DEFAULT_GRPC_MAX_MESSAGE_BYTES,
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  // Reconnect quickly after a peer restarts (tests and failover).
+  'grpc.initial_reconnect_backoff_ms': 200,
+  'grpc.max_reconnect_backoff_ms': 2_000,
+};
+
+export interface GrpcServerHandle {
+  server: Server;
+  health: HealthImplementation;
+  /** The bound port (useful when asked for port 0). */
+  port: number;
+  close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Starts a gRPC server on host:port with grpc.health.v1 and reflection for the
+ * given package definitions. `register` adds the component's services.
+ */
+export async function startGrpcServer(
+  host: string,
+  port: number,
+  definitions: PackageDefinition[],
+  register: (server: Server) => void,
+): Promise<GrpcServerHandle> {
+  const server = new Server(GRPC_CHANNEL_OPTIONS);
+  register(server);
+  const health = new HealthImplementation({ '': 'SERVING' });
+  health.addToServer(server);
+  for (const def of definitions) new ReflectionService(def).addToServer(server);
+  const bound = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    );
+  });
+  return {
+    server,
+    health,
+    port: bound,
+    close: (graceMs = 2_000) =>
+      new Promise<void>((resolve) => {
+        health.setStatus('', 'NOT_SERVING');
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}
+
+/**
+ * Adapts an async handler to grpc-js's callback style; any thrown error is
+ * mapped to a gRPC status by errors-grpc (the one place that does it).
+ */
+export function unaryHandler<Req, Res>(
+  fn: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res> | Res,
+): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
+  return (call, callback) => {
+    Promise.resolve()
+      .then(() => fn(call.request, call))
+      .then(
+        (res) => callback(null, res),
+        (err: unknown) => callback(toGrpcError(err) as ServiceError),
+      );
+  };
+}
+
+type UnaryMethod<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: CallOptions,
+  callback: (err: ServiceError | null, value?: Res) => void,
+) => unknown;
+
+/**
+ * Calls a unary method and resolves with its answer; rejects with a
+ * SluiceError (remote errors keep their code).
+ *
+ * @example const info = await callUnary<Empty, ClusterInfo__Output>(client, client.GetClusterInfo, {});
+ */
+export function callUnary<Req, Res>(
+  client: Client,
+  method: UnaryMethod<Req, Res>,
+  request: Req,
+  timeoutMs = DEFAULT_RPC_TIMEOUT_MS,
+  metadata = new Metadata(),
+): Promise<Res> {
+  const target = client.getChannel().getTarget();
+  return new Promise<Res>((resolve, reject) => {
+    method.call(client, request, metadata, { deadline: Date.now() + timeoutMs }, (err, value) => {
+      if (err) reject(fromGrpcError(err, target));
+      else resolve(value as Res);
+    });
+  });
+}
+
+export const insecure = credentials.createInsecure;

@@ -1,0 +1,18 @@
+/** Locations inside the installed package, valid from sources and from dist/. */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function findRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) || !existsSync(join(dir, 'proto'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('cannot locate the sluice package root');
+    dir = parent;
+  }
+  return dir;
+}
+
+/** Root of the sluice package (where package.json and proto/ live). */
+export const PACKAGE_ROOT = findRoot();
+export const PROTO_DIR = join(PACKAGE_ROOT, 'proto');
