@@ -124,6 +124,21 @@ export function toSluiceError(err: unknown): SluiceError {
   return new SluiceError(Code.INTERNAL_ERROR, message, { cause: err });
 }
 
+/** Codes a client may retry (on another broker, or later). */
+export const RETRIABLE_CODES: ReadonlySet<number> = new Set([
+  Code.HA_NOT_AVAILABLE,
+  Code.MASTER_PERSISTENCE_TIMEOUT,
+  Code.SLAVE_PERSISTENCE_TIMEOUT,
+  Code.TOO_MANY_REQUESTS,
+  Code.PROXY_TIMEOUT,
+]);
+
+/** Per-entry status of a batch answer. */
+export function statusOf(err: unknown): { code: number; message: string; reason: string } {
+  const e = toSluiceError(err);
+  return { code: e.code, message: e.message, reason: e.reason ?? '' };
+}
+
 /** Named factories: the only way errors are created in Sluice code. */
 export const errors = {
   badRequest: (message: string, details?: Record<string, unknown>) =>
@@ -144,6 +159,8 @@ export const errors = {
     }),
   illegalTag: (tag: string, why: string) =>
     new SluiceError(Code.ILLEGAL_MESSAGE_TAG, `illegal tag '${tag}': ${why}`),
+  illegalPropertyKey: (key: string) =>
+    new SluiceError(Code.ILLEGAL_MESSAGE_PROPERTY_KEY, `property '${key}' is reserved`),
   illegalFilter: (expression: string, why: string) =>
     new SluiceError(Code.ILLEGAL_FILTER_EXPRESSION, `illegal filter '${expression}': ${why}`),
   illegalInvisibleTime: (ms: number, why: string) =>
@@ -226,6 +243,12 @@ export const errors = {
   timeout: (what: string) => new SluiceError(Code.PROXY_TIMEOUT, what, { retriable: true }),
   notImplemented: (what: string) =>
     new SluiceError(Code.NOT_IMPLEMENTED, `${what} is not implemented`),
+  /** An error another component reported as a per-entry status. */
+  fromStatus: (code: number, message: string, reason?: string) =>
+    new SluiceError(code, message, {
+      reason: (reason || undefined) as Reason | undefined,
+      retriable: RETRIABLE_CODES.has(code),
+    }),
   internal: (what: string, cause?: unknown) =>
     new SluiceError(Code.INTERNAL_ERROR, what, { cause }),
 };

@@ -1,0 +1,179 @@
+/**
+ * Broker entry: wires the store, metadata, messaging services, the gRPC
+ * server and the name server registry, then prints RocketMQ's boot line.
+ */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { type ServerUnaryCall, type ServiceError, type sendUnaryData, status } from '@grpc/grpc-js';
+import type { ComponentSpec, Running } from '../common/cli.js';
+import { parseAddressList } from '../common/cli.js';
+import type { BrokerHandlers } from '../common/generated/sluice/v1/Broker.js';
+import { startGrpcServer } from '../common/grpc.js';
+import { JsonFileWriter, readJsonFile } from '../common/json-file.js';
+import type { Logger } from '../common/logger.js';
+import { sluiceProto } from '../common/proto.js';
+import { ConsumerOffsetManager } from './metadata/consumer-offset-manager.js';
+import { SubscriptionGroupManager } from './metadata/subscription-group-manager.js';
+import { TopicConfigManager } from './metadata/topic-config-manager.js';
+import { ArrivalNotifier } from './messaging/arrival-notifier.js';
+import type { BrokerContext } from './messaging/broker-context.js';
+import { PopService } from './messaging/pop-service.js';
+import { PullService } from './messaging/pull-service.js';
+import { SendService } from './messaging/send-service.js';
+import { BROKER_SCHEMA, type BrokerOptions } from './options.js';
+import { NamesrvRegistry } from './registry/namesrv-registry.js';
+import { type BrokerServices, brokerHandlers } from './service/broker-service.js';
+import { createMessageStore } from './store/message-store.js';
+
+/** Expands a leading `~` as RocketMQ's docs write store paths (`~/store`). */
+export function expandHome(path: string): string {
+  return path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path;
+}
+
+export async function startBroker(options: BrokerOptions, logger: Logger): Promise<Running> {
+  const root = expandHome(options.storePathRootDir);
+  const store = createMessageStore(
+    {
+      storePathRootDir: root,
+      storePathCommitLog: expandHome(options.storePathCommitLog || join(root, 'commitlog')),
+      storePathConsumeQueue: expandHome(options.storePathConsumeQueue || join(root, 'consumequeue')),
+      storePathIndex: expandHome(options.storePathIndex || join(root, 'index')),
+      storeCheckpoint: expandHome(options.storeCheckpoint || join(root, 'checkpoint')),
+      abortFile: expandHome(options.abortFile || join(root, 'abort')),
+      mapedFileSizeCommitLog: options.mapedFileSizeCommitLog,
+      mapedFileSizeConsumeQueue: options.mapedFileSizeConsumeQueue,
+      flushDiskType: options.flushDiskType,
+      flushIntervalCommitLog: options.flushIntervalCommitLog,
+      syncFlushTimeout: options.syncFlushTimeout,
+      fileReservedTime: options.fileReservedTime,
+      deleteWhen: options.deleteWhen,
+      diskMaxUsedSpaceRatio: options.diskMaxUsedSpaceRatio,
+      maxMessageSize: options.maxMessageSize,
+      storeHost: `${options.brokerIP1}:${options.listenPort}`,
+    },
+    { logger },
+  );
+  await store.start();
+
+  const permPath = join(root, 'config', 'broker.json');
+  const persisted = readJsonFile<{ perm?: number }>(permPath, {});
+  let perm = persisted.perm ?? options.brokerPermission;
+  const permWriter = new JsonFileWriter(permPath, () => ({ perm }));
+
+  const topics = new TopicConfigManager(root, options);
+  const groups = new SubscriptionGroupManager(
+    root,
+    options.autoCreateSubscriptionGroup,
+    options.maxReconsumeTimes,
+  );
+  const offsets = new ConsumerOffsetManager(root);
+  const notifier = new ArrivalNotifier();
+  const unsubscribe = store.onDispatch((e) => notifier.notify(e.topic));
+
+  // The gRPC server binds before the handlers exist: the broker's address
+  // (needed with listenPort=0) is only known after binding. Until then calls
+  // are answered UNAVAILABLE.
+  let handlers: BrokerHandlers | undefined;
+  const proto = sluiceProto();
+  const definition = proto.grpc.sluice.v1.Broker.service;
+  const delegate = Object.fromEntries(
+    Object.keys(definition).map((method) => [
+      method,
+      (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+        const h = handlers?.[method as keyof BrokerHandlers] as
+          | ((c: ServerUnaryCall<unknown, unknown>, cb: sendUnaryData<unknown>) => void)
+          | undefined;
+        if (h) h(call, callback);
+        else callback({ code: status.UNAVAILABLE, details: 'broker is starting' } as ServiceError);
+      },
+    ]),
+  );
+  const grpcServer = await startGrpcServer(
+    options.bindAddress,
+    options.listenPort,
+    [proto.definition],
+    (server) => server.addService(definition, delegate),
+  );
+  const brokerAddr = `${options.brokerIP1}:${grpcServer.port}`;
+  const ctx: BrokerContext = {
+    options,
+    brokerAddr,
+    store,
+    topics,
+    groups,
+    offsets,
+    notifier,
+    logger,
+    clock: Date.now,
+    perm: () => perm,
+  };
+
+  const namesrvAddrs = parseAddressList(options.namesrvAddr);
+  const registry = new NamesrvRegistry({
+    namesrvAddrs,
+    intervalMs: options.registerBrokerInterval,
+    logger,
+    request: () => ({
+      cluster_name: options.brokerClusterName,
+      broker_name: options.brokerName,
+      broker_id: options.brokerId,
+      broker_addr: brokerAddr,
+      broker_role: options.brokerRole,
+      topics: topics.all(),
+      data_version: topics.dataVersion,
+      heartbeat_timeout_ms: options.brokerNotActiveTimeoutMillis,
+      max_physical_offset: store.maxPhysicalOffset(),
+      perm,
+    }),
+  });
+  const services: BrokerServices = {
+    ctx,
+    send: new SendService(ctx),
+    pop: new PopService(ctx),
+    pull: new PullService(ctx),
+    setPermission: async (next) => {
+      perm = next;
+      await permWriter.save();
+      await registry.registerNow();
+    },
+  };
+  handlers = brokerHandlers(services);
+  topics.onChange(() => void registry.registerNow());
+  registry.start();
+
+  const namesrvText = namesrvAddrs.length > 0 ? namesrvAddrs.join(';') : '(none)';
+  process.stdout.write(
+    `The broker[${options.brokerName}, ${brokerAddr}] boot success. serializeType=JSON and name server is ${namesrvText}\n`,
+  );
+
+  return {
+    close: async () => {
+      await registry.close({
+        cluster_name: options.brokerClusterName,
+        broker_name: options.brokerName,
+        broker_id: options.brokerId,
+        broker_addr: brokerAddr,
+      });
+      await grpcServer.close();
+      unsubscribe();
+      await offsets.close();
+      await store.close();
+      logger.info('broker stopped');
+    },
+  };
+}
+
+export const brokerComponent: ComponentSpec<typeof BROKER_SCHEMA> = {
+  name: 'mqbroker',
+  description: 'Sluice broker: stores messages and serves send, pull, pop and ack over gRPC',
+  schema: BROKER_SCHEMA,
+  namesrvKey: 'namesrvAddr',
+  examples: `
+Examples:
+  mqbroker -n localhost:9876
+  mqbroker -n localhost:9876 -c deploy/conf/2m-noslave/broker-a.properties
+  mqbroker -c broker.properties -p            print the effective config
+  mqbroker -n localhost:9876 listenPort=10921 storePathRootDir=./data/broker-b
+`,
+  start: startBroker,
+};

@@ -1,0 +1,262 @@
+/**
+ * The Broker gRPC service: thin handlers over the messaging services and the
+ * metadata managers. Errors are thrown as SluiceErrors and mapped to gRPC
+ * status by unaryHandler (common/grpc.ts); batch RPCs answer per entry.
+ */
+import type { ServerUnaryCall } from '@grpc/grpc-js';
+import { Code, errors } from '../../common/errors.js';
+import type { BrokerHandlers } from '../../common/generated/sluice/v1/Broker.js';
+import type { QueueProgress } from '../../common/generated/sluice/v1/QueueProgress.js';
+import type { QueueStatus } from '../../common/generated/sluice/v1/QueueStatus.js';
+import type { StoredMessage } from '../../common/generated/sluice/v1/StoredMessage.js';
+import { unaryHandler } from '../../common/grpc.js';
+import { checkGroupName, checkTopicName, Perm } from '../../common/names.js';
+import type { BrokerContext } from '../messaging/broker-context.js';
+import { toStoredMessage } from '../messaging/message-codec.js';
+import type { PopService } from '../messaging/pop-service.js';
+import type { PullService } from '../messaging/pull-service.js';
+import type { SendService } from '../messaging/send-service.js';
+import { BROKER_SCHEMA } from '../options.js';
+
+/** An AbortSignal that fires when the client cancels the call (long polls stop waiting). */
+function cancelSignal(call: ServerUnaryCall<unknown, unknown>): AbortSignal {
+  const ac = new AbortController();
+  call.once('cancelled', () => ac.abort());
+  return ac.signal;
+}
+
+export interface BrokerServices {
+  ctx: BrokerContext;
+  send: SendService;
+  pop: PopService;
+  pull: PullService;
+  /** Extra stats for GetBrokerStatus (replication, runtime). */
+  status?: () => Record<string, string>;
+  /** Persists a new broker-wide permission and re-registers. */
+  setPermission(perm: number): Promise<void>;
+}
+
+export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
+  const { ctx } = svc;
+  const name = ctx.options.brokerName;
+  const notYet = (what: string) =>
+    unaryHandler(() => {
+      throw errors.notImplemented(what);
+    });
+  const toMessages = (records: Awaited<ReturnType<typeof ctx.store.lookupByKey>>): StoredMessage[] =>
+    records.map((r) => toStoredMessage(r, name));
+
+  return {
+    SendMessages: unaryHandler(async (req) => ({ results: await svc.send.send(req.entries) })),
+
+    PullMessages: unaryHandler((req, call) => svc.pull.pull(req, cancelSignal(call))),
+
+    PopMessages: unaryHandler(async (req, call) => {
+      const messages = await svc.pop.pop({
+        group: req.consumer_group,
+        topic: req.topic,
+        queueId: req.queue_id,
+        max: req.max_messages,
+        invisibleMs: req.invisible_ms,
+        waitMs: req.max_wait_ms,
+        filter: req.filter?.expression ?? '',
+        signal: cancelSignal(call),
+      });
+      return {
+        status:
+          messages.length > 0
+            ? { code: Code.OK, message: 'OK' }
+            : { code: Code.MESSAGE_NOT_FOUND, message: 'no message available' },
+        messages,
+      };
+    }),
+
+    AckMessages: unaryHandler((req) => ({
+      results: svc.pop.ack(req.consumer_group, req.topic, req.receipt_handles),
+    })),
+
+    ChangeInvisibleTime: unaryHandler((req) => ({
+      results: svc.pop
+        .changeInvisible(req.consumer_group, req.topic, req.entries)
+        .map((r) => ({
+          status: { code: r.code, message: r.message, reason: r.reason },
+          receipt_handle: r.receiptHandle ?? '',
+        })),
+    })),
+
+    ForwardToDeadLetterQueue: unaryHandler(async (req) => {
+      await svc.pop.forwardToDeadLetter(req.consumer_group, req.topic, req.receipt_handle);
+      return { code: Code.OK, message: 'OK' };
+    }),
+
+    EndTransaction: notYet('EndTransaction'),
+    GetOrphanedTransactions: unaryHandler(() => ({ transactions: [] })),
+
+    GetConsumerOffsets: unaryHandler((req) => {
+      const group = checkGroupName(req.consumer_group);
+      const byTopic = ctx.offsets.byGroup(group);
+      const offsets = [...byTopic]
+        .filter(([topic]) => !req.topic || topic === req.topic)
+        .flatMap(([topic, queues]) =>
+          [...queues].map(([queue_id, offset]) => ({ topic, queue_id, offset })),
+        );
+      return { offsets };
+    }),
+
+    UpdateConsumerOffsets: unaryHandler((req) => {
+      const group = checkGroupName(req.consumer_group);
+      return {
+        results: req.offsets.map((o) => {
+          if (o.offset < 0) return { code: Code.ILLEGAL_OFFSET, message: 'negative offset' };
+          ctx.offsets.commit(group, o.topic, o.queue_id, o.offset);
+          return { code: Code.OK, message: 'OK' };
+        }),
+      };
+    }),
+
+    SearchOffsetByTime: unaryHandler(async (req) => ({
+      offset: await ctx.store.offsetByTime(req.topic, req.queue_id, req.timestamp_ms),
+    })),
+
+    ResetOffsetByTime: unaryHandler(async (req) => {
+      const group = checkGroupName(req.consumer_group);
+      const topic = checkTopicName(req.topic);
+      const config = ctx.topics.get(topic);
+      if (!config) throw errors.topicNotFound(topic);
+      const offsets = [];
+      for (let q = 0; q < config.read_queue_nums; q++) {
+        const offset = await ctx.store.offsetByTime(topic, q, req.timestamp_ms);
+        await ctx.offsets.commitDurable(group, topic, q, offset);
+        offsets.push({ topic, queue_id: q, offset });
+      }
+      svc.pop.forget(group, topic);
+      return { offsets };
+    }),
+
+    QueryMessageById: unaryHandler(async (req) => {
+      const r = await ctx.store.lookupById(req.topic || undefined, req.message_id);
+      return { messages: r ? toMessages([r]) : [] };
+    }),
+
+    QueryMessageByKey: unaryHandler(async (req) => ({
+      messages: toMessages(
+        await ctx.store.lookupByKey(
+          checkTopicName(req.topic),
+          req.key,
+          req.max || 32,
+          req.begin_timestamp_ms || undefined,
+          req.end_timestamp_ms || undefined,
+        ),
+      ),
+    })),
+
+    UpdateTopic: unaryHandler(async (req) => {
+      checkTopicName(req.topic_name);
+      await ctx.topics.upsert({
+        ...req,
+        perm: req.perm || Perm.READ_WRITE,
+      });
+      return {};
+    }),
+
+    DeleteTopic: unaryHandler(async (req) => {
+      await ctx.topics.delete(req.topic);
+      await ctx.store.deleteTopic(req.topic);
+      return {};
+    }),
+
+    GetAllTopicConfig: unaryHandler(() => ({ topics: ctx.topics.all() })),
+
+    GetTopicStatus: unaryHandler(async (req) => {
+      const topic = checkTopicName(req.topic);
+      const config = ctx.topics.get(topic);
+      if (!config) throw errors.topicNotFound(topic);
+      const queues: QueueStatus[] = [];
+      for (let q = 0; q < Math.max(config.read_queue_nums, config.write_queue_nums); q++) {
+        const max = ctx.store.maxOffset(topic, q);
+        queues.push({
+          queue_id: q,
+          min_offset: ctx.store.minOffset(topic, q),
+          max_offset: max,
+          last_update_timestamp_ms: max > 0 ? ((await ctx.store.storeTimestampAt(topic, q, max - 1)) ?? 0) : 0,
+        });
+      }
+      return { broker_name: name, queues };
+    }),
+
+    UpdateSubscriptionGroup: unaryHandler(async (req) => {
+      checkGroupName(req.group_name);
+      await ctx.groups.upsert(req);
+      return {};
+    }),
+
+    DeleteSubscriptionGroup: unaryHandler(async (req) => {
+      await ctx.groups.delete(req.group_name);
+      ctx.offsets.deleteGroup(req.group_name);
+      return {};
+    }),
+
+    GetAllSubscriptionGroups: unaryHandler(() => ({ groups: ctx.groups.all() })),
+
+    GetConsumerProgress: unaryHandler(async (req) => {
+      const group = checkGroupName(req.consumer_group);
+      const queues: QueueProgress[] = [];
+      for (const [topic, offsets] of ctx.offsets.byGroup(group)) {
+        if (req.topic && topic !== req.topic) continue;
+        for (const [queue_id, consumer_offset] of offsets) {
+          const brokerOffset = ctx.store.maxOffset(topic, queue_id);
+          queues.push({
+            topic,
+            queue_id,
+            broker_offset: brokerOffset,
+            consumer_offset,
+            in_flight: svc.pop.inFlightCount(group, topic, queue_id),
+            last_timestamp_ms:
+              consumer_offset > 0
+                ? ((await ctx.store.storeTimestampAt(topic, queue_id, consumer_offset - 1)) ?? 0)
+                : 0,
+          });
+        }
+      }
+      return { broker_name: name, queues };
+    }),
+
+    SetBrokerPermission: unaryHandler(async (req) => {
+      if (req.perm < 0 || req.perm > 7) throw errors.badRequest(`permission ${req.perm} is not 0..7`);
+      await svc.setPermission(req.perm);
+      return {};
+    }),
+
+    GetBrokerStatus: unaryHandler(() => {
+      const s = ctx.store.stats();
+      return {
+        stats: {
+          brokerName: name,
+          brokerId: String(ctx.options.brokerId),
+          brokerRole: ctx.options.brokerRole,
+          brokerAddr: ctx.brokerAddr,
+          perm: String(ctx.perm()),
+          minPhysicalOffset: String(s.minPhysicalOffset),
+          maxPhysicalOffset: String(s.maxPhysicalOffset),
+          flushedPhysicalOffset: String(s.flushedPhysicalOffset),
+          commitlogSegments: String(s.commitlogSegments),
+          diskUsedRatio: s.diskUsedRatio.toFixed(4),
+          topics: String(ctx.topics.all().length),
+          inFlightMessages: String(svc.pop.inFlightCount()),
+          longPollsWaiting: String(ctx.notifier.waiting),
+          rssBytes: String(process.memoryUsage().rss),
+          uptimeSeconds: process.uptime().toFixed(0),
+          ...(svc.status?.() ?? {}),
+        },
+      };
+    }),
+
+    GetBrokerConfig: unaryHandler(() => ({
+      config: Object.fromEntries(
+        Object.keys(BROKER_SCHEMA)
+          .filter((k) => k !== 'receiptHandleSecret')
+          .map((k) => [k, String(ctx.options[k as keyof typeof ctx.options])]),
+      ),
+    })),
+  };
+}

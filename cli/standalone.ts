@@ -1,0 +1,120 @@
+/**
+ * `sluice standalone` (what `npm start` runs): one name server, one master
+ * broker and one gateway on this machine, data under ./data, each a child
+ * process; prints where they listen and a curl line to try. Ctrl-C stops
+ * them in reverse order.
+ */
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Command } from 'commander';
+import { ManagedChild } from './supervisor.js';
+
+export interface StandaloneOptions {
+  data: string;
+  namesrvPort: number;
+  brokerPort: number;
+  httpPort: number;
+  grpcPort: number;
+}
+
+export async function runStandalone(opts: StandaloneOptions): Promise<void> {
+  const data = resolve(opts.data);
+  mkdirSync(join(data, 'logs'), { recursive: true });
+  const log = (name: string) => join(data, 'logs', `${name}.log`);
+  const namesrv = new ManagedChild({
+    name: 'namesrv',
+    bin: 'mqnamesrv',
+    args: [`listenPort=${opts.namesrvPort}`, `kvConfigPath=${join(data, 'namesrv', 'kvConfig.json')}`],
+    logFile: log('namesrv'),
+  });
+  const children: ManagedChild[] = [namesrv];
+  const stopAll = async () => {
+    for (const c of [...children].reverse()) await c.stop();
+    for (const c of children) c.dispose();
+  };
+  let stopping = false;
+  const onSignal = () => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write('\nStopping Sluice…\n');
+    stopAll().then(() => process.exit(0));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    const ns = await namesrv.start();
+    const namesrvAddr = `127.0.0.1:${ns[2]}`;
+    const broker = new ManagedChild({
+      name: 'broker-a',
+      bin: 'mqbroker',
+      args: [
+        '-n',
+        namesrvAddr,
+        `listenPort=${opts.brokerPort}`,
+        `storePathRootDir=${join(data, 'broker-a')}`,
+        'brokerName=broker-a',
+      ],
+      logFile: log('broker-a'),
+    });
+    children.push(broker);
+    const b = await broker.start();
+    const gateway = new ManagedChild({
+      name: 'gateway',
+      bin: 'mqgateway',
+      args: ['-n', namesrvAddr, `httpPort=${opts.httpPort}`, `grpcPort=${opts.grpcPort}`],
+      logFile: log('gateway'),
+    });
+    children.push(gateway);
+    const g = await gateway.start();
+    const http = `http://127.0.0.1:${g[2]}`;
+    process.stdout.write(
+      [
+        '',
+        'Sluice standalone is running:',
+        `  name server  127.0.0.1:${ns[2]}`,
+        `  broker-a     ${b[2]}:${b[3]}   (data ${join(data, 'broker-a')})`,
+        `  gateway      ${http}  (REST)   127.0.0.1:${g[4]}  (gRPC)`,
+        `  logs         ${join(data, 'logs')}`,
+        '',
+        'Try it:',
+        `  curl -s -X POST ${http}/v1/topics/demo/messages -H 'content-type: application/json' -d '{"body":"hello"}'`,
+        `  curl -s -X POST ${http}/v1/topics/demo/groups/g1/receive -H 'content-type: application/json' -d '{"max":1}'`,
+        '',
+        'Press Ctrl-C to stop.',
+        '',
+      ].join('\n'),
+    );
+    // If a child dies, say so and stop the rest: a half cluster is worse than none.
+    for (const c of children) {
+      void c.waitExit().then((code) => {
+        if (stopping) return;
+        process.stderr.write(`${c.spec.name} exited (${code}); see ${c.spec.logFile}\n${c.tail(10)}\n`);
+        onSignal();
+      });
+    }
+  } catch (err) {
+    process.stderr.write(`sluice standalone: ${(err as Error).message}\n`);
+    await stopAll();
+    process.exit(1);
+  }
+}
+
+export function standaloneCommand(): Command {
+  return new Command('standalone')
+    .description('run a name server, a master broker and a gateway on this machine')
+    .option('--data <dir>', 'data directory', './data')
+    .option('--namesrv-port <port>', 'name server port', '9876')
+    .option('--broker-port <port>', 'broker port', '10911')
+    .option('--http-port <port>', 'gateway REST port', '8080')
+    .option('--grpc-port <port>', 'gateway gRPC port', '8081')
+    .action(async (o: Record<string, string>) => {
+      await runStandalone({
+        data: o.data!,
+        namesrvPort: Number(o.namesrvPort),
+        brokerPort: Number(o.brokerPort),
+        httpPort: Number(o.httpPort),
+        grpcPort: Number(o.grpcPort),
+      });
+    });
+}

@@ -1,0 +1,124 @@
+/**
+ * The command line every server binary shares (mqnamesrv, mqbroker,
+ * mqgateway): `-c FILE`, `-n ADDR;ADDR`, `-p` to print the effective config,
+ * and trailing `key=value` overrides. Env NAMESRV_ADDR stands in for `-n`.
+ */
+import { Command } from 'commander';
+import {
+  formatOptions,
+  type LoadedOptions,
+  loadOptions,
+  type OptionsOf,
+  type Schema,
+} from './config/options.js';
+import { isSluiceError } from './errors.js';
+import { createLogger, type Logger } from './logger.js';
+
+export interface Running {
+  /** Stops serving and releases files; resolves when done. */
+  close(): Promise<void>;
+}
+
+export interface ComponentSpec<S extends Schema> {
+  /** Binary name, e.g. `mqbroker`. */
+  name: string;
+  description: string;
+  schema: S;
+  /** Schema key that `-n` / NAMESRV_ADDR set; omitted for the name server. */
+  namesrvKey?: keyof S & string;
+  /** Extra help text (examples). */
+  examples?: string;
+  start(options: OptionsOf<S>, logger: Logger): Promise<Running>;
+}
+
+function schemaHelp(schema: Schema): string {
+  const rows = Object.entries(schema).map(([key, spec]) => {
+    const allowed = spec.type === 'enum' ? ` (${spec.values.join('|')})` : '';
+    return `  ${key}=${String(spec.default)}${allowed}\n      ${spec.doc}`;
+  });
+  return `\nConfig keys (file or trailing key=value), with defaults:\n${rows.join('\n')}\n`;
+}
+
+/** Builds the commander program for a server component. */
+export function componentCommand<S extends Schema>(spec: ComponentSpec<S>): Command {
+  const program = new Command(spec.name)
+    .description(spec.description)
+    .option('-c, --config <file>', 'RocketMQ-style .properties config file')
+    .option('-p, --print-config', 'print the effective config and exit')
+    .argument('[overrides...]', 'key=value settings that override the config file')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', `${spec.examples ?? ''}${schemaHelp(spec.schema)}`);
+  if (spec.namesrvKey) {
+    program.option('-n, --namesrv-addr <addrs>', 'name server addresses, ";"-separated (env NAMESRV_ADDR)');
+  }
+  program.action(async (overrides: string[], flags: Record<string, string | boolean | undefined>) => {
+    let loaded: LoadedOptions<S>;
+    try {
+      const file = flags.config as string | undefined;
+      const key = spec.namesrvKey;
+      const flagAddr = flags.namesrvAddr as string | undefined;
+      loaded = loadOptions(spec.schema, {
+        file,
+        overrides,
+        explicit: key && flagAddr ? { [key]: flagAddr } : {},
+      });
+      // NAMESRV_ADDR applies only when neither -n, the file nor an override set the key.
+      const envAddr = process.env.NAMESRV_ADDR;
+      if (key && !flagAddr && envAddr && loaded.sources[key] === undefined) {
+        loaded = loadOptions(spec.schema, { file, overrides, explicit: { [key]: envAddr } });
+      }
+    } catch (err) {
+      fail(spec.name, err);
+    }
+    if (flags.printConfig) {
+      process.stdout.write(`${formatOptions(spec.schema, loaded.options)}\n`);
+      return;
+    }
+    const logger = createLogger(spec.name);
+    for (const w of loaded.warnings) logger.warn(w);
+    let running: Running;
+    try {
+      running = await spec.start(loaded.options, logger);
+    } catch (err) {
+      logger.error({ err }, `${spec.name} failed to start`);
+      fail(spec.name, err);
+    }
+    onShutdown(logger, () => running.close());
+  });
+  return program;
+}
+
+/** Prints one clear line and exits non-zero. */
+export function fail(name: string, err: unknown): never {
+  const message = isSluiceError(err) || err instanceof Error ? err.message : String(err);
+  process.stderr.write(`${name}: ${message}\n`);
+  process.exit(1);
+}
+
+/** SIGINT / SIGTERM close the component once; a second signal exits at once. */
+export function onShutdown(logger: Logger, close: () => Promise<void>): void {
+  let closing = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (closing) process.exit(130);
+    closing = true;
+    logger.info({ signal }, 'shutting down');
+    close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+}
+
+/** Splits a `;`-separated name server list (commas and spaces tolerated). */
+export function parseAddressList(value: string): string[] {
+  return value
+    .split(/[;,\s]+/)
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => (s.startsWith('localhost:') ? `127.0.0.1:${s.slice('localhost:'.length)}` : s));
+}

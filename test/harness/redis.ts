@@ -1,0 +1,100 @@
+/**
+ * Starts a private redis-server on a free port for a test. Installs Debian's
+ * redis-server first when it is missing and we run as root; otherwise fails
+ * with one line saying how to install it.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { createInterface } from 'node:readline';
+
+export interface RedisHandle {
+  url: string;
+  port: number;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function findRedis(): string | undefined {
+  for (const p of ['/usr/bin/redis-server', '/usr/local/bin/redis-server']) if (existsSync(p)) return p;
+  try {
+    return execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function ensureRedisInstalled(): string {
+  const found = findRedis();
+  if (found) return found;
+  if (process.getuid?.() === 0) {
+    execFileSync('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server'], {
+      stdio: 'ignore',
+    });
+    const installed = findRedis();
+    if (installed) return installed;
+  }
+  throw new Error('redis-server is not installed: run `sudo apt-get install -y redis-server` and re-run the tests');
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startRedis(): Promise<RedisHandle> {
+  const bin = ensureRedisInstalled();
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  const launch = () =>
+    new Promise<void>((resolve, reject) => {
+      const c = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      child = c;
+      const timer = setTimeout(() => reject(new Error('redis-server did not become ready in 10 s')), 10_000);
+      createInterface({ input: c.stdout! }).on('line', (line) => {
+        if (/Ready to accept connections/.test(line)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      c.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`redis-server exited (${code}) before ready`));
+      });
+    });
+  const exit = () =>
+    new Promise<void>((resolve) => {
+      if (!child || child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+    });
+  await launch();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    kill: async (signal = 'SIGKILL') => {
+      const done = exit();
+      child?.kill(signal);
+      await done;
+    },
+    restart: async () => {
+      const done = exit();
+      child?.kill('SIGTERM');
+      await done;
+      await launch();
+    },
+    stop: async () => {
+      const done = exit();
+      child?.kill('SIGTERM');
+      await done;
+    },
+  };
+}

@@ -1,0 +1,58 @@
+/** The binaries' command line: help, config errors, printing config, boundaries. */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { PACKAGE_ROOT } from '../../common/paths.js';
+
+function run(bin: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(process.execPath, [join(PACKAGE_ROOT, 'bin', bin), ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    timeout: 20_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('binaries', () => {
+  it.each(['mqnamesrv', 'mqbroker', 'mqgateway', 'mqadmin', 'sluice'])('%s --help explains itself', (bin) => {
+    const r = run(bin, ['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/Usage:/);
+  });
+
+  it('mqbroker stops on a bad config value with file, line and allowed values', () => {
+    const file = join(PACKAGE_ROOT, 'test', 'fixtures', 'bad-flush.properties');
+    const r = run('mqbroker', ['-c', file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe(
+      `mqbroker: ${file}:5: flushDiskType=SOMETIMES is not valid; expected one of ASYNC_FLUSH, SYNC_FLUSH`,
+    );
+  });
+
+  it('mqbroker -p prints the effective config with overrides and NAMESRV_ADDR applied', () => {
+    const r = run('mqbroker', ['-p', 'listenPort=10999'], { NAMESRV_ADDR: '10.0.0.1:9876;10.0.0.2:9876' });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('listenPort=10999');
+    expect(r.stdout).toContain('namesrvAddr=10.0.0.1:9876;10.0.0.2:9876');
+    expect(r.stdout).toContain('flushDiskType=ASYNC_FLUSH');
+  });
+
+  it('-n wins over NAMESRV_ADDR', () => {
+    const r = run('mqgateway', ['-p', '-n', '127.0.0.1:1'], { NAMESRV_ADDR: '127.0.0.1:2' });
+    expect(r.stdout).toContain('namesrvAddr=127.0.0.1:1');
+  });
+});
+
+describe('dependency boundaries', () => {
+  it('fails when a component imports another one, or on a cycle', () => {
+    const dir = join(PACKAGE_ROOT, 'test', 'fixtures', 'boundaries');
+    const r = spawnSync(
+      join(PACKAGE_ROOT, 'node_modules', '.bin', 'depcruise'),
+      ['--config', join(PACKAGE_ROOT, '.dependency-cruiser.cjs'), 'broker', 'namesrv', 'gateway'],
+      { cwd: dir, encoding: 'utf8' },
+    );
+    expect(r.status).not.toBe(0);
+    expect(r.stdout).toContain('broker-imports-other-component');
+    expect(r.stdout).toContain('no-circular');
+  });
+});
