@@ -12,14 +12,19 @@ import { startGrpcServer } from '../common/grpc.js';
 import { JsonFileWriter, readJsonFile } from '../common/json-file.js';
 import type { Logger } from '../common/logger.js';
 import { sluiceProto } from '../common/proto.js';
+import { ArrivalNotifier } from './messaging/arrival-notifier.js';
+import type { BrokerContext } from './messaging/broker-context.js';
+import { ConsumeStateStore } from './messaging/consume-state-store.js';
+import { PopService } from './messaging/pop-service.js';
+import { PullService } from './messaging/pull-service.js';
+import { ReviveService } from './messaging/revive-service.js';
+import { SendService } from './messaging/send-service.js';
+import { isInternalReader } from './messaging/system-topics.js';
+import { TimerService } from './messaging/timer-service.js';
+import { TransactionService } from './messaging/transaction-service.js';
 import { ConsumerOffsetManager } from './metadata/consumer-offset-manager.js';
 import { SubscriptionGroupManager } from './metadata/subscription-group-manager.js';
 import { TopicConfigManager } from './metadata/topic-config-manager.js';
-import { ArrivalNotifier } from './messaging/arrival-notifier.js';
-import type { BrokerContext } from './messaging/broker-context.js';
-import { PopService } from './messaging/pop-service.js';
-import { PullService } from './messaging/pull-service.js';
-import { SendService } from './messaging/send-service.js';
 import { BROKER_SCHEMA, type BrokerOptions } from './options.js';
 import { NamesrvRegistry } from './registry/namesrv-registry.js';
 import { type BrokerServices, brokerHandlers } from './service/broker-service.js';
@@ -36,7 +41,9 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
     {
       storePathRootDir: root,
       storePathCommitLog: expandHome(options.storePathCommitLog || join(root, 'commitlog')),
-      storePathConsumeQueue: expandHome(options.storePathConsumeQueue || join(root, 'consumequeue')),
+      storePathConsumeQueue: expandHome(
+        options.storePathConsumeQueue || join(root, 'consumequeue'),
+      ),
       storePathIndex: expandHome(options.storePathIndex || join(root, 'index')),
       storeCheckpoint: expandHome(options.storeCheckpoint || join(root, 'checkpoint')),
       abortFile: expandHome(options.abortFile || join(root, 'abort')),
@@ -67,6 +74,18 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
     options.maxReconsumeTimes,
   );
   const offsets = new ConsumerOffsetManager(root);
+  // Pop in-flight/ack state, timer and transaction progress: journal + snapshot,
+  // synced like the commitlog (flushDiskType).
+  const consumeStates = new ConsumeStateStore({
+    dir: join(root, 'popstate'),
+    flushDiskType: options.flushDiskType === 'SYNC_FLUSH' ? 'SYNC_FLUSH' : 'ASYNC_FLUSH',
+    flushIntervalMs: options.flushIntervalCommitLog,
+    logger,
+  });
+  await consumeStates.open();
+  consumeStates.onAdvance = (st) => {
+    if (!isInternalReader(st.group)) offsets.commit(st.group, st.topic, st.queueId, st.base);
+  };
   const notifier = new ArrivalNotifier();
   const unsubscribe = store.onDispatch((e) => notifier.notify(e.topic));
 
@@ -126,11 +145,21 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
       perm,
     }),
   });
+  const timer = new TimerService(ctx, consumeStates);
+  const transactions = new TransactionService(ctx, consumeStates);
+  const pop = new PopService(ctx, consumeStates);
+  const revive = new ReviveService(ctx, pop);
+  await timer.start();
+  await transactions.start();
+  revive.start();
   const services: BrokerServices = {
     ctx,
-    send: new SendService(ctx),
-    pop: new PopService(ctx),
+    send: new SendService(ctx, timer, transactions),
+    pop,
     pull: new PullService(ctx),
+    revive,
+    timer,
+    transactions,
     setPermission: async (next) => {
       perm = next;
       await permWriter.save();
@@ -156,6 +185,10 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
       });
       await grpcServer.close();
       unsubscribe();
+      await timer.close();
+      transactions.close();
+      await revive.close();
+      await consumeStates.close();
       await offsets.close();
       await store.close();
       logger.info('broker stopped');

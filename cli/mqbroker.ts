@@ -1,4 +1,4 @@
-import { componentCommand } from '../common/cli.js';
 import { brokerComponent } from '../broker/main.js';
+import { componentCommand } from '../common/cli.js';
 
 await componentCommand(brokerComponent).parseAsync();

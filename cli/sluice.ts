@@ -4,8 +4,8 @@
  * exactly as the mq* binaries do.
  */
 import { Command } from 'commander';
-import { componentCommand } from '../common/cli.js';
 import { brokerComponent } from '../broker/main.js';
+import { componentCommand } from '../common/cli.js';
 import { gatewayComponent } from '../gateway/main.js';
 import { namesrvComponent } from '../namesrv/main.js';
 import { standaloneCommand } from './standalone.js';

@@ -24,7 +24,10 @@ export async function runStandalone(opts: StandaloneOptions): Promise<void> {
   const namesrv = new ManagedChild({
     name: 'namesrv',
     bin: 'mqnamesrv',
-    args: [`listenPort=${opts.namesrvPort}`, `kvConfigPath=${join(data, 'namesrv', 'kvConfig.json')}`],
+    args: [
+      `listenPort=${opts.namesrvPort}`,
+      `kvConfigPath=${join(data, 'namesrv', 'kvConfig.json')}`,
+    ],
     logFile: log('namesrv'),
   });
   const children: ManagedChild[] = [namesrv];
@@ -78,8 +81,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<void> {
         `  logs         ${join(data, 'logs')}`,
         '',
         'Try it:',
-        `  curl -s -X POST ${http}/v1/topics/demo/messages -H 'content-type: application/json' -d '{"body":"hello"}'`,
-        `  curl -s -X POST ${http}/v1/topics/demo/groups/g1/receive -H 'content-type: application/json' -d '{"max":1}'`,
+        `  curl -s -w '\\n' -X POST ${http}/v1/topics/demo/messages -H 'content-type: application/json' -d '{"body":"hello"}'`,
+        `  curl -s -w '\\n' -X POST ${http}/v1/topics/demo/groups/g1/receive -H 'content-type: application/json' -d '{"max":1}'`,
         '',
         'Press Ctrl-C to stop.',
         '',
@@ -89,7 +92,9 @@ export async function runStandalone(opts: StandaloneOptions): Promise<void> {
     for (const c of children) {
       void c.waitExit().then((code) => {
         if (stopping) return;
-        process.stderr.write(`${c.spec.name} exited (${code}); see ${c.spec.logFile}\n${c.tail(10)}\n`);
+        process.stderr.write(
+          `${c.spec.name} exited (${code}); see ${c.spec.logFile}\n${c.tail(10)}\n`,
+        );
         onSignal();
       });
     }

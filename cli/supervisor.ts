@@ -53,7 +53,9 @@ export class ManagedChild {
   }
 
   get running(): boolean {
-    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+    return (
+      this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null
+    );
   }
 
   /** Spawns the child and resolves when its boot line appears. */
@@ -67,7 +69,8 @@ export class ManagedChild {
     });
     this.child = child;
     this.ready = undefined;
-    if (this.spec.logFile && !this.log) this.log = createWriteStream(this.spec.logFile, { flags: 'a' });
+    if (this.spec.logFile && !this.log)
+      this.log = createWriteStream(this.spec.logFile, { flags: 'a' });
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
     const pattern = READY_LINES[this.spec.bin];
     return new Promise((resolve, reject) => {

@@ -49,42 +49,47 @@ export function componentCommand<S extends Schema>(spec: ComponentSpec<S>): Comm
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', `${spec.examples ?? ''}${schemaHelp(spec.schema)}`);
   if (spec.namesrvKey) {
-    program.option('-n, --namesrv-addr <addrs>', 'name server addresses, ";"-separated (env NAMESRV_ADDR)');
+    program.option(
+      '-n, --namesrv-addr <addrs>',
+      'name server addresses, ";"-separated (env NAMESRV_ADDR)',
+    );
   }
-  program.action(async (overrides: string[], flags: Record<string, string | boolean | undefined>) => {
-    let loaded: LoadedOptions<S>;
-    try {
-      const file = flags.config as string | undefined;
-      const key = spec.namesrvKey;
-      const flagAddr = flags.namesrvAddr as string | undefined;
-      loaded = loadOptions(spec.schema, {
-        file,
-        overrides,
-        explicit: key && flagAddr ? { [key]: flagAddr } : {},
-      });
-      // NAMESRV_ADDR applies only when neither -n, the file nor an override set the key.
-      const envAddr = process.env.NAMESRV_ADDR;
-      if (key && !flagAddr && envAddr && loaded.sources[key] === undefined) {
-        loaded = loadOptions(spec.schema, { file, overrides, explicit: { [key]: envAddr } });
+  program.action(
+    async (overrides: string[], flags: Record<string, string | boolean | undefined>) => {
+      let loaded: LoadedOptions<S>;
+      try {
+        const file = flags.config as string | undefined;
+        const key = spec.namesrvKey;
+        const flagAddr = flags.namesrvAddr as string | undefined;
+        loaded = loadOptions(spec.schema, {
+          file,
+          overrides,
+          explicit: key && flagAddr ? { [key]: flagAddr } : {},
+        });
+        // NAMESRV_ADDR applies only when neither -n, the file nor an override set the key.
+        const envAddr = process.env.NAMESRV_ADDR;
+        if (key && !flagAddr && envAddr && loaded.sources[key] === undefined) {
+          loaded = loadOptions(spec.schema, { file, overrides, explicit: { [key]: envAddr } });
+        }
+      } catch (err) {
+        fail(spec.name, err);
       }
-    } catch (err) {
-      fail(spec.name, err);
-    }
-    if (flags.printConfig) {
-      process.stdout.write(`${formatOptions(spec.schema, loaded.options)}\n`);
-      return;
-    }
-    const logger = createLogger(spec.name);
-    for (const w of loaded.warnings) logger.warn(w);
-    let running: Running;
-    try {
-      running = await spec.start(loaded.options, logger);
-    } catch (err) {
-      logger.error({ err }, `${spec.name} failed to start`);
-      fail(spec.name, err);
-    }
-    onShutdown(logger, () => running.close());
-  });
+      if (flags.printConfig) {
+        process.stdout.write(`${formatOptions(spec.schema, loaded.options)}\n`);
+        return;
+      }
+      const logger = createLogger(spec.name);
+      for (const w of loaded.warnings) logger.warn(w);
+      let running: Running;
+      try {
+        running = await spec.start(loaded.options, logger);
+      } catch (err) {
+        logger.error({ err }, `${spec.name} failed to start`);
+        fail(spec.name, err);
+      }
+      onShutdown(logger, () => running.close());
+    },
+  );
   return program;
 }
 

@@ -67,7 +67,9 @@ export function decodeReceiptHandle(text: string, secret?: string): ReceiptHandl
     const given = Buffer.from(text.slice(dot + 1), 'base64url');
     const expected = mac(secret, payload);
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      throw errors.invalidReceiptHandle('signature does not match (forged or from another cluster)');
+      throw errors.invalidReceiptHandle(
+        'signature does not match (forged or from another cluster)',
+      );
     }
   }
   let fields: unknown;

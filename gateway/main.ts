@@ -1,31 +1,77 @@
 /**
  * Gateway entry: REST (hono) and gRPC servers over one set of core services.
  * Stateless: routes live in the route cache, receipt handles carry their own
- * state, so replicas scale out behind any load balancer.
+ * state, so replicas scale out behind any load balancer. With Redis
+ * (`redisUrl`, or REDIS_URL) replicas share routes and Idempotency-Keys.
  */
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
+import type { Redis } from 'ioredis';
 import type { ComponentSpec, Running } from '../common/cli.js';
 import { parseAddressList } from '../common/cli.js';
 import { startGrpcServer } from '../common/grpc.js';
 import type { Logger } from '../common/logger.js';
+import { AdminService } from './core/admin-service.js';
 import { BrokerPool } from './core/broker-pool.js';
 import { GatewayService } from './core/gateway-service.js';
+import { IdempotencyGuard } from './core/idempotency-guard.js';
+import { LatencyFaultTolerance } from './core/latency-fault-tolerance.js';
 import { NamesrvClient } from './core/namesrv-client.js';
+import { ReadinessProbe } from './core/readiness.js';
 import { RouteResolver } from './core/route-resolver.js';
+import { SendBatcher } from './core/send-batcher.js';
+import { messagingProto } from './grpc/messaging-proto.js';
+import { registerMessagingService } from './grpc/messaging-service.js';
 import { createApp } from './http/app.js';
+import { GatewayMetrics } from './http/metrics.js';
+import type { IdempotencyStore } from './idempotency/index.js';
+import { MemoryIdempotencyStore } from './idempotency/memory.js';
+import { RedisIdempotencyStore } from './idempotency/redis.js';
 import { GATEWAY_SCHEMA, type GatewayOptions } from './options.js';
+import type { RouteCache } from './route-cache/index.js';
 import { MemoryRouteCache } from './route-cache/memory.js';
+import { createRedisClient, RedisRouteCache } from './route-cache/redis.js';
 
-/** Time in-flight requests and long polls get to finish on shutdown. */
-export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+/** The Redis URL in force: the option (also `--redis`), else REDIS_URL; empty = none. */
+export function redisUrlOf(options: GatewayOptions, env: NodeJS.ProcessEnv = process.env): string {
+  return options.redisUrl || env.REDIS_URL || '';
+}
 
 export async function startGateway(options: GatewayOptions, logger: Logger): Promise<Running> {
   const namesrv = new NamesrvClient(parseAddressList(options.namesrvAddr), options.rpcTimeoutMs);
-  const cache = new MemoryRouteCache();
-  const routes = new RouteResolver(namesrv, cache, options.routeTtlMs, logger);
+  const redisUrl = redisUrlOf(options);
+  let redis: Redis | undefined;
+  let cache: RouteCache;
+  let idempotencyStore: IdempotencyStore;
+  const localKeys = new MemoryIdempotencyStore(options.idempotencyMaxKeys);
+  if (redisUrl) {
+    redis = createRedisClient(redisUrl, {
+      logger,
+      commandTimeoutMs: options.redisCommandTimeoutMs,
+    });
+    cache = new RedisRouteCache(redis);
+    idempotencyStore = new RedisIdempotencyStore(redis, localKeys);
+  } else {
+    cache = new MemoryRouteCache();
+    idempotencyStore = localKeys;
+  }
+  const routes = new RouteResolver(namesrv, cache, options.routeTtlMs, logger, Date.now, {
+    refreshAheadMs: options.routeRefreshAheadMs,
+    localTtlMs: redis ? options.routeLocalTtlMs : 0,
+  });
   const brokers = new BrokerPool();
-  const service = new GatewayService({
+  const faults = new LatencyFaultTolerance(options.faultToleranceEnable);
+  const idempotency = new IdempotencyGuard(idempotencyStore, options.idempotencyTtlMs);
+  // The batcher's RPC is the service's; the service is built right below.
+  let service: GatewayService | undefined;
+  let metrics: GatewayMetrics | undefined;
+  const batcher = new SendBatcher((addr, entries) => service!.sendRpc(addr, entries), {
+    lingerMs: options.sendLingerMs,
+    maxBatch: options.sendMaxBatch,
+    maxInFlight: options.sendMaxInFlight,
+    onBatch: (_addr, n) => metrics?.batchSize.observe(n),
+  });
+  service = new GatewayService({
     routes,
     brokers,
     namesrv,
@@ -34,57 +80,92 @@ export async function startGateway(options: GatewayOptions, logger: Logger): Pro
     maxMessageSize: options.maxMessageSize,
     sendRetries: options.sendRetries,
     rpcTimeoutMs: options.rpcTimeoutMs,
+    batcher,
+    faults,
   });
+  const svc = service;
+  metrics = new GatewayMetrics({
+    longPollsWaiting: () => svc.longPollsWaiting,
+    sendQueued: () => batcher.queued,
+    routeCache: () => routes.stats,
+    idempotentReplays: () => idempotency.stats.replays,
+    avoidedBrokers: () => faults.avoided().length,
+  });
+  const admin = new AdminService({ namesrv, routes, brokers, rpcTimeoutMs: options.rpcTimeoutMs });
+  const readiness = new ReadinessProbe(namesrv, brokers);
   const shutdown = new AbortController();
   const app = createApp({
     service,
+    admin,
+    idempotency,
+    metrics,
     maxRequestBytes: options.maxRequestBytes,
+    maxMessageSize: options.maxMessageSize,
     corsOrigins: options.corsOrigins,
+    sseHeartbeatMs: options.sseHeartbeatMs,
     shutdown: shutdown.signal,
-    ready: async () => {
-      try {
-        const info = await namesrv.clusterInfo();
-        return Object.values(info.broker_addr_table).some((b) => b.broker_addrs[0]);
-      } catch {
-        return false;
-      }
-    },
+    ready: () => readiness.check(),
   });
 
-  const http = await new Promise<{ server: ReturnType<typeof serve>; port: number }>((resolve, reject) => {
-    const server = serve(
-      { fetch: app.fetch, port: options.httpPort, hostname: options.bindAddress },
-      (info: AddressInfo) => resolve({ server, port: info.port }),
-    );
-    server.once('error', reject);
-  });
-  const grpc = await startGrpcServer(options.bindAddress, options.grpcPort, [], () => undefined);
+  const http = await new Promise<{ server: ReturnType<typeof serve>; port: number }>(
+    (resolve, reject) => {
+      const server = serve(
+        { fetch: app.fetch, port: options.httpPort, hostname: options.bindAddress },
+        (info: AddressInfo) => resolve({ server, port: info.port }),
+      );
+      server.once('error', reject);
+    },
+  );
+  const grpc = await startGrpcServer(
+    options.bindAddress,
+    options.grpcPort,
+    [messagingProto().definition],
+    (server) =>
+      registerMessagingService(server, {
+        service,
+        routes,
+        brokers,
+        namesrv,
+        logger,
+        options,
+        shutdown: shutdown.signal,
+      }),
+  );
 
   process.stdout.write(
     `The gateway boot success. http=${options.bindAddress}:${http.port} grpc=${options.bindAddress}:${grpc.port}\n`,
   );
+  logger.info({ routeCache: redis ? 'redis' : 'memory' }, 'gateway started');
 
   return {
     close: async () => {
-      // Long polls return what they have; new connections are refused.
+      // Long polls and streams return what they have; new connections are refused;
+      // requests in flight finish within the grace period.
       shutdown.abort();
+      const server = http.server as unknown as {
+        close(cb: () => void): void;
+        closeIdleConnections?: () => void;
+        closeAllConnections?: () => void;
+      };
       await Promise.all([
         new Promise<void>((resolve) => {
           const timer = setTimeout(() => {
-            (http.server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+            server.closeAllConnections?.();
             resolve();
-          }, DEFAULT_SHUTDOWN_GRACE_MS);
-          http.server.close(() => {
+          }, options.shutdownGraceMs);
+          server.close(() => {
             clearTimeout(timer);
             resolve();
           });
-          (http.server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+          server.closeIdleConnections?.();
         }),
         grpc.close(),
       ]);
       brokers.close();
       namesrv.close();
       await cache.close();
+      await idempotencyStore.close();
+      redis?.disconnect();
       logger.info('gateway stopped');
     },
   };
@@ -92,13 +173,15 @@ export async function startGateway(options: GatewayOptions, logger: Logger): Pro
 
 export const gatewayComponent: ComponentSpec<typeof GATEWAY_SCHEMA> = {
   name: 'mqgateway',
-  description: 'Sluice gateway: REST (HTTP/JSON) and apache.rocketmq.v2 gRPC in front of the brokers',
+  description:
+    'Sluice gateway: REST (HTTP/JSON) and apache.rocketmq.v2 gRPC in front of the brokers',
   schema: GATEWAY_SCHEMA,
   namesrvKey: 'namesrvAddr',
   examples: `
 Examples:
   mqgateway -n localhost:9876
   mqgateway -n "ns1:9876;ns2:9876" httpPort=8080 grpcPort=8081
+  mqgateway -n localhost:9876 redisUrl=redis://127.0.0.1:6379     (or REDIS_URL=redis://…)
 `,
   start: startGateway,
 };

@@ -22,13 +22,13 @@
  */
 
 import { Code } from '../common/errors.js';
-import type { BrokerData } from '../common/generated/sluice/v1/BrokerData.js';
-import type { BrokerLiveInfo } from '../common/generated/sluice/v1/BrokerLiveInfo.js';
-import type { ClusterInfo } from '../common/generated/sluice/v1/ClusterInfo.js';
-import type { QueueData } from '../common/generated/sluice/v1/QueueData.js';
+import type { BrokerData__Output as BrokerData } from '../common/generated/sluice/v1/BrokerData.js';
+import type { BrokerLiveInfo__Output as BrokerLiveInfo } from '../common/generated/sluice/v1/BrokerLiveInfo.js';
+import type { ClusterInfo__Output as ClusterInfo } from '../common/generated/sluice/v1/ClusterInfo.js';
+import type { QueueData__Output as QueueData } from '../common/generated/sluice/v1/QueueData.js';
 import type { RegisterBrokerRequest__Output } from '../common/generated/sluice/v1/RegisterBrokerRequest.js';
 import type { TopicConfig__Output } from '../common/generated/sluice/v1/TopicConfig.js';
-import type { TopicRoute } from '../common/generated/sluice/v1/TopicRoute.js';
+import type { TopicRoute__Output as TopicRoute } from '../common/generated/sluice/v1/TopicRoute.js';
 import type { UnregisterBrokerRequest__Output } from '../common/generated/sluice/v1/UnregisterBrokerRequest.js';
 import { Perm } from '../common/names.js';
 
@@ -242,14 +242,18 @@ export class RouteTable {
         topic,
         queue_datas: [],
         broker_datas: [],
-        status: { code: Code.TOPIC_NOT_FOUND, message: `no route for topic '${topic}'` },
+        status: {
+          code: Code.TOPIC_NOT_FOUND,
+          message: `no route for topic '${topic}'`,
+          reason: '',
+        },
       };
     }
     return {
       topic,
       queue_datas: queueDatas,
       broker_datas: brokerDatas,
-      status: { code: Code.OK, message: 'OK' },
+      status: { code: Code.OK, message: 'OK', reason: '' },
     };
   }
 
@@ -335,14 +339,14 @@ export class RouteTable {
 
   /**
    * Clears the write bit of a group's broker-wide perm: no route offers its
-   * queues for writing. Returns how many of its topics lost write, or
-   * undefined when the group is unknown.
+   * queues for writing. Returns how many topics the group serves (RocketMQ
+   * counts every one, changed or not), or undefined when the group is unknown.
    */
   wipeWritePerm(brokerName: string): number | undefined {
     return this.changeBrokerPerm(brokerName, (perm) => perm & ~Perm.WRITE);
   }
 
-  /** Undoes wipeWritePerm. Returns how many topics regained write. */
+  /** Undoes wipeWritePerm; returns the same count. */
   addWritePerm(brokerName: string): number | undefined {
     return this.changeBrokerPerm(brokerName, (perm) => perm | Perm.WRITE);
   }
@@ -353,13 +357,8 @@ export class RouteTable {
   ): number | undefined {
     const group = this.groups.get(brokerName);
     if (!group) return undefined;
-    const before = [...group.topics.values()].map((t) => this.effectivePerm(group, t));
     group.adminPerm = change(group.adminPerm ?? group.registeredPerm);
-    let affected = 0;
-    [...group.topics.values()].forEach((t, i) => {
-      if (this.effectivePerm(group, t) !== before[i]) affected++;
-    });
-    return affected;
+    return group.topics.size;
   }
 
   private effectivePerm(group: BrokerGroup, topic: TopicConfig): number {

@@ -1,23 +1,39 @@
 /**
  * Pop / ack / change-invisible: the queue semantics the gateway exposes.
  *
- * Per (group, topic, queue) the service keeps:
- *  - ackOffset: every queue offset below it is settled (committed through the
- *    ConsumerOffsetManager, so it survives a restart);
- *  - popOffset: the next offset never handed out;
- *  - inflight: offsets handed out and not settled, each with its pop time,
- *    invisible duration and attempt;
- *  - acked: settled offsets above ackOffset (acks arrive out of order).
- * Invariant: ackOffset <= every inflight/acked offset < popOffset.
+ * State per (group, topic, queue) is a QueueState kept durable by the
+ * ConsumeStateStore: `base` (everything below settled), settled offsets above
+ * it, and the in-flight entries (pop time, invisible time, attempt). A pop
+ * journals its entries before it answers; an ack journals the settlement
+ * before it answers. So after a SIGKILL an un-acked message comes back only
+ * when its invisible time runs out, and an acked one never comes back.
  *
- * A message whose invisible time runs out is handed out again with attempt+1;
- * one that reaches maxReconsumeTimes deliveries goes to %DLQ%{group} instead.
- * After a restart, in-flight entries are forgotten: messages past the
- * committed offset are delivered again (at-least-once, never lost).
+ * Concurrent groups (RocketMQ's revive model): a message whose invisible time
+ * runs out un-acked is re-put by the ReviveService into `%RETRY%{group}` with
+ * reconsumeTimes = attempt, and the original offset is settled. A pop reads a
+ * topic's queues and the group's retry topic (alternating which comes first);
+ * retry records of the group's other topics wait in memory for their topic.
+ * A receipt handle names the topic it was read from (the %RETRY% topic for
+ * redeliveries), so an ack settles exactly one slot.
+ *
+ * Orderly (FIFO) groups (subscription group consume_message_orderly): a
+ * message group has at most one message in flight; its next message is
+ * handed out only after that one is acked or dead-lettered, and it is
+ * redelivered in place (same offset, attempt + 1) when its time runs out.
+ * Other message groups on the same queue keep flowing.
+ *
+ * Tag filters are applied by hash in the consume queue and re-checked on the
+ * string (the store does both); offsets a filter skips are settled for the group.
  */
 import { Code, errors, statusOf } from '../../common/errors.js';
 import type { StoredMessage } from '../../common/generated/sluice/v1/StoredMessage.js';
-import { checkGroupName, checkTopicName, dlqTopicOf, isReadable } from '../../common/names.js';
+import {
+  checkGroupName,
+  checkTopicName,
+  isReadable,
+  RETRY_TOPIC_PREFIX,
+  retryTopicOf,
+} from '../../common/names.js';
 import {
   decodeReceiptHandle,
   encodeReceiptHandle,
@@ -25,31 +41,28 @@ import {
 } from '../../common/receipt-handle.js';
 import type { StoredRecord, TagFilter } from '../store/index.js';
 import type { BrokerContext } from './broker-context.js';
+import { type InflightEntry, type QueueState, visibleAtOf } from './consume-state.js';
+import type { ConsumeStateStore } from './consume-state-store.js';
+import { InvisibleIndex } from './invisible-index.js';
 import { toStoredMessage } from './message-codec.js';
 import { SystemProperty } from './properties.js';
-import { parseTagFilter } from './tag-filter.js';
+import { deadLetterInput, ensureGroupTopics, maxDeliveriesOf, realTopicOf } from './redelivery.js';
+import { isInternalReader } from './system-topics.js';
+import { matchesTag, parseTagFilter } from './tag-filter.js';
 
 export const MIN_INVISIBLE_MS = 1_000;
 export const MAX_INVISIBLE_MS = 12 * 3600 * 1000;
 export const MAX_POP_BATCH = 1024;
 export const MAX_POLL_WAIT_MS = 60_000;
-
-interface InFlight {
-  popTime: number;
-  invisibleMs: number;
-  attempt: number;
-}
-
-interface QueueState {
-  ackOffset: number;
-  popOffset: number;
-  inflight: Map<number, InFlight>;
-  acked: Set<number>;
-}
+/** FIFO: records read ahead of the deliverable ones, per queue. */
+export const DEFAULT_FIFO_READ_AHEAD = 2048;
+/** Store reads per queue and pop at most (bounds work when filters skip a lot). */
+const MAX_READS_PER_QUEUE = 4;
 
 export interface PopRequest {
   group: string;
   topic: string;
+  /** -1 = every readable queue. */
   queueId: number;
   max: number;
   invisibleMs: number;
@@ -65,55 +78,84 @@ export interface SettleResult {
   receiptHandle?: string;
 }
 
+interface Target {
+  st: QueueState;
+  retry: boolean;
+}
+
+/** Output of one queue's turn: messages plus the durability of their journal records. */
+interface Taken {
+  messages: StoredMessage[];
+  durable: Promise<unknown>[];
+}
+
+const OK: SettleResult = { code: Code.OK, message: 'OK', reason: '' };
+
 export class PopService {
-  private readonly states = new Map<string, QueueState>();
   private readonly rr = new Map<string, number>();
+  /** Entries of concurrent (non-FIFO) deliveries, by when they become visible. */
+  readonly invisible = new InvisibleIndex();
+  /** Called when an entry was made visible early (change-invisible to 0): revive now. */
+  onVisibleNow: (() => void) | undefined;
+  deadLettered = 0;
 
-  constructor(private readonly ctx: BrokerContext) {}
-
-  private key(group: string, topic: string, queueId: number): string {
-    return `${group}\u0000${topic}\u0000${queueId}`;
+  constructor(
+    private readonly ctx: BrokerContext,
+    readonly states: ConsumeStateStore,
+  ) {
+    // In-flight concurrent entries recovered from the journal wait for the revive pass.
+    for (const st of states.all()) {
+      if (isInternalReader(st.group)) continue;
+      for (const e of st.inflight.values()) if (!e.fifo) this.invisible.add(st, e);
+    }
   }
 
   private state(group: string, topic: string, queueId: number): QueueState {
-    const k = this.key(group, topic, queueId);
-    let s = this.states.get(k);
-    if (!s) {
+    return this.states.obtain(group, topic, queueId, () => {
       const min = this.ctx.store.minOffset(topic, queueId);
       const committed = this.ctx.offsets.get(group, topic, queueId);
       // A new group starts at the earliest message still stored.
-      const start = Math.max(committed ?? min, min);
-      s = { ackOffset: start, popOffset: start, inflight: new Map(), acked: new Set() };
-      this.states.set(k, s);
-    }
-    // Retention may have removed what the group had not consumed: move it forward.
-    const min = this.ctx.store.minOffset(topic, queueId);
-    if (s.ackOffset < min) {
-      for (const o of s.inflight.keys()) if (o < min) s.inflight.delete(o);
-      for (const o of s.acked) if (o < min) s.acked.delete(o);
-      s.ackOffset = min;
-      s.popOffset = Math.max(s.popOffset, min);
-    }
-    return s;
+      return Math.max(committed ?? min, min);
+    });
   }
 
-  /** Drops cached state of a group's topic (after its offsets were reset). */
-  forget(group: string, topic: string): void {
-    const prefix = `${group}\u0000${topic}\u0000`;
-    for (const k of [...this.states.keys()]) if (k.startsWith(prefix)) this.states.delete(k);
+  /** Moves a group's position on one queue (offset reset); forgets its in-flight messages there. */
+  async resetOffset(group: string, topic: string, queueId: number, offset: number): Promise<void> {
+    const st = this.states.get(group, topic, queueId);
+    if (!st) return;
+    for (const e of st.inflight.values()) this.invisible.remove(e);
+    await this.states.reset(st, offset);
+  }
+
+  /** Forgets every state of a group (deleted), or of a topic when `topic` is given. */
+  async forget(group: string | undefined, topic?: string): Promise<void> {
+    const drops: Promise<void>[] = [];
+    for (const st of [...this.states.all()]) {
+      if (isInternalReader(st.group)) continue;
+      if (group !== undefined && st.group !== group) continue;
+      if (topic !== undefined && st.topic !== topic) continue;
+      for (const e of st.inflight.values()) this.invisible.remove(e);
+      drops.push(this.states.drop(st));
+    }
+    await Promise.all(drops);
   }
 
   /** Messages popped and not yet settled, for a group (all topics) or everything. */
   inFlightCount(group?: string, topic?: string, queueId?: number): number {
     let n = 0;
-    for (const [k, s] of this.states) {
-      const [g, t, q] = k.split('\u0000');
-      if (group !== undefined && g !== group) continue;
-      if (topic !== undefined && t !== topic) continue;
-      if (queueId !== undefined && Number(q) !== queueId) continue;
-      n += s.inflight.size;
+    for (const st of this.states.all()) {
+      if (isInternalReader(st.group)) continue;
+      if (group !== undefined && st.group !== group) continue;
+      if (topic !== undefined && st.topic !== topic) continue;
+      if (queueId !== undefined && st.queueId !== queueId) continue;
+      n += st.inflight.size;
     }
     return n;
+  }
+
+  /** Queue states of a group (for consumer progress). */
+  statesOf(group: string): QueueState[] {
+    return [...this.states.all()].filter((s) => s.group === group);
   }
 
   async pop(req: PopRequest): Promise<StoredMessage[]> {
@@ -125,6 +167,11 @@ export class PopService {
         `must be between ${MIN_INVISIBLE_MS} and ${MAX_INVISIBLE_MS} ms`,
       );
     }
+    if (topic.startsWith(RETRY_TOPIC_PREFIX)) {
+      throw errors.badRequest(
+        `pop '${topic.slice(RETRY_TOPIC_PREFIX.length)}' instead: retries come with it`,
+      );
+    }
     const max = Math.min(Math.max(1, req.max), MAX_POP_BATCH);
     const filter = parseTagFilter(req.filter);
     const config = this.ctx.topics.get(topic);
@@ -132,217 +179,522 @@ export class PopService {
     if (!isReadable(config.perm) || !isReadable(this.ctx.perm())) {
       throw errors.noPermission(`topic '${topic}' is not readable here`);
     }
+    if (req.queueId >= config.read_queue_nums) {
+      throw errors.badRequest(`queue ${req.queueId} does not exist for topic '${topic}'`);
+    }
     const groupConfig = await this.ctx.groups.require(group);
     if (!groupConfig.consume_enable) throw errors.forbidden(`group '${group}' may not consume`);
+    const fifo = groupConfig.consume_message_orderly;
+    const queueIds =
+      req.queueId >= 0
+        ? [req.queueId]
+        : Array.from({ length: config.read_queue_nums }, (_, i) => i);
+    const retryTopic = retryTopicOf(group);
     const deadline = this.ctx.clock() + Math.min(Math.max(0, req.waitMs), MAX_POLL_WAIT_MS);
     for (;;) {
-      const out = await this.popOnce(group, topic, config.read_queue_nums, req, max, filter);
+      const out = fifo
+        ? await this.popFifo(group, topic, queueIds, max, filter, req.invisibleMs)
+        : await this.popConcurrently(group, topic, queueIds, max, filter, req.invisibleMs);
       const now = this.ctx.clock();
       if (out.length > 0 || now >= deadline || req.signal?.aborted) return out;
-      // Sleep until a message arrives, the next in-flight message becomes visible, or the deadline.
-      const nextVisible = this.nextVisibleAt(group, topic);
-      const until = Math.min(deadline, nextVisible ?? deadline);
-      await this.ctx.notifier.wait([topic], Math.max(1, until - now), req.signal);
-    }
-  }
-
-  private nextVisibleAt(group: string, topic: string): number | undefined {
-    let next: number | undefined;
-    const prefix = `${group}\u0000${topic}\u0000`;
-    for (const [k, s] of this.states) {
-      if (!k.startsWith(prefix)) continue;
-      for (const f of s.inflight.values()) {
-        const at = f.popTime + f.invisibleMs;
-        if (next === undefined || at < next) next = at;
+      // Sleep until a message arrives (or, FIFO, an ack frees a message group or a
+      // message becomes visible again), or the deadline.
+      let until = deadline;
+      if (fifo) {
+        const states = queueIds.map((q) => this.state(group, topic, q));
+        const next = InvisibleIndex.earliest(states, true);
+        if (next !== undefined) until = Math.min(until, Math.max(next, now + 1));
       }
+      await this.ctx.notifier.wait(fifo ? [topic] : [topic, retryTopic], until - now, req.signal);
     }
-    return next;
   }
 
-  private async popOnce(
+  private nextRound(group: string, topic: string): number {
+    const k = `${group}\u0000${topic}`;
+    const n = this.rr.get(k) ?? 0;
+    this.rr.set(k, n + 1 >= Number.MAX_SAFE_INTEGER ? 0 : n + 1);
+    return n;
+  }
+
+  private async popConcurrently(
     group: string,
     topic: string,
-    queueNums: number,
-    req: PopRequest,
+    queueIds: number[],
     max: number,
     filter: TagFilter | null,
+    invisibleMs: number,
   ): Promise<StoredMessage[]> {
-    const out: StoredMessage[] = [];
-    const queues =
-      req.queueId >= 0 ? [req.queueId] : Array.from({ length: queueNums }, (_, i) => i);
-    const rrKey = `${group}\u0000${topic}`;
-    const start = this.rr.get(rrKey) ?? 0;
-    this.rr.set(rrKey, (start + 1) % Math.max(1, queues.length));
-    const maxAttempts =
-      this.ctx.groups.get(group)?.retry_max_times || this.ctx.options.maxReconsumeTimes;
-    for (let i = 0; i < queues.length && out.length < max; i++) {
-      const queueId = queues[(start + i) % queues.length]!;
-      const s = this.state(group, topic, queueId);
-      const now = this.ctx.clock();
-      // 1. Redeliveries whose invisible time ran out.
-      for (const [offset, f] of s.inflight) {
-        if (out.length >= max) break;
-        if (f.popTime + f.invisibleMs > now) continue;
-        const read = await this.ctx.store.read(topic, queueId, offset, 1);
-        const record = read.records[0];
-        if (!record || record.queueOffset !== offset) {
-          this.settle(group, topic, queueId, s, offset);
-          continue;
-        }
-        if (f.attempt >= maxAttempts) {
-          await this.toDeadLetter(group, record, f.attempt);
-          this.settle(group, topic, queueId, s, offset);
-          continue;
-        }
-        out.push(this.deliver(group, topic, queueId, s, record, f.attempt + 1, req.invisibleMs));
-      }
-      // 2. New messages.
-      if (out.length >= max) break;
-      const read = await this.ctx.store.read(topic, queueId, s.popOffset, max - out.length, filter);
-      const from = s.popOffset;
-      s.popOffset = Math.max(s.popOffset, read.nextOffset);
-      const delivered = new Set<number>();
-      for (const record of read.records) {
-        delivered.add(record.queueOffset);
-        out.push(this.deliver(group, topic, queueId, s, record, 1, req.invisibleMs));
-      }
-      // Entries skipped by the tag filter are settled for this group.
-      for (let o = from; o < s.popOffset; o++) {
-        if (!delivered.has(o)) this.settle(group, topic, queueId, s, o);
-      }
+    const round = this.nextRound(group, topic);
+    const targets: Target[] = [];
+    for (let i = 0; i < queueIds.length; i++) {
+      const q = queueIds[(round + i) % queueIds.length]!;
+      targets.push({ st: this.state(group, topic, q), retry: false });
     }
+    const retrySt = this.state(group, retryTopicOf(group), 0);
+    // Retries first on every other pop, so neither new messages nor retries starve.
+    if (round % 2 === 0) targets.unshift({ st: retrySt, retry: true });
+    else targets.push({ st: retrySt, retry: true });
+
+    const out: StoredMessage[] = [];
+    const durable: Promise<unknown>[] = [];
+    for (const t of targets) {
+      if (out.length >= max) break;
+      if (!this.hasWork(t, topic)) continue;
+      const taken = await t.st.withLock(() =>
+        t.retry
+          ? this.takeRetries(t.st, topic, max - out.length, filter, invisibleMs)
+          : this.takeNew(t.st, max - out.length, filter, invisibleMs),
+      );
+      out.push(...taken.messages);
+      durable.push(...taken.durable);
+    }
+    // Answer only once the deliveries are journalled: a crash after this point
+    // brings them back when their invisible time runs out, not before.
+    await Promise.all(durable);
     return out;
   }
 
-  private deliver(
-    group: string,
-    topic: string,
-    queueId: number,
-    s: QueueState,
-    record: StoredRecord,
-    attempt: number,
-    invisibleMs: number,
-  ): StoredMessage {
-    const popTime = this.ctx.clock();
-    s.inflight.set(record.queueOffset, { popTime, invisibleMs, attempt });
-    const handle = this.encode({
-      brokerName: this.ctx.options.brokerName,
-      topic,
-      queueId,
-      offset: record.queueOffset,
-      popTime,
-      invisibleMs,
-      attempt,
-      group,
-    });
-    return toStoredMessage(record, this.ctx.options.brokerName, {
-      deliveryAttempt: attempt,
-      receiptHandle: handle,
-    });
+  /** Cheap check (no I/O) whether a queue may have something to hand out. */
+  private hasWork(t: Target, topic: string): boolean {
+    if (t.retry && (t.st.deferred.get(topic)?.length ?? 0) > 0) return true;
+    return t.st.readAhead < this.ctx.store.maxOffset(t.st.topic, t.st.queueId);
   }
 
-  private encode(h: ReceiptHandle): string {
+  private entryFor(
+    r: StoredRecord,
+    popTime: number,
+    invisibleMs: number,
+    fifo: boolean,
+  ): InflightEntry {
+    return {
+      offset: r.queueOffset,
+      physicalOffset: r.physicalOffset,
+      popTime,
+      invisibleMs,
+      attempt: r.reconsumeTimes + 1,
+      messageGroup: fifo ? (r.properties[SystemProperty.MESSAGE_GROUP] ?? '') : '',
+      fifo,
+    };
+  }
+
+  private handleOf(st: QueueState, e: InflightEntry): string {
+    const h: ReceiptHandle = {
+      brokerName: this.ctx.options.brokerName,
+      topic: st.topic,
+      queueId: st.queueId,
+      offset: e.offset,
+      popTime: e.popTime,
+      invisibleMs: e.invisibleMs,
+      attempt: e.attempt,
+      group: st.group,
+    };
     return encodeReceiptHandle(h, this.ctx.options.receiptHandleSecret);
   }
 
-  /** Marks an offset settled and moves the committed offset over settled ones. */
-  private settle(group: string, topic: string, queueId: number, s: QueueState, offset: number): void {
-    s.inflight.delete(offset);
-    if (offset < s.ackOffset) return;
-    s.acked.add(offset);
-    const before = s.ackOffset;
-    while (s.acked.delete(s.ackOffset)) s.ackOffset++;
-    if (s.ackOffset !== before) this.ctx.offsets.commit(group, topic, queueId, s.ackOffset);
+  private message(st: QueueState, r: StoredRecord, e: InflightEntry): StoredMessage {
+    return toStoredMessage(r, this.ctx.options.brokerName, {
+      deliveryAttempt: e.attempt,
+      receiptHandle: this.handleOf(st, e),
+    });
   }
 
-  /** Finds the in-flight entry a handle names; throws when forged or stale. */
+  /**
+   * Offsets in [from, to) that the read passed over without returning (filtered
+   * out, or below the store's min offset) are settled for the group.
+   */
+  private skippedRuns(
+    st: QueueState,
+    from: number,
+    to: number,
+    returned: readonly StoredRecord[],
+  ): Array<[number, number]> {
+    const runs: Array<[number, number]> = [];
+    let cursor = Math.max(from, st.base);
+    const close = (end: number) => {
+      // Split around offsets that are in flight (a restart re-reads from base).
+      let s = cursor;
+      for (let o = cursor; o < end; o++) {
+        if (st.inflight.has(o)) {
+          if (o > s) runs.push([s, o]);
+          s = o + 1;
+        }
+      }
+      if (end > s) runs.push([s, end]);
+    };
+    for (const r of returned) {
+      if (r.queueOffset > cursor) close(r.queueOffset);
+      cursor = Math.max(cursor, r.queueOffset + 1);
+    }
+    if (to > cursor) close(to);
+    return runs;
+  }
+
+  /** New messages of one queue (caller holds the queue's lock). */
+  private async takeNew(
+    st: QueueState,
+    max: number,
+    filter: TagFilter | null,
+    invisibleMs: number,
+  ): Promise<Taken> {
+    const messages: StoredMessage[] = [];
+    const entries: InflightEntry[] = [];
+    const skipped: Array<[number, number]> = [];
+    for (let reads = 0; reads < MAX_READS_PER_QUEUE && messages.length < max; reads++) {
+      const from = st.readAhead;
+      if (from >= this.ctx.store.maxOffset(st.topic, st.queueId)) break;
+      const read = await this.ctx.store.read(
+        st.topic,
+        st.queueId,
+        from,
+        max - messages.length,
+        filter,
+      );
+      const popTime = this.ctx.clock();
+      for (const r of read.records) {
+        if (!st.isOpen(r.queueOffset)) continue; // settled or in flight (re-read after a restart)
+        const e = this.entryFor(r, popTime, invisibleMs, false);
+        entries.push(e);
+        messages.push(this.message(st, r, e));
+      }
+      skipped.push(...this.skippedRuns(st, from, read.nextOffset, read.records));
+      st.readAhead = Math.max(st.readAhead, read.nextOffset);
+      if (read.nextOffset <= from) break;
+    }
+    const durable: Promise<unknown>[] = [];
+    if (entries.length > 0) {
+      durable.push(this.states.put(st, entries));
+      for (const e of entries) this.invisible.add(st, e);
+    }
+    if (skipped.length > 0) durable.push(this.states.settle(st, skipped));
+    return { messages, durable };
+  }
+
+  /**
+   * Retry records for `topic` from the group's retry queue (caller holds its
+   * lock). Records of the group's other topics are kept aside for them; the
+   * group's filter applies to retries as to new messages.
+   */
+  private async takeRetries(
+    st: QueueState,
+    topic: string,
+    max: number,
+    filter: TagFilter | null,
+    invisibleMs: number,
+  ): Promise<Taken> {
+    const messages: StoredMessage[] = [];
+    const entries: InflightEntry[] = [];
+    const settled: number[] = [];
+    const deliver = (r: StoredRecord, popTime: number) => {
+      if (!matchesTag(filter, r.tag)) {
+        settled.push(r.queueOffset);
+        return;
+      }
+      const e = this.entryFor(r, popTime, invisibleMs, false);
+      entries.push(e);
+      messages.push(this.message(st, r, e));
+    };
+    const waiting = st.deferred.get(topic);
+    if (waiting && waiting.length > 0) {
+      const take = waiting.splice(0, max);
+      if (waiting.length === 0) st.deferred.delete(topic);
+      const records = await Promise.all(take.map((d) => this.ctx.store.readAt(d.physicalOffset)));
+      const popTime = this.ctx.clock();
+      records.forEach((r, i) => {
+        const offset = take[i]!.offset;
+        if (!st.isOpen(offset)) return;
+        if (!r) settled.push(offset);
+        else deliver(r, popTime);
+      });
+    }
+    for (let reads = 0; reads < MAX_READS_PER_QUEUE && messages.length < max; reads++) {
+      const from = st.readAhead;
+      if (from >= this.ctx.store.maxOffset(st.topic, st.queueId)) break;
+      const read = await this.ctx.store.read(st.topic, st.queueId, from, max - messages.length);
+      const popTime = this.ctx.clock();
+      for (const r of read.records) {
+        if (!st.isOpen(r.queueOffset)) continue;
+        const real = realTopicOf(r);
+        if (real !== topic) {
+          let list = st.deferred.get(real);
+          if (!list) {
+            list = [];
+            st.deferred.set(real, list);
+          }
+          list.push({ offset: r.queueOffset, physicalOffset: r.physicalOffset });
+          continue;
+        }
+        deliver(r, popTime);
+      }
+      const runs = this.skippedRuns(st, from, read.nextOffset, read.records);
+      for (const [a, b] of runs) for (let o = a; o < b; o++) settled.push(o);
+      st.readAhead = Math.max(st.readAhead, read.nextOffset);
+      if (read.nextOffset <= from) break;
+    }
+    const durable: Promise<unknown>[] = [];
+    if (entries.length > 0) {
+      durable.push(this.states.put(st, entries));
+      for (const e of entries) this.invisible.add(st, e);
+    }
+    if (settled.length > 0) durable.push(this.states.settleOffsets(st, settled));
+    return { messages, durable };
+  }
+
+  // ---------------------------------------------------------------- FIFO
+
+  private async popFifo(
+    group: string,
+    topic: string,
+    queueIds: number[],
+    max: number,
+    filter: TagFilter | null,
+    invisibleMs: number,
+  ): Promise<StoredMessage[]> {
+    const round = this.nextRound(group, topic);
+    const out: StoredMessage[] = [];
+    const durable: Promise<unknown>[] = [];
+    for (let i = 0; i < queueIds.length && out.length < max; i++) {
+      const st = this.state(group, topic, queueIds[(round + i) % queueIds.length]!);
+      const taken = await st.withLock(() =>
+        this.takeFifo(st, max - out.length, filter, invisibleMs),
+      );
+      out.push(...taken.messages);
+      durable.push(...taken.durable);
+    }
+    await Promise.all(durable);
+    return out;
+  }
+
+  /** One FIFO queue's turn (caller holds its lock). */
+  private async takeFifo(
+    st: QueueState,
+    max: number,
+    filter: TagFilter | null,
+    invisibleMs: number,
+  ): Promise<Taken> {
+    const messages: StoredMessage[] = [];
+    const entries: InflightEntry[] = [];
+    const settled: number[] = [];
+    const durable: Promise<unknown>[] = [];
+    const busy = new Set<string>();
+    const now = this.ctx.clock();
+    const maxDeliveries = maxDeliveriesOf(this.ctx, st.group);
+
+    // 1. In flight: each blocks its message group; those whose time ran out go again.
+    const due: InflightEntry[] = [];
+    for (const e of [...st.inflight.values()].sort((a, b) => a.offset - b.offset)) {
+      if (!e.fifo) continue; // delivered before the group turned orderly: the revive pass has it
+      if (visibleAtOf(e) <= now && !busy.has(e.messageGroup)) due.push(e);
+      busy.add(e.messageGroup);
+    }
+    const dead: Array<[StoredRecord, number]> = [];
+    for (const e of due) {
+      if (messages.length >= max) break;
+      const r = await this.ctx.store.readAt(e.physicalOffset);
+      if (st.inflight.get(e.offset) !== e) continue; // acked late, while we read it
+      if (!r) {
+        settled.push(e.offset);
+        busy.delete(e.messageGroup);
+        continue;
+      }
+      if (e.attempt >= maxDeliveries) {
+        dead.push([r, e.attempt]);
+        settled.push(e.offset);
+        busy.delete(e.messageGroup);
+        continue;
+      }
+      const next: InflightEntry = {
+        ...e,
+        popTime: Math.max(this.ctx.clock(), e.popTime + 1),
+        invisibleMs,
+        attempt: e.attempt + 1,
+      };
+      entries.push(next);
+      messages.push(this.message(st, r, next));
+    }
+    if (dead.length > 0) {
+      // Dead-letter first: the group's next message may go out only after this is durable.
+      await this.toDeadLetter(st.group, dead);
+      durable.push(this.states.settleOffsets(st, settled.splice(0)));
+    }
+
+    // 2. Read-ahead records: the first one of each free message group goes out.
+    for (let reads = 0; reads <= MAX_READS_PER_QUEUE && messages.length < max; reads++) {
+      const popTime = this.ctx.clock();
+      const keep: StoredRecord[] = [];
+      for (const r of st.pending) {
+        if (!st.isOpen(r.queueOffset)) continue; // settled meanwhile (offset reset)
+        const g = r.properties[SystemProperty.MESSAGE_GROUP] ?? '';
+        if (messages.length >= max || busy.has(g)) {
+          keep.push(r);
+          busy.add(g);
+          continue;
+        }
+        busy.add(g);
+        const e = this.entryFor(r, popTime, invisibleMs, true);
+        entries.push(e);
+        messages.push(this.message(st, r, e));
+      }
+      st.pending = keep;
+      if (messages.length >= max || reads === MAX_READS_PER_QUEUE) break;
+      if (st.pending.length >= DEFAULT_FIFO_READ_AHEAD) break;
+      const from = st.readAhead;
+      if (from >= this.ctx.store.maxOffset(st.topic, st.queueId)) break;
+      const read = await this.ctx.store.read(
+        st.topic,
+        st.queueId,
+        from,
+        DEFAULT_FIFO_READ_AHEAD - st.pending.length,
+        filter,
+      );
+      for (const r of read.records) if (st.isOpen(r.queueOffset)) st.pending.push(r);
+      const runs = this.skippedRuns(st, from, read.nextOffset, read.records);
+      if (runs.length > 0) durable.push(this.states.settle(st, runs));
+      st.readAhead = Math.max(st.readAhead, read.nextOffset);
+      if (read.nextOffset <= from) break;
+    }
+    if (entries.length > 0) durable.push(this.states.put(st, entries));
+    if (settled.length > 0) durable.push(this.states.settleOffsets(st, settled));
+    return { messages, durable };
+  }
+
+  // ---------------------------------------------------------------- settle
+
+  /** Finds the live in-flight entry a handle names; throws when forged or stale. */
   private resolve(
     group: string,
     topic: string,
     text: string,
-  ): { h: ReceiptHandle; s: QueueState; f: InFlight } {
+  ): { st: QueueState; e: InflightEntry; h: ReceiptHandle } {
     const h = decodeReceiptHandle(text, this.ctx.options.receiptHandleSecret);
     if (h.brokerName !== this.ctx.options.brokerName) {
       throw errors.invalidReceiptHandle(`handle belongs to broker ${h.brokerName}`);
     }
     if (h.group !== group) throw errors.invalidReceiptHandle(`handle belongs to group ${h.group}`);
-    if (h.topic !== topic) throw errors.invalidReceiptHandle(`handle belongs to topic ${h.topic}`);
-    const s = this.state(group, topic, h.queueId);
-    const f = s.inflight.get(h.offset);
-    if (!f || f.popTime !== h.popTime) throw errors.receiptHandleExpired();
-    return { h, s, f };
+    if (h.topic !== topic && h.topic !== retryTopicOf(group)) {
+      throw errors.invalidReceiptHandle(`handle belongs to topic ${h.topic}`);
+    }
+    const st = this.states.get(group, h.topic, h.queueId);
+    const e = st?.inflight.get(h.offset);
+    if (!st || !e || e.popTime !== h.popTime) throw errors.receiptHandleExpired();
+    return { st, e, h };
   }
 
-  ack(group: string, topic: string, handles: readonly string[]): SettleResult[] {
-    return handles.map((text) => {
+  /** Acks a batch; answers per handle, once the settlements are journalled. */
+  async ack(group: string, topic: string, handles: readonly string[]): Promise<SettleResult[]> {
+    const results: SettleResult[] = new Array(handles.length);
+    const byState = new Map<QueueState, number[]>();
+    let fifo = false;
+    handles.forEach((text, i) => {
       try {
-        const { h, s } = this.resolve(group, topic, text);
-        this.settle(group, topic, h.queueId, s, h.offset);
-        return { code: Code.OK, message: 'OK', reason: '' };
+        const { st, e } = this.resolve(group, topic, text);
+        this.invisible.remove(e);
+        st.inflight.delete(e.offset);
+        fifo ||= e.fifo;
+        let list = byState.get(st);
+        if (!list) {
+          list = [];
+          byState.set(st, list);
+        }
+        list.push(e.offset);
+        results[i] = OK;
       } catch (err) {
-        return statusOf(err);
+        results[i] = statusOf(err);
       }
     });
+    const writes = [...byState].map(([st, offsets]) => this.states.settleOffsets(st, offsets));
+    try {
+      await Promise.all(writes);
+    } catch (err) {
+      const failed = statusOf(errors.internal('ack could not be persisted', err));
+      return results.map((r) => (r === OK ? failed : r));
+    }
+    if (fifo) this.ctx.notifier.notify(topic); // a message group is free again
+    return results;
   }
 
-  changeInvisible(
+  async changeInvisible(
     group: string,
     topic: string,
     entries: readonly { receipt_handle: string; invisible_ms: number }[],
-  ): SettleResult[] {
-    return entries.map((entry) => {
+  ): Promise<SettleResult[]> {
+    const results: SettleResult[] = new Array(entries.length);
+    const writes: Promise<void>[] = [];
+    let visibleNow = false;
+    let fifoNow = false;
+    entries.forEach((entry, i) => {
       try {
         if (entry.invisible_ms < 0 || entry.invisible_ms > MAX_INVISIBLE_MS) {
-          throw errors.illegalInvisibleTime(entry.invisible_ms, `must be 0..${MAX_INVISIBLE_MS} ms`);
+          throw errors.illegalInvisibleTime(
+            entry.invisible_ms,
+            `must be 0..${MAX_INVISIBLE_MS} ms`,
+          );
         }
-        const { h, f } = this.resolve(group, topic, entry.receipt_handle);
-        f.popTime = this.ctx.clock();
-        f.invisibleMs = entry.invisible_ms;
-        if (entry.invisible_ms === 0) this.ctx.notifier.notify(topic);
-        return {
-          code: Code.OK,
-          message: 'OK',
-          reason: '',
-          receiptHandle: this.encode({ ...h, popTime: f.popTime, invisibleMs: f.invisibleMs }),
+        const { st, e } = this.resolve(group, topic, entry.receipt_handle);
+        const next: InflightEntry = {
+          ...e,
+          popTime: Math.max(this.ctx.clock(), e.popTime + 1),
+          invisibleMs: entry.invisible_ms,
         };
+        if (!e.fifo) {
+          this.invisible.remove(e);
+          this.invisible.add(st, next);
+        }
+        writes.push(this.states.put(st, [next]));
+        if (entry.invisible_ms === 0) {
+          if (e.fifo) fifoNow = true;
+          else visibleNow = true;
+        }
+        results[i] = { ...OK, receiptHandle: this.handleOf(st, next) };
       } catch (err) {
-        return statusOf(err);
+        results[i] = statusOf(err);
       }
     });
+    await Promise.all(writes);
+    if (visibleNow) this.onVisibleNow?.();
+    if (fifoNow) this.ctx.notifier.notify(topic);
+    return results;
   }
 
+  /**
+   * Moves the message a handle names to %DLQ%{group} now. Runs under the
+   * queue's lock so a FIFO group's next message cannot go out before this
+   * one is durably dead-lettered.
+   */
   async forwardToDeadLetter(group: string, topic: string, handle: string): Promise<void> {
-    const { h, s, f } = this.resolve(group, topic, handle);
-    const read = await this.ctx.store.read(topic, h.queueId, h.offset, 1);
-    const record = read.records[0];
-    if (record && record.queueOffset === h.offset) await this.toDeadLetter(group, record, f.attempt);
-    this.settle(group, topic, h.queueId, s, h.offset);
+    const { st, e } = this.resolve(group, topic, handle);
+    await st.withLock(async () => {
+      if (st.inflight.get(e.offset) !== e) throw errors.receiptHandleExpired();
+      this.invisible.remove(e);
+      st.inflight.delete(e.offset);
+      try {
+        const r = await this.ctx.store.readAt(e.physicalOffset);
+        if (r) await this.toDeadLetter(group, [[r, e.attempt]]);
+      } catch (err) {
+        // Not moved: keep it in flight so it is retried normally.
+        st.inflight.set(e.offset, e);
+        if (!e.fifo) this.invisible.add(st, e);
+        throw err;
+      }
+      await this.states.settleOffsets(st, [e.offset]);
+    });
+    if (e.fifo) this.ctx.notifier.notify(topic);
   }
 
-  private async toDeadLetter(group: string, record: StoredRecord, attempts: number): Promise<void> {
-    const dlq = dlqTopicOf(group);
-    await this.ctx.topics.getOrCreate(dlq, true, 1);
-    await this.ctx.store.appendBatch([
-      {
-        topic: dlq,
-        queueId: 0,
-        body: record.body,
-        tag: record.tag,
-        keys: record.keys,
-        properties: {
-          ...record.properties,
-          [SystemProperty.REAL_TOPIC]: record.properties[SystemProperty.REAL_TOPIC] ?? record.topic,
-          [SystemProperty.ORIGIN_MESSAGE_ID]: record.messageId,
-        },
-        messageId: record.messageId,
-        bornTimestamp: record.bornTimestamp,
-        bornHost: record.bornHost,
-        reconsumeTimes: attempts,
-      },
-    ]);
-    this.ctx.logger.info(
-      { group, topic: record.topic, messageId: record.messageId, attempts },
-      'message moved to dead-letter queue',
-    );
+  /** Appends records to %DLQ%{group} (one batch). */
+  async toDeadLetter(
+    group: string,
+    dead: ReadonlyArray<readonly [StoredRecord, number]>,
+  ): Promise<void> {
+    if (dead.length === 0) return;
+    const inputs = dead.map(([r, attempts]) => deadLetterInput(group, r, attempts));
+    await ensureGroupTopics(this.ctx, inputs);
+    await this.ctx.store.appendBatch(inputs);
+    this.deadLettered += dead.length;
+    for (const [r, attempts] of dead) {
+      this.ctx.logger.info(
+        { group, topic: realTopicOf(r), messageId: r.messageId, attempts },
+        'message moved to dead-letter queue',
+      );
+    }
   }
 }

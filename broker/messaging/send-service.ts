@@ -1,15 +1,28 @@
 /**
- * Send: validates a batch, picks each message's queue, appends the valid ones
- * to the store in one call and answers per entry.
+ * Send: validates a batch, picks each message's queue, appends every valid
+ * message with ONE appendBatch and answers per entry.
+ *
+ *  - queue: the entry's queue_id when given, else the hash of its message
+ *    group (FIFO: a group always lands on one queue), else round robin over
+ *    the topic's writable queues;
+ *  - a future delivery time or a delay level → the timer topic (TimerService);
+ *  - transactional → the half topic (TransactionService), answered with a
+ *    transaction_id;
+ *  - a failing entry (too large, reserved property, bad delay …) fails alone.
  */
 import { Code, errors, statusOf } from '../../common/errors.js';
+import type { Message__Output } from '../../common/generated/sluice/v1/Message.js';
 import type { SendEntry__Output } from '../../common/generated/sluice/v1/SendEntry.js';
 import type { SendResult } from '../../common/generated/sluice/v1/SendResult.js';
 import { checkTopicName, isWritable } from '../../common/names.js';
+import type { TopicConfig } from '../metadata/topic-config-manager.js';
 import type { MessageInput } from '../store/index.js';
 import { newUniqueMessageId } from '../store/message-id.js';
 import type { BrokerContext } from './broker-context.js';
 import { isReservedProperty, SystemProperty } from './properties.js';
+import { isSystemTopic } from './system-topics.js';
+import type { TimerService } from './timer-service.js';
+import type { TransactionService } from './transaction-service.js';
 
 /** Java's String.hashCode, so a message group maps to the queue RocketMQ would pick. */
 function javaHash(s: string): number {
@@ -18,14 +31,31 @@ function javaHash(s: string): number {
   return h;
 }
 
-function failed(err: unknown): SendResult {
-  return { status: statusOf(err) };
+/** True when text holds a character that would break the stored `k\u0001v\u0002` property framing. */
+function hasSeparator(text: string): boolean {
+  return text.includes('\u0001') || text.includes('\u0002');
+}
+
+const OK_STATUS = { code: Code.OK, message: 'OK', reason: '' };
+
+type Kind = 'normal' | 'timer' | 'half';
+
+interface Prepared {
+  input: MessageInput;
+  kind: Kind;
+  /** Queue chosen in the real topic (timer and half records are stored in queue 0 of their topic). */
+  queueId: number;
+  dueAt: number;
 }
 
 export class SendService {
   private readonly roundRobin = new Map<string, number>();
 
-  constructor(private readonly ctx: BrokerContext) {}
+  constructor(
+    private readonly ctx: BrokerContext,
+    private readonly timer: TimerService,
+    private readonly transactions: TransactionService,
+  ) {}
 
   /** Throws when this broker takes no writes at all (slave, or write permission wiped). */
   checkWritable(): void {
@@ -38,75 +68,173 @@ export class SendService {
 
   async send(entries: readonly SendEntry__Output[]): Promise<SendResult[]> {
     this.checkWritable();
+    const configs = await this.topicConfigs(entries);
+    const now = this.ctx.clock();
     const results: SendResult[] = new Array(entries.length);
-    const inputs: MessageInput[] = [];
+    const prepared: Prepared[] = [];
     const slots: number[] = [];
     for (let i = 0; i < entries.length; i++) {
       try {
-        inputs.push(await this.prepare(entries[i]!));
+        prepared.push(this.prepare(entries[i]!, configs, now));
         slots.push(i);
       } catch (err) {
-        results[i] = failed(err);
+        results[i] = { status: statusOf(err) };
       }
     }
-    if (inputs.length > 0) {
-      try {
-        const appended = await this.ctx.store.appendBatch(inputs);
-        appended.forEach((r, j) => {
-          results[slots[j]!] = {
-            status: { code: Code.OK, message: 'OK' },
-            message_id: r.messageId,
-            offset_message_id: r.offsetMessageId,
-            queue_id: inputs[j]!.queueId,
-            queue_offset: r.queueOffset,
-            physical_offset: r.physicalOffset,
-          };
-        });
-      } catch (err) {
-        for (const slot of slots) results[slot] = failed(err);
-      }
+    if (prepared.length === 0) return results;
+    let appended: Awaited<ReturnType<typeof this.ctx.store.appendBatch>>;
+    try {
+      appended = await this.ctx.store.appendBatch(prepared.map((p) => p.input));
+    } catch (err) {
+      const status = statusOf(err);
+      for (const slot of slots) results[slot] = { status };
+      return results;
     }
+    const timerResults = [];
+    const timerDue = [];
+    const halfResults = [];
+    const halfInputs = [];
+    for (let j = 0; j < prepared.length; j++) {
+      const p = prepared[j]!;
+      const r = appended[j]!;
+      if (p.kind === 'timer') {
+        timerResults.push(r);
+        timerDue.push(p.dueAt);
+      } else if (p.kind === 'half') {
+        halfResults.push(r);
+        halfInputs.push(p.input);
+      }
+      results[slots[j]!] = {
+        status: OK_STATUS,
+        message_id: r.messageId,
+        offset_message_id: r.offsetMessageId,
+        queue_id: p.queueId,
+        queue_offset: r.queueOffset,
+        physical_offset: r.physicalOffset,
+        transaction_id: p.kind === 'half' ? r.offsetMessageId : '',
+      };
+    }
+    if (timerResults.length > 0) this.timer.track(timerResults, timerDue);
+    if (halfResults.length > 0) this.transactions.track(halfResults, halfInputs);
     return results;
   }
 
-  private async prepare(entry: SendEntry__Output): Promise<MessageInput> {
+  /** Each distinct topic's config, created when auto-creation is on; null when unknown. */
+  private async topicConfigs(
+    entries: readonly SendEntry__Output[],
+  ): Promise<Map<string, TopicConfig | null>> {
+    const out = new Map<string, TopicConfig | null>();
+    for (const e of entries) {
+      const topic = e.message?.topic;
+      if (topic === undefined || out.has(topic)) continue;
+      const known = this.ctx.topics.get(topic);
+      if (known) {
+        out.set(topic, known);
+        continue;
+      }
+      try {
+        checkTopicName(topic);
+        if (isSystemTopic(topic)) throw errors.illegalTopic(topic, 'reserved for the broker');
+        out.set(topic, (await this.ctx.topics.getOrCreate(topic)) ?? null);
+      } catch {
+        out.set(topic, null); // prepare() reports the reason per entry
+      }
+    }
+    return out;
+  }
+
+  private prepare(
+    entry: SendEntry__Output,
+    configs: Map<string, TopicConfig | null>,
+    now: number,
+  ): Prepared {
     const m = entry.message;
     if (!m) throw errors.badRequest('send entry has no message');
     const topic = checkTopicName(m.topic);
+    if (isSystemTopic(topic)) throw errors.illegalTopic(topic, 'reserved for the broker');
     const max = this.ctx.options.maxMessageSize;
     if (m.body.length > max) throw errors.bodyTooLarge(m.body.length, max);
-    const config = await this.ctx.topics.getOrCreate(topic);
+    const config = configs.get(topic);
     if (!config) throw errors.topicNotFound(topic);
     if (!isWritable(config.perm)) throw errors.noPermission(`topic '${topic}' is not writable`);
-    const properties: Record<string, string> = {};
-    for (const [k, v] of Object.entries(m.properties)) {
-      if (isReservedProperty(k)) {
-        throw errors.illegalPropertyKey(k);
+    checkTag(m.tag);
+    for (const k of m.keys) checkKey(k);
+    const properties = userPropertiesOf(m);
+    if (m.message_group) {
+      if (hasSeparator(m.message_group)) {
+        throw errors.fromStatus(
+          Code.ILLEGAL_MESSAGE_GROUP,
+          'message group contains a control character',
+        );
       }
-      properties[k] = v;
+      properties[SystemProperty.MESSAGE_GROUP] = m.message_group;
     }
-    if (m.message_group) properties[SystemProperty.MESSAGE_GROUP] = m.message_group;
     if (m.traceparent) properties[SystemProperty.TRACEPARENT] = m.traceparent;
     if (m.tracestate) properties[SystemProperty.TRACESTATE] = m.tracestate;
     if (m.producer_group) properties[SystemProperty.PRODUCER_GROUP] = m.producer_group;
-    return {
+    const dueAt = this.timer.dueTime(m.delivery_timestamp_ms, m.delay_level, now);
+    if (dueAt > 0 && m.transactional) {
+      throw errors.fromStatus(
+        Code.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE,
+        'a transactional message cannot have a delivery time or delay level',
+      );
+    }
+    if (m.delay_level > 0) properties[SystemProperty.DELAY_LEVEL] = String(m.delay_level);
+    const queueId = this.pickQueue(topic, config.write_queue_nums, entry.queue_id, m.message_group);
+    const input: MessageInput = {
       topic,
-      queueId: this.pickQueue(topic, config.write_queue_nums, entry.queue_id, m.message_group),
+      queueId,
       body: m.body,
       tag: m.tag,
       keys: m.keys,
       properties,
       messageId: m.message_id || newUniqueMessageId(),
-      bornTimestamp: m.born_timestamp_ms || this.ctx.clock(),
+      bornTimestamp: m.born_timestamp_ms || now,
       bornHost: m.born_host || '127.0.0.1:0',
     };
+    if (dueAt > 0) return { input: this.timer.wrap(input, dueAt), kind: 'timer', queueId, dueAt };
+    if (m.transactional)
+      return { input: this.transactions.wrap(input), kind: 'half', queueId, dueAt };
+    return { input, kind: 'normal', queueId, dueAt };
   }
 
   private pickQueue(topic: string, writeQueues: number, requested: number, group: string): number {
     if (requested >= 0 && requested < writeQueues) return requested;
     if (group) return Math.abs(javaHash(group)) % writeQueues;
-    const next = (this.roundRobin.get(topic) ?? -1) + 1;
-    this.roundRobin.set(topic, next % writeQueues);
-    return next % writeQueues;
+    const next = ((this.roundRobin.get(topic) ?? -1) + 1) % writeQueues;
+    this.roundRobin.set(topic, next);
+    return next;
   }
+}
+
+function checkTag(tag: string): void {
+  if (tag.length === 0) return;
+  if (tag.includes('||') || hasSeparator(tag) || tag.trim().length === 0) {
+    throw errors.illegalTag(tag, "must not be blank or contain '||' or control characters");
+  }
+}
+
+function checkKey(key: string): void {
+  if (key.length === 0 || /\s/.test(key) || hasSeparator(key)) {
+    throw errors.fromStatus(
+      Code.ILLEGAL_MESSAGE_KEY,
+      `illegal key '${key}': must be non-empty without whitespace`,
+    );
+  }
+}
+
+function userPropertiesOf(m: Message__Output): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k in m.properties) {
+    const v = m.properties[k]!;
+    if (isReservedProperty(k)) throw errors.illegalPropertyKey(k);
+    if (k.length === 0 || hasSeparator(k) || hasSeparator(v)) {
+      throw errors.fromStatus(
+        Code.ILLEGAL_MESSAGE_PROPERTY_KEY,
+        `property '${k}' has an empty name or a control character`,
+      );
+    }
+    out[k] = v;
+  }
+  return out;
 }

@@ -79,7 +79,11 @@ export class TopicConfigManager {
    * The topic's config, creating it when auto-creation is on (or `force`,
    * for system topics such as %RETRY% and %DLQ%). Undefined when unknown.
    */
-  async getOrCreate(topic: string, force = false, queueNums?: number): Promise<TopicConfig | undefined> {
+  async getOrCreate(
+    topic: string,
+    force = false,
+    queueNums?: number,
+  ): Promise<TopicConfig | undefined> {
     const existing = this.topics.get(topic);
     if (existing) return existing;
     if (!force && !this.defaults.autoCreateTopicEnable) return undefined;

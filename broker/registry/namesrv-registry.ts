@@ -5,10 +5,10 @@
  * re-registration so routes follow without waiting a full interval.
  */
 import { credentials } from '@grpc/grpc-js';
+import type { Empty__Output } from '../../common/generated/sluice/v1/Empty.js';
 import type { NameServerClient } from '../../common/generated/sluice/v1/NameServer.js';
 import type { RegisterBrokerRequest } from '../../common/generated/sluice/v1/RegisterBrokerRequest.js';
 import type { RegisterBrokerResponse__Output } from '../../common/generated/sluice/v1/RegisterBrokerResponse.js';
-import type { Empty__Output } from '../../common/generated/sluice/v1/Empty.js';
 import type { UnregisterBrokerRequest } from '../../common/generated/sluice/v1/UnregisterBrokerRequest.js';
 import { callUnary, GRPC_CHANNEL_OPTIONS } from '../../common/grpc.js';
 import type { Logger } from '../../common/logger.js';
@@ -79,7 +79,10 @@ export class NamesrvRegistry {
           if (res.master_addr) this.deps.onMasterAddr?.(res.master_addr);
         } catch (err) {
           if (c.ok) {
-            this.deps.logger.warn({ namesrv: c.addr, err: (err as Error).message }, 'name server unreachable');
+            this.deps.logger.warn(
+              { namesrv: c.addr, err: (err as Error).message },
+              'name server unreachable',
+            );
           }
           c.ok = false;
         }
@@ -97,9 +100,12 @@ export class NamesrvRegistry {
     await this.inflight;
     await Promise.all(
       this.clients.map((c) =>
-        callUnary<UnregisterBrokerRequest, Empty__Output>(c.client, c.client.UnregisterBroker, unregister, 1_000).catch(
-          () => undefined,
-        ),
+        callUnary<UnregisterBrokerRequest, Empty__Output>(
+          c.client,
+          c.client.UnregisterBroker,
+          unregister,
+          1_000,
+        ).catch(() => undefined),
       ),
     );
     for (const c of this.clients) c.client.close();

@@ -15,7 +15,10 @@ import type { BrokerContext } from '../messaging/broker-context.js';
 import { toStoredMessage } from '../messaging/message-codec.js';
 import type { PopService } from '../messaging/pop-service.js';
 import type { PullService } from '../messaging/pull-service.js';
+import type { ReviveService } from '../messaging/revive-service.js';
 import type { SendService } from '../messaging/send-service.js';
+import type { TimerService } from '../messaging/timer-service.js';
+import type { TransactionService } from '../messaging/transaction-service.js';
 import { BROKER_SCHEMA } from '../options.js';
 
 /** An AbortSignal that fires when the client cancels the call (long polls stop waiting). */
@@ -30,6 +33,9 @@ export interface BrokerServices {
   send: SendService;
   pop: PopService;
   pull: PullService;
+  revive: ReviveService;
+  timer: TimerService;
+  transactions: TransactionService;
   /** Extra stats for GetBrokerStatus (replication, runtime). */
   status?: () => Record<string, string>;
   /** Persists a new broker-wide permission and re-registers. */
@@ -39,12 +45,9 @@ export interface BrokerServices {
 export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
   const { ctx } = svc;
   const name = ctx.options.brokerName;
-  const notYet = (what: string) =>
-    unaryHandler(() => {
-      throw errors.notImplemented(what);
-    });
-  const toMessages = (records: Awaited<ReturnType<typeof ctx.store.lookupByKey>>): StoredMessage[] =>
-    records.map((r) => toStoredMessage(r, name));
+  const toMessages = (
+    records: Awaited<ReturnType<typeof ctx.store.lookupByKey>>,
+  ): StoredMessage[] => records.map((r) => toStoredMessage(r, name));
 
   return {
     SendMessages: unaryHandler(async (req) => ({ results: await svc.send.send(req.entries) })),
@@ -71,17 +74,17 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
       };
     }),
 
-    AckMessages: unaryHandler((req) => ({
-      results: svc.pop.ack(req.consumer_group, req.topic, req.receipt_handles),
+    AckMessages: unaryHandler(async (req) => ({
+      results: await svc.pop.ack(req.consumer_group, req.topic, req.receipt_handles),
     })),
 
-    ChangeInvisibleTime: unaryHandler((req) => ({
-      results: svc.pop
-        .changeInvisible(req.consumer_group, req.topic, req.entries)
-        .map((r) => ({
+    ChangeInvisibleTime: unaryHandler(async (req) => ({
+      results: (await svc.pop.changeInvisible(req.consumer_group, req.topic, req.entries)).map(
+        (r) => ({
           status: { code: r.code, message: r.message, reason: r.reason },
           receipt_handle: r.receiptHandle ?? '',
-        })),
+        }),
+      ),
     })),
 
     ForwardToDeadLetterQueue: unaryHandler(async (req) => {
@@ -89,12 +92,18 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
       return { code: Code.OK, message: 'OK' };
     }),
 
-    EndTransaction: notYet('EndTransaction'),
-    GetOrphanedTransactions: unaryHandler(() => ({ transactions: [] })),
+    EndTransaction: unaryHandler(async (req) => ({
+      results: await svc.transactions.end(req.entries),
+    })),
+    GetOrphanedTransactions: unaryHandler(async (req) => ({
+      transactions: await svc.transactions.orphans(req.max),
+    })),
 
     GetConsumerOffsets: unaryHandler((req) => {
       const group = checkGroupName(req.consumer_group);
-      const byTopic = ctx.offsets.byGroup(group);
+      const byTopic = req.client_id
+        ? ctx.offsets.byClient(group, req.client_id)
+        : ctx.offsets.byGroup(group);
       const offsets = [...byTopic]
         .filter(([topic]) => !req.topic || topic === req.topic)
         .flatMap(([topic, queues]) =>
@@ -103,15 +112,25 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
       return { offsets };
     }),
 
-    UpdateConsumerOffsets: unaryHandler((req) => {
+    UpdateConsumerOffsets: unaryHandler(async (req) => {
       const group = checkGroupName(req.consumer_group);
-      return {
-        results: req.offsets.map((o) => {
-          if (o.offset < 0) return { code: Code.ILLEGAL_OFFSET, message: 'negative offset' };
+      const results: Array<{ code: number; message: string }> = [];
+      for (const o of req.offsets) {
+        if (o.offset < 0) {
+          results.push({ code: Code.ILLEGAL_OFFSET, message: 'negative offset' });
+          continue;
+        }
+        if (req.client_id) {
+          ctx.offsets.commitForClient(group, req.client_id, o.topic, o.queue_id, o.offset);
+        } else {
           ctx.offsets.commit(group, o.topic, o.queue_id, o.offset);
-          return { code: Code.OK, message: 'OK' };
-        }),
-      };
+          // A pop group follows the new position too (its in-flight messages there are dropped).
+          await svc.pop.resetOffset(group, o.topic, o.queue_id, o.offset);
+        }
+        results.push({ code: Code.OK, message: 'OK' });
+      }
+      await ctx.offsets.flush();
+      return { results };
     }),
 
     SearchOffsetByTime: unaryHandler(async (req) => ({
@@ -126,16 +145,29 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
       const offsets = [];
       for (let q = 0; q < config.read_queue_nums; q++) {
         const offset = await ctx.store.offsetByTime(topic, q, req.timestamp_ms);
+        await svc.pop.resetOffset(group, topic, q, offset);
         await ctx.offsets.commitDurable(group, topic, q, offset);
         offsets.push({ topic, queue_id: q, offset });
       }
-      svc.pop.forget(group, topic);
       return { offsets };
     }),
 
     QueryMessageById: unaryHandler(async (req) => {
       const r = await ctx.store.lookupById(req.topic || undefined, req.message_id);
       return { messages: r ? toMessages([r]) : [] };
+    }),
+
+    QueryMessageByQueueOffset: unaryHandler(async (req) => {
+      const topic = checkTopicName(req.topic);
+      if (req.offset < 0) throw errors.illegalOffset(`offset ${req.offset} is negative`);
+      const read = await ctx.store.read(
+        topic,
+        req.queue_id,
+        req.offset,
+        Math.min(Math.max(1, req.max), 1024),
+      );
+      // The store moves a read below the min offset forward; a query names exact offsets.
+      return { messages: toMessages(read.records.filter((r) => r.queueOffset >= req.offset)) };
     }),
 
     QueryMessageByKey: unaryHandler(async (req) => ({
@@ -162,6 +194,8 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
     DeleteTopic: unaryHandler(async (req) => {
       await ctx.topics.delete(req.topic);
       await ctx.store.deleteTopic(req.topic);
+      await svc.pop.forget(undefined, req.topic);
+      ctx.offsets.deleteTopic(req.topic);
       return {};
     }),
 
@@ -178,7 +212,8 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
           queue_id: q,
           min_offset: ctx.store.minOffset(topic, q),
           max_offset: max,
-          last_update_timestamp_ms: max > 0 ? ((await ctx.store.storeTimestampAt(topic, q, max - 1)) ?? 0) : 0,
+          last_update_timestamp_ms:
+            max > 0 ? ((await ctx.store.storeTimestampAt(topic, q, max - 1)) ?? 0) : 0,
         });
       }
       return { broker_name: name, queues };
@@ -193,6 +228,7 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
     DeleteSubscriptionGroup: unaryHandler(async (req) => {
       await ctx.groups.delete(req.group_name);
       ctx.offsets.deleteGroup(req.group_name);
+      await svc.pop.forget(req.group_name);
       return {};
     }),
 
@@ -200,29 +236,51 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
 
     GetConsumerProgress: unaryHandler(async (req) => {
       const group = checkGroupName(req.consumer_group);
-      const queues: QueueProgress[] = [];
+      // Committed offsets (pull groups, and pop groups mirrored) overlaid with the pop state (exact).
+      const rows = new Map<
+        string,
+        { topic: string; queue_id: number; offset: number; inFlight: number }
+      >();
       for (const [topic, offsets] of ctx.offsets.byGroup(group)) {
-        if (req.topic && topic !== req.topic) continue;
-        for (const [queue_id, consumer_offset] of offsets) {
-          const brokerOffset = ctx.store.maxOffset(topic, queue_id);
-          queues.push({
-            topic,
-            queue_id,
-            broker_offset: brokerOffset,
-            consumer_offset,
-            in_flight: svc.pop.inFlightCount(group, topic, queue_id),
-            last_timestamp_ms:
-              consumer_offset > 0
-                ? ((await ctx.store.storeTimestampAt(topic, queue_id, consumer_offset - 1)) ?? 0)
-                : 0,
-          });
+        for (const [queue_id, offset] of offsets) {
+          rows.set(`${topic}\u0000${queue_id}`, { topic, queue_id, offset, inFlight: 0 });
         }
       }
+      for (const st of svc.pop.statesOf(group)) {
+        rows.set(`${st.topic}\u0000${st.queueId}`, {
+          topic: st.topic,
+          queue_id: st.queueId,
+          offset: st.base,
+          inFlight: st.inflight.size,
+        });
+      }
+      const queues: QueueProgress[] = [];
+      for (const r of rows.values()) {
+        if (req.topic && r.topic !== req.topic) continue;
+        const brokerOffset = ctx.store.maxOffset(r.topic, r.queue_id);
+        queues.push({
+          topic: r.topic,
+          queue_id: r.queue_id,
+          broker_offset: brokerOffset,
+          consumer_offset: r.offset,
+          in_flight: r.inFlight,
+          lag: Math.max(0, brokerOffset - r.offset),
+          last_timestamp_ms:
+            r.offset > 0
+              ? ((await ctx.store.storeTimestampAt(r.topic, r.queue_id, r.offset - 1)) ?? 0)
+              : 0,
+        });
+      }
+      queues.sort(
+        (a, b) =>
+          (a.topic ?? '').localeCompare(b.topic ?? '') || (a.queue_id ?? 0) - (b.queue_id ?? 0),
+      );
       return { broker_name: name, queues };
     }),
 
     SetBrokerPermission: unaryHandler(async (req) => {
-      if (req.perm < 0 || req.perm > 7) throw errors.badRequest(`permission ${req.perm} is not 0..7`);
+      if (req.perm < 0 || req.perm > 7)
+        throw errors.badRequest(`permission ${req.perm} is not 0..7`);
       await svc.setPermission(req.perm);
       return {};
     }),
@@ -243,6 +301,15 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
           diskUsedRatio: s.diskUsedRatio.toFixed(4),
           topics: String(ctx.topics.all().length),
           inFlightMessages: String(svc.pop.inFlightCount()),
+          revivedMessages: String(svc.revive.revived),
+          deadLetteredMessages: String(svc.pop.deadLettered),
+          timerPending: String(svc.timer.stats().pending),
+          timerDelivered: String(svc.timer.stats().delivered),
+          timerMaxLatenessMs: String(svc.timer.stats().maxLatenessMs),
+          transactionsOpen: String(svc.transactions.stats().open),
+          transactionsCommitted: String(svc.transactions.stats().committed),
+          transactionsRolledBack: String(svc.transactions.stats().rolledBack),
+          transactionsDiscarded: String(svc.transactions.stats().discarded),
           longPollsWaiting: String(ctx.notifier.waiting),
           rssBytes: String(process.memoryUsage().rss),
           uptimeSeconds: process.uptime().toFixed(0),

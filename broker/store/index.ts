@@ -1,173 +1,39 @@
 /**
- * The message store API the messaging layer builds on. One append-only
- * commitlog for every topic, per-queue consume queues built from it by a
- * dispatcher, and an index for keys and message ids (DESIGN.md §4).
+ * The message store (DESIGN.md §4): one append-only commitlog for every topic,
+ * per-queue consume queues built from it by a dispatcher, and an index for
+ * keys and message ids.
  *
- * Offsets: a *physical offset* is a byte position in the commitlog; a *queue
- * offset* counts messages within one topic/queue (0, 1, 2 …). Timestamps are
- * epoch milliseconds.
+ * The contract lives in store-api.ts (so implementation files can import it
+ * without an import cycle through this file); this module is what the rest of
+ * the broker imports.
  */
 
-export type FlushDiskType = 'ASYNC_FLUSH' | 'SYNC_FLUSH';
-
-/** sysFlag bits of a record (RocketMQ's values). */
-export const SysFlag = {
-  /** Half message of a transaction, not yet decided. */
-  TRANSACTION_PREPARED: 0x1 << 2,
-  TRANSACTION_COMMIT: 0x2 << 2,
-  TRANSACTION_ROLLBACK: 0x3 << 2,
-} as const;
-
-/** A message to append. The caller has chosen the queue. */
-export interface MessageInput {
-  topic: string;
-  queueId: number;
-  body: Buffer;
-  /** One tag; '' when none. Its hash goes into the consume queue entry. */
-  tag: string;
-  keys: readonly string[];
-  /** User and system properties; stored as `k\u0001v\u0002` pairs. */
-  properties: Readonly<Record<string, string>>;
-  /** Client-unique id (UNIQ_KEY). */
-  messageId: string;
-  flag?: number;
-  sysFlag?: number;
-  bornTimestamp: number;
-  /** "ip:port" */
-  bornHost: string;
-  reconsumeTimes?: number;
-  preparedTransactionOffset?: number;
-  /**
-   * Overrides the tag hash written to the consume queue (the timer keeps the
-   * delivery time there). Default: tagHash(tag).
-   */
-  tagsCode?: bigint;
-}
-
-export interface AppendResult {
-  messageId: string;
-  /** Store host + physical offset, hex; a lookup by it needs no index. */
-  offsetMessageId: string;
-  physicalOffset: number;
-  queueOffset: number;
-  /** Record size in bytes. */
-  size: number;
-  storeTimestamp: number;
-}
-
-/** A record read back from the commitlog. `body` is a copy the caller owns. */
-export interface StoredRecord {
-  topic: string;
-  queueId: number;
-  queueOffset: number;
-  physicalOffset: number;
-  size: number;
-  body: Buffer;
-  bodyCrc: number;
-  tag: string;
-  keys: string[];
-  properties: Record<string, string>;
-  messageId: string;
-  offsetMessageId: string;
-  flag: number;
-  sysFlag: number;
-  bornTimestamp: number;
-  bornHost: string;
-  storeTimestamp: number;
-  storeHost: string;
-  reconsumeTimes: number;
-  preparedTransactionOffset: number;
-}
-
-/** Tag filter: null or `*` means all. Matched by hash, then re-checked on the string. */
-export interface TagFilter {
-  tags: ReadonlySet<string>;
-}
-
-export interface ReadResult {
-  records: StoredRecord[];
-  /** Queue offset to read from next (past filtered-out entries too). */
-  nextOffset: number;
-  minOffset: number;
-  maxOffset: number;
-}
-
-/** Emitted after a record is in its consume queue (used to wake long polls). */
-export interface DispatchEvent {
-  topic: string;
-  queueId: number;
-  queueOffset: number;
-  physicalOffset: number;
-  tagsCode: bigint;
-  storeTimestamp: number;
-}
-
-export interface StoreStats {
-  minPhysicalOffset: number;
-  maxPhysicalOffset: number;
-  /** Bytes known durable on disk. */
-  flushedPhysicalOffset: number;
-  commitlogSegments: number;
-  diskUsedRatio: number;
-  topics: number;
-}
-
-export interface MessageStore {
-  /** Opens files and recovers (after an abnormal stop: CRC re-validation, truncation, rebuild). */
-  start(): Promise<void>;
-  /** Flushes everything, writes the checkpoint and removes the abort file. */
-  close(): Promise<void>;
-
-  /**
-   * Appends a batch with one write. Resolves once the batch is durable per the
-   * flush mode (SYNC_FLUSH: after an fdatasync covers it, shared with
-   * concurrent appends; rejects with FLUSH_DISK_TIMEOUT after syncFlushTimeout).
-   * Rejects with a disk-full error past 90% disk use.
-   */
-  appendBatch(messages: readonly MessageInput[]): Promise<AppendResult[]>;
-
-  /** Reads up to maxCount records of topic/queue starting at a queue offset. */
-  read(
-    topic: string,
-    queueId: number,
-    offset: number,
-    maxCount: number,
-    filter?: TagFilter | null,
-  ): Promise<ReadResult>;
-  minOffset(topic: string, queueId: number): number;
-  /** One past the last queue offset (the next to be written). */
-  maxOffset(topic: string, queueId: number): number;
-  /** Queue ids that exist for a topic in the consume queues. */
-  queueIds(topic: string): number[];
-  /** Store timestamp of the record at a queue offset, or undefined. */
-  storeTimestampAt(topic: string, queueId: number, offset: number): Promise<number | undefined>;
-  /** First queue offset whose store timestamp is >= timestampMs (maxOffset if none). */
-  offsetByTime(topic: string, queueId: number, timestampMs: number): Promise<number>;
-
-  /** Records whose KEYS contain key, newest first, at most max. */
-  lookupByKey(
-    topic: string,
-    key: string,
-    max: number,
-    beginMs?: number,
-    endMs?: number,
-  ): Promise<StoredRecord[]>;
-  /** A record by client message id (via index) or offset message id (no index). */
-  lookupById(topic: string | undefined, messageId: string): Promise<StoredRecord | undefined>;
-  /** The record starting at a physical offset. */
-  readAt(physicalOffset: number): Promise<StoredRecord | undefined>;
-
-  /** Drops a topic's consume queues (records stay in the commitlog until retention). */
-  deleteTopic(topic: string): Promise<void>;
-
-  /** Replication, master side: raw commitlog bytes from an offset (up to maxBytes). */
-  readRaw(fromOffset: number, maxBytes: number): Promise<Buffer>;
-  /** Replication, slave side: writes raw bytes at exactly `offset` (== max offset) and dispatches them. */
-  appendRaw(offset: number, data: Buffer): Promise<void>;
-  maxPhysicalOffset(): number;
-  minPhysicalOffset(): number;
-
-  /** Subscribes to dispatch events; returns an unsubscribe function. */
-  onDispatch(listener: (event: DispatchEvent) => void): () => void;
-  stats(): StoreStats;
-}
+export {
+  createOffsetMessageId,
+  decodeOffsetMessageId,
+  newUniqueMessageId,
+  UniqueIdGenerator,
+} from './message-id.js';
+export { createMessageStore, defaultDiskUsage, type StoreSeams } from './message-store.js';
+export * from './store-api.js';
+export {
+  DEFAULT_CLEAN_RESOURCE_INTERVAL_MS,
+  DEFAULT_DELETE_WHEN,
+  DEFAULT_DISK_MAX_USED_SPACE_RATIO_PERCENT,
+  DEFAULT_DISK_SPACE_WARNING_LEVEL_RATIO,
+  DEFAULT_FILE_RESERVED_TIME_HOURS,
+  DEFAULT_FLUSH_DISK_TYPE,
+  DEFAULT_FLUSH_INTERVAL_COMMIT_LOG_MS,
+  DEFAULT_FLUSH_INTERVAL_CONSUME_QUEUE_MS,
+  DEFAULT_MAPED_FILE_SIZE_COMMIT_LOG_BYTES,
+  DEFAULT_MAPED_FILE_SIZE_CONSUME_QUEUE_BYTES,
+  DEFAULT_MAX_HASH_SLOT_NUM,
+  DEFAULT_MAX_INDEX_NUM,
+  DEFAULT_MAX_MESSAGE_SIZE_BYTES,
+  DEFAULT_STORE_HOST,
+  DEFAULT_SYNC_FLUSH_TIMEOUT_MS,
+  parseStoreOptions,
+  type StoreOptions,
+  type StoreOptionsInput,
+} from './store-options.js';
+export { tagHash } from './tag-hash.js';

@@ -37,7 +37,11 @@ export class BrokerClients {
 
   constructor(private readonly timeoutMs: number) {}
 
-  private call<Req, Res>(addr: string, pick: (c: BrokerClient) => Unary<Req, Res>, req: Req): Promise<Res> {
+  private call<Req, Res>(
+    addr: string,
+    pick: (c: BrokerClient) => Unary<Req, Res>,
+    req: Req,
+  ): Promise<Res> {
     let client = this.clients.get(addr);
     if (!client) {
       const Broker = sluiceProto().grpc.sluice.v1.Broker;
@@ -48,36 +52,57 @@ export class BrokerClients {
   }
 
   status(addr: string): Promise<Record<string, string>> {
-    return this.call<Empty, BrokerStatus__Output>(addr, (c) => c.GetBrokerStatus, {}).then((r) => r.stats);
-  }
-
-  config(addr: string): Promise<Record<string, string>> {
-    return this.call<Empty, BrokerConfig__Output>(addr, (c) => c.GetBrokerConfig, {}).then((r) => r.config);
-  }
-
-  topicStatus(addr: string, topic: string): Promise<GetTopicStatusResponse__Output> {
-    return this.call<GetTopicStatusRequest, GetTopicStatusResponse__Output>(addr, (c) => c.GetTopicStatus, {
-      topic,
-    });
-  }
-
-  subscriptionGroups(addr: string): Promise<SubscriptionGroupConfig__Output[]> {
-    return this.call<Empty, SubscriptionGroupList__Output>(addr, (c) => c.GetAllSubscriptionGroups, {}).then(
-      (r) => r.groups,
+    return this.call<Empty, BrokerStatus__Output>(addr, (c) => c.GetBrokerStatus, {}).then(
+      (r) => r.stats,
     );
   }
 
+  config(addr: string): Promise<Record<string, string>> {
+    return this.call<Empty, BrokerConfig__Output>(addr, (c) => c.GetBrokerConfig, {}).then(
+      (r) => r.config,
+    );
+  }
+
+  topicStatus(addr: string, topic: string): Promise<GetTopicStatusResponse__Output> {
+    return this.call<GetTopicStatusRequest, GetTopicStatusResponse__Output>(
+      addr,
+      (c) => c.GetTopicStatus,
+      {
+        topic,
+      },
+    );
+  }
+
+  subscriptionGroups(addr: string): Promise<SubscriptionGroupConfig__Output[]> {
+    return this.call<Empty, SubscriptionGroupList__Output>(
+      addr,
+      (c) => c.GetAllSubscriptionGroups,
+      {},
+    ).then((r) => r.groups);
+  }
+
   async updateSubscriptionGroup(addr: string, config: SubscriptionGroupConfig): Promise<void> {
-    await this.call<SubscriptionGroupConfig, Empty__Output>(addr, (c) => c.UpdateSubscriptionGroup, config);
+    await this.call<SubscriptionGroupConfig, Empty__Output>(
+      addr,
+      (c) => c.UpdateSubscriptionGroup,
+      config,
+    );
   }
 
   async deleteSubscriptionGroup(addr: string, group: string): Promise<void> {
-    await this.call<DeleteSubscriptionGroupRequest, Empty__Output>(addr, (c) => c.DeleteSubscriptionGroup, {
-      group_name: group,
-    });
+    await this.call<DeleteSubscriptionGroupRequest, Empty__Output>(
+      addr,
+      (c) => c.DeleteSubscriptionGroup,
+      {
+        group_name: group,
+      },
+    );
   }
 
-  consumerProgress(addr: string, req: GetConsumerProgressRequest): Promise<GetConsumerProgressResponse__Output> {
+  consumerProgress(
+    addr: string,
+    req: GetConsumerProgressRequest,
+  ): Promise<GetConsumerProgressResponse__Output> {
     return this.call<GetConsumerProgressRequest, GetConsumerProgressResponse__Output>(
       addr,
       (c) => c.GetConsumerProgress,
@@ -86,14 +111,25 @@ export class BrokerClients {
   }
 
   queryById(addr: string, req: QueryMessageByIdRequest): Promise<QueryMessageResponse__Output> {
-    return this.call<QueryMessageByIdRequest, QueryMessageResponse__Output>(addr, (c) => c.QueryMessageById, req);
+    return this.call<QueryMessageByIdRequest, QueryMessageResponse__Output>(
+      addr,
+      (c) => c.QueryMessageById,
+      req,
+    );
   }
 
   queryByKey(addr: string, req: QueryMessageByKeyRequest): Promise<QueryMessageResponse__Output> {
-    return this.call<QueryMessageByKeyRequest, QueryMessageResponse__Output>(addr, (c) => c.QueryMessageByKey, req);
+    return this.call<QueryMessageByKeyRequest, QueryMessageResponse__Output>(
+      addr,
+      (c) => c.QueryMessageByKey,
+      req,
+    );
   }
 
-  resetOffsetByTime(addr: string, req: ResetOffsetByTimeRequest): Promise<ResetOffsetByTimeResponse__Output> {
+  resetOffsetByTime(
+    addr: string,
+    req: ResetOffsetByTimeRequest,
+  ): Promise<ResetOffsetByTimeResponse__Output> {
     return this.call<ResetOffsetByTimeRequest, ResetOffsetByTimeResponse__Output>(
       addr,
       (c) => c.ResetOffsetByTime,

@@ -23,6 +23,7 @@ import type { TopicRoute__Output } from '../../common/generated/sluice/v1/TopicR
 import type { UpdateTopicRequest } from '../../common/generated/sluice/v1/UpdateTopicRequest.js';
 import type { UpdateTopicResponse__Output } from '../../common/generated/sluice/v1/UpdateTopicResponse.js';
 import { callUnary, GRPC_CHANNEL_OPTIONS } from '../../common/grpc.js';
+import { checkTopicName } from '../../common/names.js';
 import { sluiceProto } from '../../common/proto.js';
 
 type Unary<Req, Res> = (
@@ -32,9 +33,26 @@ type Unary<Req, Res> = (
   callback: (err: ServiceError | null, value?: Res) => void,
 ) => unknown;
 
-/** A transport failure: the next name server may answer. */
+/**
+ * A failure of the name server itself (transport, or an answer that did not
+ * come from a Sluice server): the next one may answer. Errors a name server
+ * raised — even retriable ones such as "broker unreachable" during a fan-out
+ * — are its answer and final. fromGrpcError keeps the raw gRPC error as
+ * `cause` only for the former.
+ */
 function isUnreachable(err: unknown): boolean {
-  return isSluiceError(err) && (err.reason === 'UNAVAILABLE' || err.retriable);
+  return isSluiceError(err) && err.cause !== undefined;
+}
+
+/**
+ * The short cause of a transport failure: grpc-js says "dns:h:p unavailable:
+ * No connection established. Last error: Error: connect ECONNREFUSED h:p.
+ * Resolution note: …"; people need "connect ECONNREFUSED h:p".
+ */
+export function shortReason(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const m = /Last error: (?:Error: )?(.+?)(?:\.?\s*Resolution note:.*)?$/s.exec(message);
+  return (m ? m[1]! : message).replace(/\s+/g, ' ').trim();
 }
 
 /** The outcome of a call made on every name server. */
@@ -61,7 +79,10 @@ export class NamesrvClient {
   }
 
   /** Calls the first name server that answers; app errors (not found …) are final. */
-  private async any<Req, Res>(pick: (c: NameServerClient) => Unary<Req, Res>, req: Req): Promise<Res> {
+  private async any<Req, Res>(
+    pick: (c: NameServerClient) => Unary<Req, Res>,
+    req: Req,
+  ): Promise<Res> {
     let last: unknown;
     for (let i = 0; i < this.clients.length; i++) {
       const index = (this.preferred + i) % this.clients.length;
@@ -75,8 +96,10 @@ export class NamesrvClient {
         last = err;
       }
     }
-    const why = last instanceof Error ? last.message : String(last);
-    throw errors.unavailable(`cannot reach any name server (${this.addrs.join(';')}): ${why}`, last);
+    throw errors.unavailable(
+      `cannot reach any name server (${this.addrs.join(';')}): ${shortReason(last)}`,
+      last,
+    );
   }
 
   /** Calls every name server; one result per address, in list order. */
@@ -87,7 +110,10 @@ export class NamesrvClient {
     return Promise.all(
       this.clients.map(async ({ addr, client }) => {
         try {
-          return { addr, value: await callUnary<Req, Res>(client, pick(client), req, this.timeoutMs) };
+          return {
+            addr,
+            value: await callUnary<Req, Res>(client, pick(client), req, this.timeoutMs),
+          };
         } catch (err) {
           return {
             addr,
@@ -114,9 +140,9 @@ export class NamesrvClient {
     ).then((r) => r.routes);
   }
 
-  /** The route of one topic; rejects with TOPIC_NOT_FOUND when there is none. */
+  /** The route of one topic; rejects with ILLEGAL_TOPIC for a bad name, TOPIC_NOT_FOUND when there is none. */
   async route(topic: string): Promise<TopicRoute__Output> {
-    const [route] = await this.routes([topic]);
+    const [route] = await this.routes([checkTopicName(topic)]);
     if (!route || (route.status && route.status.code !== 20000)) throw errors.topicNotFound(topic);
     return route;
   }
@@ -130,9 +156,12 @@ export class NamesrvClient {
   }
 
   wipeWritePerm(brokerName: string): Promise<EachResult<BrokerPermResponse__Output>[]> {
-    return this.each<BrokerPermRequest, BrokerPermResponse__Output>((c) => c.WipeWritePermOfBroker, {
-      broker_name: brokerName,
-    });
+    return this.each<BrokerPermRequest, BrokerPermResponse__Output>(
+      (c) => c.WipeWritePermOfBroker,
+      {
+        broker_name: brokerName,
+      },
+    );
   }
 
   addWritePerm(brokerName: string): Promise<EachResult<BrokerPermResponse__Output>[]> {

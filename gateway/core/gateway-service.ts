@@ -1,36 +1,64 @@
 /**
  * Transport-free gateway operations (REST and gRPC both call these): send
  * with retry on another broker, receive (pop) across a topic's brokers with
- * long polling, and settle (ack / change invisibility / dead-letter) by the
- * broker a receipt handle names.
+ * long polling, settle (ack / change invisibility / dead-letter) by the
+ * broker a receipt handle names, offset-based pull and offset commits, and
+ * ending transactions.
+ *
+ * Producer behaviour follows RocketMQ's clients: a send that fails on one
+ * broker is retried on another (`sendRetries`), brokers that were slow or
+ * failing are avoided for a while (LatencyFaultTolerance), and concurrent
+ * sends to one broker share batch RPCs (SendBatcher).
  */
-import { Code, errors, isSluiceError, RETRIABLE_CODES, type SluiceError, statusOf } from '../../common/errors.js';
+import {
+  Code,
+  errors,
+  isSluiceError,
+  RETRIABLE_CODES,
+  type SluiceError,
+  statusOf,
+} from '../../common/errors.js';
+import { fromGrpcError } from '../../common/errors-grpc.js';
 import type { AckMessagesRequest } from '../../common/generated/sluice/v1/AckMessagesRequest.js';
 import type { AckMessagesResponse__Output } from '../../common/generated/sluice/v1/AckMessagesResponse.js';
 import type { BrokerClient } from '../../common/generated/sluice/v1/Broker.js';
 import type { ChangeInvisibleTimeRequest } from '../../common/generated/sluice/v1/ChangeInvisibleTimeRequest.js';
 import type { ChangeInvisibleTimeResponse__Output } from '../../common/generated/sluice/v1/ChangeInvisibleTimeResponse.js';
+import type { EndTransactionRequest } from '../../common/generated/sluice/v1/EndTransactionRequest.js';
+import type { EndTransactionResponse__Output } from '../../common/generated/sluice/v1/EndTransactionResponse.js';
 import type { ForwardToDeadLetterQueueRequest } from '../../common/generated/sluice/v1/ForwardToDeadLetterQueueRequest.js';
+import type { GetConsumerOffsetsRequest } from '../../common/generated/sluice/v1/GetConsumerOffsetsRequest.js';
+import type { GetConsumerOffsetsResponse__Output } from '../../common/generated/sluice/v1/GetConsumerOffsetsResponse.js';
 import type { Message } from '../../common/generated/sluice/v1/Message.js';
 import type { PopMessagesRequest } from '../../common/generated/sluice/v1/PopMessagesRequest.js';
 import type { PopMessagesResponse__Output } from '../../common/generated/sluice/v1/PopMessagesResponse.js';
+import type { PullMessagesRequest } from '../../common/generated/sluice/v1/PullMessagesRequest.js';
+import type { PullMessagesResponse__Output } from '../../common/generated/sluice/v1/PullMessagesResponse.js';
+import type { SendEntry } from '../../common/generated/sluice/v1/SendEntry.js';
 import type { SendMessagesRequest } from '../../common/generated/sluice/v1/SendMessagesRequest.js';
 import type { SendMessagesResponse__Output } from '../../common/generated/sluice/v1/SendMessagesResponse.js';
+import type { SendResult__Output } from '../../common/generated/sluice/v1/SendResult.js';
 import type { Status__Output } from '../../common/generated/sluice/v1/Status.js';
 import type { StoredMessage__Output } from '../../common/generated/sluice/v1/StoredMessage.js';
+import type { UpdateConsumerOffsetsRequest } from '../../common/generated/sluice/v1/UpdateConsumerOffsetsRequest.js';
+import type { UpdateConsumerOffsetsResponse__Output } from '../../common/generated/sluice/v1/UpdateConsumerOffsetsResponse.js';
 import { callUnary } from '../../common/grpc.js';
 import type { Logger } from '../../common/logger.js';
 import { checkGroupName, checkTopicName } from '../../common/names.js';
 import { decodeReceiptHandle } from '../../common/receipt-handle.js';
+import { anyAddrOf, masterAddrOf } from './broker-addrs.js';
 import type { BrokerPool } from './broker-pool.js';
+import { LatencyFaultTolerance } from './latency-fault-tolerance.js';
+import { groupSlot } from './message-group-slot.js';
 import type { NamesrvClient } from './namesrv-client.js';
 import type { BrokerTarget, RouteResolver } from './route-resolver.js';
+import { SendBatcher } from './send-batcher.js';
 
 /** Extra time a long poll's RPC gets beyond its wait. */
 const LONG_POLL_SLACK_MS = 5_000;
 
 export interface SendOutcome {
-  status: { code: number; message: string };
+  status: { code: number; message: string; reason?: string };
   messageId?: string;
   broker?: string;
   queueId?: number;
@@ -46,6 +74,41 @@ export interface ReceiveOptions {
   signal?: AbortSignal;
 }
 
+export interface PullOptions {
+  /** Broker holding the queue; may be omitted when one broker serves the topic. */
+  broker?: string;
+  queueId: number;
+  offset: number;
+  max: number;
+  waitMs: number;
+  filter: string;
+  signal?: AbortSignal;
+}
+
+export interface PullOutcome {
+  broker: string;
+  messages: StoredMessage__Output[];
+  nextOffset: number;
+  minOffset: number;
+  maxOffset: number;
+}
+
+export interface QueueOffsetEntry {
+  broker?: string;
+  queueId: number;
+  offset: number;
+}
+
+export interface EndTransactionInput {
+  topic: string;
+  messageId: string;
+  transactionId: string;
+  commit: boolean;
+  /** The broker the send went to (the send result names it); all masters are asked otherwise. */
+  broker?: string;
+  fromCheck?: boolean;
+}
+
 export interface GatewayServiceDeps {
   routes: RouteResolver;
   brokers: BrokerPool;
@@ -55,12 +118,37 @@ export interface GatewayServiceDeps {
   maxMessageSize: number;
   sendRetries: number;
   rpcTimeoutMs: number;
+  /** Coalesces concurrent sends per broker; a default one is made when omitted. */
+  batcher?: SendBatcher;
+  /** Broker avoidance; a default (enabled) one is made when omitted. */
+  faults?: LatencyFaultTolerance;
+  clock?: () => number;
 }
 
 export class GatewayService {
   private rr = 0;
+  private readonly batcher: SendBatcher;
+  readonly faults: LatencyFaultTolerance;
+  private readonly clock: () => number;
+  /** Receives currently waiting on brokers (for /metrics and shutdown). */
+  longPollsWaiting = 0;
 
-  constructor(private readonly deps: GatewayServiceDeps) {}
+  constructor(private readonly deps: GatewayServiceDeps) {
+    this.clock = deps.clock ?? Date.now;
+    this.faults = deps.faults ?? new LatencyFaultTolerance(true, this.clock);
+    this.batcher = deps.batcher ?? new SendBatcher((addr, entries) => this.sendRpc(addr, entries));
+  }
+
+  /** The RPC the batcher issues: one SendMessages call with every coalesced entry. */
+  sendRpc(addr: string, entries: SendEntry[]): Promise<SendResult__Output[]> {
+    return this.call<SendMessagesRequest, SendMessagesResponse__Output>(
+      addr,
+      (c) => c.SendMessages,
+      {
+        entries,
+      },
+    ).then((res) => res.results);
+  }
 
   private call<Req, Res>(
     addr: string,
@@ -76,102 +164,223 @@ export class GatewayService {
   private async anyMasters(): Promise<BrokerTarget[]> {
     const info = await this.deps.namesrv.clusterInfo();
     return Object.values(info.broker_addr_table).flatMap((b) => {
-      const addr = b.broker_addrs[0];
+      const addr = masterAddrOf(b.broker_addrs);
       return addr ? [{ brokerName: b.broker_name, addr, readQueueNums: 0, writeQueueNums: 0 }] : [];
     });
   }
 
+  /** Checks what the gateway can check before a broker sees a message. */
+  validate(messages: readonly Message[]): void {
+    if (messages.length === 0) throw errors.badRequest('no message to send', { field: 'messages' });
+    for (const m of messages) {
+      const size = m.body ? (m.body as Buffer).length : 0;
+      if (size === 0) throw errors.bodyEmpty();
+      if (size > this.deps.maxMessageSize)
+        throw errors.bodyTooLarge(size, this.deps.maxMessageSize);
+    }
+  }
+
+  /** Round robin over the targets, brokers being avoided last. */
+  private orderTargets(targets: readonly BrokerTarget[]): BrokerTarget[] {
+    if (targets.length <= 1) return [...targets];
+    const start = this.rr++ % targets.length;
+    const rotated = targets.map((_, i) => targets[(start + i) % targets.length]!);
+    return this.faults.order(rotated);
+  }
+
   /**
-   * Sends a batch to one broker; on a retriable failure the failed entries go
-   * to another broker, up to sendRetries more times. Answers per entry.
+   * Sends a batch; answers per entry, in order. Messages without a message
+   * group are balanced over the writable brokers and, on a retriable
+   * failure, retried on another broker up to sendRetries more times.
+   * Messages of a message group (FIFO) always go to the broker the group
+   * hashes to (the same pick as the gRPC side's MessageGroupSender) and are
+   * not moved to another broker, which would break their order.
    */
   async send(topic: string, messages: Message[]): Promise<SendOutcome[]> {
     checkTopicName(topic);
-    for (const m of messages) {
-      const size = m.body ? Buffer.byteLength(m.body as Buffer) : 0;
-      if (size > this.deps.maxMessageSize) throw errors.bodyTooLarge(size, this.deps.maxMessageSize);
-    }
+    this.validate(messages);
     let targets = await this.deps.routes.writable(topic);
+    let autoCreate = false;
     if (targets.length === 0) {
       const route = await this.deps.routes.route(topic);
       if (route.status?.code !== Code.TOPIC_NOT_FOUND) throw errors.noWritableBroker(topic);
       targets = await this.anyMasters();
       if (targets.length === 0) throw errors.noWritableBroker(topic);
+      autoCreate = true;
     }
     const results: SendOutcome[] = new Array(messages.length);
-    let pending = messages.map((_, i) => i);
-    const tried = new Set<string>();
-    for (let attempt = 0; attempt <= this.deps.sendRetries && pending.length > 0; attempt++) {
-      const fresh = targets.filter((t) => !tried.has(t.brokerName));
-      const pool = fresh.length > 0 ? fresh : targets;
-      const target = pool[this.rr++ % pool.length]!;
-      tried.add(target.brokerName);
-      let res: SendMessagesResponse__Output;
-      try {
-        res = await this.call<SendMessagesRequest, SendMessagesResponse__Output>(
-          target.addr,
-          (c) => c.SendMessages,
-          { entries: pending.map((i) => ({ message: { ...messages[i], topic }, queue_id: -1 })) },
-        );
-      } catch (err) {
-        const e = isSluiceError(err) ? err : errors.internal(String(err));
-        this.deps.logger.warn({ broker: target.brokerName, err: e.message }, 'send failed');
-        await this.deps.routes.invalidate(topic);
-        for (const i of pending) results[i] = { status: { code: e.code, message: e.message } };
-        // A slave or a broker without write permission may be stale routing: try another.
-        if (!e.retriable && e.reason !== 'NOT_MASTER' && e.code !== Code.FORBIDDEN) return results;
-        continue;
+    const balanced: number[] = [];
+    const byGroup = new Map<string, number[]>();
+    messages.forEach((m, i) => {
+      const g = m.message_group;
+      if (!g) balanced.push(i);
+      else {
+        const list = byGroup.get(g);
+        if (list) list.push(i);
+        else byGroup.set(g, [i]);
       }
-      const retry: number[] = [];
-      res.results.forEach((r, j) => {
-        const i = pending[j]!;
-        const code = r.status?.code ?? Code.INTERNAL_ERROR;
-        results[i] = {
-          status: { code, message: r.status?.message ?? '' },
-          ...(code === Code.OK
-            ? {
-                messageId: r.message_id,
-                broker: target.brokerName,
-                queueId: r.queue_id,
-                offset: r.queue_offset,
-                ...(r.transaction_id ? { transactionId: r.transaction_id } : {}),
-              }
-            : {}),
-        };
-        if (code !== Code.OK && RETRIABLE_CODES.has(code)) retry.push(i);
-      });
-      pending = retry;
+    });
+    const sends: Promise<unknown>[] = [];
+    if (balanced.length > 0)
+      sends.push(this.sendBalanced(topic, messages, balanced, targets, results, autoCreate));
+    if (byGroup.size > 0) {
+      const sorted = [...targets].sort((a, b) => a.brokerName.localeCompare(b.brokerName));
+      for (const [group, idx] of byGroup) {
+        const target = sorted[groupSlot(group, sorted.length)]!;
+        sends.push(this.attempt(topic, messages, idx, target, results, autoCreate));
+      }
     }
+    await Promise.all(sends);
     return results;
   }
 
-  /** Pops up to `max` messages from the topic's brokers; long-polls up to waitMs. */
-  async receive(topic: string, group: string, opts: ReceiveOptions): Promise<StoredMessage__Output[]> {
+  private async sendBalanced(
+    topic: string,
+    messages: Message[],
+    indexes: number[],
+    targets: BrokerTarget[],
+    results: SendOutcome[],
+    autoCreate: boolean,
+  ): Promise<void> {
+    let pending = indexes;
+    const tried = new Set<string>();
+    for (let attempt = 0; attempt <= this.deps.sendRetries && pending.length > 0; attempt++) {
+      const ordered = this.orderTargets(targets);
+      const target = ordered.find((t) => !tried.has(t.brokerName)) ?? ordered[0]!;
+      tried.add(target.brokerName);
+      const out = await this.attempt(topic, messages, pending, target, results, autoCreate);
+      if (out.fatal) return;
+      pending = out.retry;
+    }
+  }
+
+  /**
+   * One send of some entries to one broker (through the batcher). Fills
+   * their results; answers which entries may be retried elsewhere, and
+   * whether the failure rules out any retry.
+   */
+  private async attempt(
+    topic: string,
+    messages: Message[],
+    pending: number[],
+    target: BrokerTarget,
+    results: SendOutcome[],
+    autoCreate: boolean,
+  ): Promise<{ retry: number[]; fatal: boolean }> {
+    const started = this.clock();
+    let res: SendResult__Output[];
+    try {
+      res = await this.batcher.send(
+        target.addr,
+        pending.map((i) => ({ message: { ...messages[i], topic }, queue_id: -1 })),
+      );
+      this.faults.update(target.brokerName, this.clock() - started, false);
+    } catch (err) {
+      const e = isSluiceError(err) ? err : errors.internal(String(err));
+      this.faults.update(target.brokerName, this.clock() - started, true);
+      this.deps.logger.warn({ broker: target.brokerName, err: e.message }, 'send failed');
+      await this.deps.routes.invalidate(topic);
+      for (const i of pending) results[i] = { status: statusOf(e) };
+      // A slave or a broker without write permission may be stale routing: try another.
+      const retriable = e.retriable || e.reason === 'NOT_MASTER' || e.code === Code.FORBIDDEN;
+      return { retry: retriable ? pending : [], fatal: !retriable };
+    }
+    const retry: number[] = [];
+    let stored = false;
+    pending.forEach((i, j) => {
+      const r = res[j];
+      const code = r?.status?.code ?? Code.INTERNAL_ERROR;
+      if (code === Code.OK && r) {
+        stored = true;
+        results[i] = {
+          status: { code, message: r.status?.message ?? 'OK' },
+          messageId: r.message_id,
+          broker: target.brokerName,
+          queueId: r.queue_id,
+          offset: r.queue_offset,
+          ...(r.transaction_id ? { transactionId: r.transaction_id } : {}),
+        };
+        return;
+      }
+      results[i] = {
+        status: {
+          code,
+          message: r?.status?.message ?? 'the broker gave no answer for this entry',
+          ...(r?.status?.reason ? { reason: r.status.reason } : {}),
+        },
+      };
+      if (RETRIABLE_CODES.has(code)) retry.push(i);
+    });
+    if (retry.length > 0) this.faults.update(target.brokerName, this.clock() - started, true);
+    // The topic was created on first use: fetch its route next time.
+    if (autoCreate && stored) await this.deps.routes.invalidate(topic);
+    return { retry, fatal: false };
+  }
+
+  /** The brokers a receive would ask; throws TOPIC_NOT_FOUND or UNAVAILABLE when there are none. */
+  async readableBrokers(topic: string, group: string): Promise<BrokerTarget[]> {
     checkTopicName(topic);
     checkGroupName(group);
     const targets = await this.deps.routes.readable(topic);
     if (targets.length === 0) throw errors.unavailable(`no readable broker for topic '${topic}'`);
-    const start = this.rr++;
-    const ordered = targets.map((_, i) => targets[(start + i) % targets.length]!);
+    return targets;
+  }
+
+  /** Pops up to `max` messages from the topic's brokers; long-polls up to waitMs. */
+  async receive(
+    topic: string,
+    group: string,
+    opts: ReceiveOptions,
+  ): Promise<StoredMessage__Output[]> {
+    const ordered = this.orderTargets(await this.readableBrokers(topic, group));
     // A quick sweep first: most receives find messages without waiting.
     const out: StoredMessage__Output[] = [];
+    const live: BrokerTarget[] = [];
+    let firstError: SluiceError | undefined;
     for (const t of ordered) {
-      if (out.length >= opts.max) break;
-      out.push(...(await this.popFrom(t, topic, group, { ...opts, max: opts.max - out.length, waitMs: 0 })));
+      if (out.length >= opts.max) {
+        live.push(t);
+        continue;
+      }
+      try {
+        out.push(
+          ...(await this.popFrom(t, topic, group, {
+            ...opts,
+            max: opts.max - out.length,
+            waitMs: 0,
+          })),
+        );
+        live.push(t);
+      } catch (err) {
+        const e = this.brokerFailed(topic, t, err);
+        // A broker's own verdict (bad filter, unknown group …) is the answer.
+        if (!e.retriable) throw e;
+        firstError ??= e;
+      }
     }
-    if (out.length > 0 || opts.waitMs <= 0) return out;
+    if (out.length > 0 || opts.signal?.aborted) return out;
+    if (live.length === 0)
+      throw firstError ?? errors.unavailable(`no readable broker for topic '${topic}'`);
+    if (opts.waitMs <= 0) return out;
     // Then wait on every broker at once; the first answer cancels the others.
     const ac = new AbortController();
     const onAbort = () => ac.abort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
+    this.longPollsWaiting++;
     try {
-      const polls = ordered.map((t) =>
-        this.popFrom(t, topic, group, { ...opts, signal: ac.signal }).then((msgs) => {
-          if (msgs.length > 0) ac.abort();
-          return msgs;
-        }),
+      const polls = live.map((t) =>
+        this.popFrom(t, topic, group, { ...opts, signal: ac.signal }).then(
+          (msgs) => {
+            if (msgs.length > 0) ac.abort();
+            return msgs;
+          },
+          (err: unknown) => {
+            this.brokerFailed(topic, t, err);
+            return [] as StoredMessage__Output[];
+          },
+        ),
       );
-      const all = (await Promise.allSettled(polls)).flatMap((r) => (r.status === 'fulfilled' ? r.value : []));
+      const all = (await Promise.all(polls)).flat();
       if (all.length > opts.max) {
         // More came back than asked for: make the extras visible again at once.
         await this.release(topic, group, all.slice(opts.max));
@@ -179,8 +388,19 @@ export class GatewayService {
       }
       return all;
     } finally {
+      this.longPollsWaiting--;
       opts.signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  private brokerFailed(topic: string, t: BrokerTarget, err: unknown): SluiceError {
+    const e = fromGrpcError(err, t.addr);
+    if (e.retriable) {
+      this.faults.update(t.brokerName, 0, true);
+      void this.deps.routes.invalidate(topic);
+      this.deps.logger.warn({ broker: t.brokerName, err: e.message }, 'receive from broker failed');
+    }
+    return e;
   }
 
   private async popFrom(
@@ -202,10 +422,13 @@ export class GatewayService {
     const res = await new Promise<PopMessagesResponse__Output>((resolve, reject) => {
       const call = client.PopMessages(
         req,
-        { deadline: Date.now() + opts.waitMs + this.deps.rpcTimeoutMs + LONG_POLL_SLACK_MS },
+        { deadline: this.clock() + opts.waitMs + this.deps.rpcTimeoutMs + LONG_POLL_SLACK_MS },
         (err, value) => (err ? reject(err) : resolve(value!)),
       );
-      opts.signal?.addEventListener('abort', () => call.cancel(), { once: true });
+      if (opts.signal) {
+        if (opts.signal.aborted) call.cancel();
+        else opts.signal.addEventListener('abort', () => call.cancel(), { once: true });
+      }
     }).catch((err: unknown) => {
       if (opts.signal?.aborted) return { status: null, messages: [] };
       throw err;
@@ -213,18 +436,36 @@ export class GatewayService {
     return res.messages;
   }
 
-  private async release(topic: string, group: string, msgs: StoredMessage__Output[]): Promise<void> {
+  private async release(
+    topic: string,
+    group: string,
+    msgs: StoredMessage__Output[],
+  ): Promise<void> {
     await Promise.allSettled(
       msgs.map((m) => this.changeInvisible(topic, group, m.receipt_handle, 0)),
     );
   }
 
+  /** Address of a broker by name: from the topic's route, else from the cluster. */
+  private async addrOf(topic: string, brokerName: string): Promise<string> {
+    let addr = await this.deps.routes.brokerAddr(topic, brokerName);
+    if (!addr) {
+      const info = await this.deps.namesrv.clusterInfo();
+      const data = info.broker_addr_table[brokerName];
+      addr = anyAddrOf(data?.broker_addrs);
+    }
+    if (!addr)
+      throw errors.unavailable(`broker ${brokerName} is not reachable for topic '${topic}'`);
+    return addr;
+  }
+
   /** Decodes (and verifies) a handle and finds its broker's address. */
-  private async brokerFor(topic: string, handle: string): Promise<{ addr: string; brokerName: string }> {
+  private async brokerFor(
+    topic: string,
+    handle: string,
+  ): Promise<{ addr: string; brokerName: string }> {
     const h = decodeReceiptHandle(handle, this.deps.secret);
-    const addr = await this.deps.routes.brokerAddr(topic, h.brokerName);
-    if (!addr) throw errors.unavailable(`broker ${h.brokerName} is not reachable for topic '${topic}'`);
-    return { addr, brokerName: h.brokerName };
+    return { addr: await this.addrOf(topic, h.brokerName), brokerName: h.brokerName };
   }
 
   /** Acks handles, grouped per broker; answers per handle in order. */
@@ -237,7 +478,9 @@ export class GatewayService {
       handles.map(async (h, i) => {
         try {
           const { addr } = await this.brokerFor(topic, h);
-          byAddr.set(addr, [...(byAddr.get(addr) ?? []), i]);
+          const list = byAddr.get(addr);
+          if (list) list.push(i);
+          else byAddr.set(addr, [i]);
         } catch (err) {
           results[i] = statusOf(err);
         }
@@ -264,14 +507,23 @@ export class GatewayService {
   }
 
   /** Changes a message's invisible time; returns the new receipt handle. */
-  async changeInvisible(topic: string, group: string, handle: string, invisibleMs: number): Promise<string> {
+  async changeInvisible(
+    topic: string,
+    group: string,
+    handle: string,
+    invisibleMs: number,
+  ): Promise<string> {
     checkTopicName(topic);
     checkGroupName(group);
     const { addr } = await this.brokerFor(topic, handle);
     const res = await this.call<ChangeInvisibleTimeRequest, ChangeInvisibleTimeResponse__Output>(
       addr,
       (c) => c.ChangeInvisibleTime,
-      { consumer_group: group, topic, entries: [{ receipt_handle: handle, invisible_ms: invisibleMs }] },
+      {
+        consumer_group: group,
+        topic,
+        entries: [{ receipt_handle: handle, invisible_ms: invisibleMs }],
+      },
     );
     const r = res.results[0];
     const code = r?.status?.code ?? Code.INTERNAL_ERROR;
@@ -279,6 +531,7 @@ export class GatewayService {
     return r!.receipt_handle;
   }
 
+  /** Moves a received message to the group's dead-letter queue now. */
   async deadLetter(topic: string, group: string, handle: string): Promise<void> {
     checkTopicName(topic);
     checkGroupName(group);
@@ -289,6 +542,214 @@ export class GatewayService {
       { consumer_group: group, topic, receipt_handle: handle },
     );
     if (status.code !== Code.OK) throw statusError(status);
+  }
+
+  /** The broker a pull or offset entry addresses: named, or the only one serving the topic. */
+  private async readTarget(topic: string, broker: string | undefined): Promise<BrokerTarget> {
+    const targets = await this.deps.routes.readable(topic);
+    if (broker) {
+      const t = targets.find((x) => x.brokerName === broker);
+      if (!t) throw errors.notFound(`broker '${broker}' does not serve topic '${topic}'`);
+      return t;
+    }
+    if (targets.length === 1) return targets[0]!;
+    if (targets.length === 0) throw errors.unavailable(`no readable broker for topic '${topic}'`);
+    throw errors.badRequest(
+      `topic '${topic}' is on several brokers (${targets.map((t) => t.brokerName).join(', ')}); name one in "broker"`,
+      { field: 'broker' },
+    );
+  }
+
+  /** Offset-based read of one queue (replay, broadcast readers); long-polls up to waitMs. */
+  async pull(topic: string, group: string, opts: PullOptions): Promise<PullOutcome> {
+    checkTopicName(topic);
+    checkGroupName(group);
+    const t = await this.readTarget(topic, opts.broker);
+    if (opts.queueId < 0 || opts.queueId >= t.readQueueNums) {
+      throw errors.badRequest(
+        `queue ${opts.queueId} does not exist on broker ${t.brokerName} for topic '${topic}' (0..${t.readQueueNums - 1})`,
+        { field: 'queueId' },
+      );
+    }
+    const client = this.deps.brokers.get(t.addr);
+    const req: PullMessagesRequest = {
+      consumer_group: group,
+      topic,
+      queue_id: opts.queueId,
+      offset: opts.offset,
+      max_messages: opts.max,
+      max_wait_ms: opts.waitMs,
+      filter: { type: 'TAG', expression: opts.filter },
+      commit_offset: -1,
+    };
+    if (opts.waitMs > 0) this.longPollsWaiting++;
+    let res: PullMessagesResponse__Output;
+    try {
+      res = await new Promise<PullMessagesResponse__Output>((resolve, reject) => {
+        const call = client.PullMessages(
+          req,
+          { deadline: this.clock() + opts.waitMs + this.deps.rpcTimeoutMs + LONG_POLL_SLACK_MS },
+          (err, value) => (err ? reject(fromGrpcError(err, t.addr)) : resolve(value!)),
+        );
+        opts.signal?.addEventListener('abort', () => call.cancel(), { once: true });
+      });
+    } catch (err) {
+      if (!opts.signal?.aborted) throw err;
+      res = {
+        status: null,
+        messages: [],
+        next_offset: opts.offset,
+        min_offset: 0,
+        max_offset: 0,
+        suggest_which_broker_id: 0,
+      };
+    } finally {
+      if (opts.waitMs > 0) this.longPollsWaiting--;
+    }
+    const code = res.status?.code ?? Code.OK;
+    if (code !== Code.OK && code !== Code.MESSAGE_NOT_FOUND) throw statusError(res.status);
+    return {
+      broker: t.brokerName,
+      messages: res.messages,
+      nextOffset: res.next_offset,
+      minOffset: res.min_offset,
+      maxOffset: res.max_offset,
+    };
+  }
+
+  /** A group's committed offsets for a topic, on every broker serving it. */
+  async offsets(topic: string, group: string): Promise<Required<QueueOffsetEntry>[]> {
+    checkTopicName(topic);
+    checkGroupName(group);
+    const targets = await this.deps.routes.readable(topic);
+    const lists = await Promise.all(
+      targets.map(async (t) => {
+        const res = await this.call<GetConsumerOffsetsRequest, GetConsumerOffsetsResponse__Output>(
+          t.addr,
+          (c) => c.GetConsumerOffsets,
+          { consumer_group: group, topic },
+        );
+        return res.offsets.map((o) => ({
+          broker: t.brokerName,
+          queueId: o.queue_id,
+          offset: o.offset,
+        }));
+      }),
+    );
+    return lists.flat().sort((a, b) => a.broker.localeCompare(b.broker) || a.queueId - b.queueId);
+  }
+
+  /** Commits a group's offsets (per queue); answers per entry in order. */
+  async commitOffsets(
+    topic: string,
+    group: string,
+    entries: readonly QueueOffsetEntry[],
+  ): Promise<Status__Output[]> {
+    checkTopicName(topic);
+    checkGroupName(group);
+    const results: Status__Output[] = new Array(entries.length);
+    const byBroker = new Map<string, { target: BrokerTarget; idx: number[] }>();
+    await Promise.all(
+      entries.map(async (e, i) => {
+        try {
+          const target = await this.readTarget(topic, e.broker);
+          if (e.queueId < 0 || e.queueId >= target.readQueueNums) {
+            throw errors.badRequest(
+              `queue ${e.queueId} does not exist on broker ${target.brokerName}`,
+              {
+                field: 'queueId',
+              },
+            );
+          }
+          if (e.offset < 0) throw errors.illegalOffset(`offset ${e.offset} is negative`);
+          const slot = byBroker.get(target.brokerName) ?? { target, idx: [] };
+          slot.idx.push(i);
+          byBroker.set(target.brokerName, slot);
+        } catch (err) {
+          results[i] = statusOf(err);
+        }
+      }),
+    );
+    await Promise.all(
+      [...byBroker.values()].map(async ({ target, idx }) => {
+        try {
+          const res = await this.call<
+            UpdateConsumerOffsetsRequest,
+            UpdateConsumerOffsetsResponse__Output
+          >(target.addr, (c) => c.UpdateConsumerOffsets, {
+            consumer_group: group,
+            offsets: idx.map((i) => ({
+              topic,
+              queue_id: entries[i]!.queueId,
+              offset: entries[i]!.offset,
+            })),
+          });
+          idx.forEach((i, j) => {
+            results[i] = res.results[j] ?? statusOf(errors.internal('no answer'));
+          });
+        } catch (err) {
+          const status = statusOf(err);
+          for (const i of idx) results[i] = status;
+        }
+      }),
+    );
+    return results;
+  }
+
+  /**
+   * Commits or rolls back a half message. With `broker` the decision goes to
+   * that broker; otherwise to every master serving the topic and the one that
+   * holds the transaction answers.
+   */
+  async endTransaction(input: EndTransactionInput): Promise<{ broker: string }> {
+    checkTopicName(input.topic);
+    if (!input.transactionId) throw errors.invalidTransactionId(input.transactionId);
+    let targets = await this.deps.routes.writable(input.topic);
+    if (input.broker) {
+      targets = targets.filter((t) => t.brokerName === input.broker);
+      if (targets.length === 0) {
+        targets = [
+          {
+            brokerName: input.broker,
+            addr: await this.addrOf(input.topic, input.broker),
+            readQueueNums: 0,
+            writeQueueNums: 0,
+          },
+        ];
+      }
+    }
+    if (targets.length === 0) throw errors.noWritableBroker(input.topic);
+    const outcomes = await Promise.all(
+      targets.map(async (t) => {
+        try {
+          const res = await this.call<EndTransactionRequest, EndTransactionResponse__Output>(
+            t.addr,
+            (c) => c.EndTransaction,
+            {
+              entries: [
+                {
+                  topic: input.topic,
+                  message_id: input.messageId,
+                  transaction_id: input.transactionId,
+                  commit: input.commit,
+                  from_check: input.fromCheck ?? false,
+                },
+              ],
+            },
+          );
+          const status = res.results[0];
+          if (!status || status.code !== Code.OK) return { t, err: statusError(status ?? null) };
+          return { t, err: undefined };
+        } catch (err) {
+          return { t, err: isSluiceError(err) ? err : errors.internal(String(err)) };
+        }
+      }),
+    );
+    const ok = outcomes.find((o) => !o.err);
+    if (ok) return { broker: ok.t.brokerName };
+    // The most telling failure: anything but "this broker does not know it".
+    const errs = outcomes.map((o) => o.err!);
+    throw errs.find((e) => e.code !== Code.INVALID_TRANSACTION_ID) ?? errs[0]!;
   }
 }
 

@@ -5,11 +5,15 @@
 import { credentials } from '@grpc/grpc-js';
 import { errors, isSluiceError } from '../../common/errors.js';
 import type { ClusterInfo__Output } from '../../common/generated/sluice/v1/ClusterInfo.js';
-import type { Empty } from '../../common/generated/sluice/v1/Empty.js';
+import type { DeleteTopicRequest } from '../../common/generated/sluice/v1/DeleteTopicRequest.js';
+import type { Empty, Empty__Output } from '../../common/generated/sluice/v1/Empty.js';
 import type { GetRouteInfoByTopicRequest } from '../../common/generated/sluice/v1/GetRouteInfoByTopicRequest.js';
 import type { GetRouteInfoByTopicResponse__Output } from '../../common/generated/sluice/v1/GetRouteInfoByTopicResponse.js';
 import type { NameServerClient } from '../../common/generated/sluice/v1/NameServer.js';
+import type { TopicList__Output } from '../../common/generated/sluice/v1/TopicList.js';
 import type { TopicRoute__Output } from '../../common/generated/sluice/v1/TopicRoute.js';
+import type { UpdateTopicRequest } from '../../common/generated/sluice/v1/UpdateTopicRequest.js';
+import type { UpdateTopicResponse__Output } from '../../common/generated/sluice/v1/UpdateTopicResponse.js';
 import { callUnary, GRPC_CHANNEL_OPTIONS } from '../../common/grpc.js';
 import { sluiceProto } from '../../common/proto.js';
 
@@ -63,6 +67,54 @@ export class NamesrvClient {
     return this.any((c) =>
       callUnary<Empty, ClusterInfo__Output>(c, c.GetClusterInfo, {}, this.timeoutMs),
     );
+  }
+
+  /** Every topic any name server's brokers registered. */
+  async topicList(): Promise<string[]> {
+    const res = await this.any((c) =>
+      callUnary<Empty, TopicList__Output>(c, c.GetAllTopicList, {}, this.timeoutMs),
+    );
+    return res.topics;
+  }
+
+  /**
+   * Creates or updates a topic on the brokers (every master of a cluster, or
+   * one broker). Name servers are independent, so this goes to one of them;
+   * the brokers then re-register with all.
+   */
+  async updateTopic(req: UpdateTopicRequest): Promise<string[]> {
+    const res = await this.any((c) =>
+      callUnary<UpdateTopicRequest, UpdateTopicResponse__Output>(
+        c,
+        c.UpdateTopic,
+        req,
+        this.timeoutMs,
+      ),
+    );
+    return res.broker_names;
+  }
+
+  /**
+   * Deletes a topic. Each name server keeps its own route table, so every
+   * reachable one is told; fails only when none is reachable.
+   */
+  async deleteTopic(req: DeleteTopicRequest): Promise<void> {
+    const outcomes = await Promise.allSettled(
+      this.clients.map((c) =>
+        callUnary<DeleteTopicRequest, Empty__Output>(
+          c.client,
+          c.client.DeleteTopic,
+          req,
+          this.timeoutMs,
+        ),
+      ),
+    );
+    const failures = outcomes.filter((o) => o.status === 'rejected');
+    if (failures.length === outcomes.length) {
+      const first = (failures[0] as PromiseRejectedResult).reason;
+      if (isSluiceError(first) && !first.retriable) throw first;
+      throw errors.unavailable('no name server is reachable', first);
+    }
   }
 
   /** True when at least one name server answers a cheap call. */

@@ -1,32 +1,108 @@
-/** Converts between REST JSON messages and the internal protocol's shapes. */
-import { errors } from '../../common/errors.js';
+/** Converts between REST messages (JSON or raw body + headers) and the internal protocol's shapes. */
+import type { z } from '@hono/zod-openapi';
+import { Code, codeName, errors } from '../../common/errors.js';
 import type { Message } from '../../common/generated/sluice/v1/Message.js';
 import type { StoredMessage__Output } from '../../common/generated/sluice/v1/StoredMessage.js';
-import type { z } from '@hono/zod-openapi';
-import type { DeliveredMessageSchema, SendMessageSchema } from './schemas.js';
+import type { SendOutcome } from '../core/gateway-service.js';
+import type { DeliveredMessageSchema, SendMessageSchema, SendResultSchema } from './schemas.js';
+import { SendHeadersSchema } from './schemas.js';
+import { parse } from './validate.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+export const PROPERTY_HEADER_PREFIX = 'x-mq-property-';
 
-export function toMessage(m: z.infer<typeof SendMessageSchema>, now = Date.now()): Message {
-  const body = m.bodyEncoding === 'base64' ? Buffer.from(m.body, 'base64') : Buffer.from(m.body, 'utf8');
-  if (m.bodyEncoding === 'base64' && body.toString('base64').replace(/=+$/, '') !== m.body.replace(/=+$/, '')) {
-    throw errors.badRequest('body is not valid base64', { field: 'body' });
+function deliveryOf(
+  deliveryTime: number | undefined,
+  delaySeconds: number | undefined,
+  now: number,
+): number {
+  if (deliveryTime !== undefined && delaySeconds !== undefined) {
+    throw errors.illegalDeliveryTime('give either deliveryTime or delaySeconds, not both');
   }
-  let delivery = 0;
-  if (m.deliveryTime !== undefined) delivery = m.deliveryTime;
-  else if (m.delaySeconds !== undefined && m.delaySeconds > 0) delivery = now + m.delaySeconds * 1000;
+  if (deliveryTime !== undefined) return deliveryTime;
+  if (delaySeconds !== undefined && delaySeconds > 0) return now + delaySeconds * 1000;
+  return 0;
+}
+
+/** A JSON message (already validated) as the broker takes it. `index` names the entry in errors. */
+export function toMessage(
+  m: z.infer<typeof SendMessageSchema>,
+  now = Date.now(),
+  index?: number,
+): Message {
+  let body: Buffer;
+  if (m.bodyEncoding === 'base64') {
+    const clean = m.body.replace(/\s+/g, '');
+    if (clean.length % 4 === 1 || !BASE64.test(clean.replace(/-/g, '+').replace(/_/g, '/'))) {
+      const field = index === undefined ? 'body' : `messages.${index}.body`;
+      throw errors.badRequest(`${field}: not valid base64`, { field });
+    }
+    body = Buffer.from(clean, 'base64');
+  } else {
+    body = Buffer.from(m.body, 'utf8');
+  }
   return {
     body,
     tag: m.tag ?? '',
     keys: m.keys ?? [],
     properties: m.properties ?? {},
     message_group: m.messageGroup ?? '',
-    delivery_timestamp_ms: delivery,
+    delivery_timestamp_ms: deliveryOf(m.deliveryTime, m.delaySeconds, now),
     transactional: m.transactional ?? false,
     born_timestamp_ms: now,
   };
 }
 
+/** True when the request uses raw mode: a non-JSON content type, or any x-mq-* header. */
+export function isRawSend(headers: Headers): boolean {
+  const type = headers.get('content-type') ?? '';
+  if (!/^application\/json\b/i.test(type.trim())) return true;
+  for (const name of headers.keys()) if (name.startsWith('x-mq-')) return true;
+  return false;
+}
+
+/** A raw-mode message: the body as is, attributes from x-mq-* headers. */
+export function rawToMessage(body: Buffer, headers: Headers, now = Date.now()): Message {
+  const h = parse(
+    SendHeadersSchema,
+    {
+      'x-mq-tag': headers.get('x-mq-tag') ?? undefined,
+      'x-mq-keys': headers.get('x-mq-keys') ?? undefined,
+      'x-mq-message-group': headers.get('x-mq-message-group') ?? undefined,
+      'x-mq-delay-seconds': headers.get('x-mq-delay-seconds') ?? undefined,
+      'x-mq-delivery-time': headers.get('x-mq-delivery-time') ?? undefined,
+      'x-mq-transactional': headers.get('x-mq-transactional') ?? undefined,
+    },
+    'header',
+  );
+  const properties: Record<string, string> = {};
+  for (const [name, value] of headers) {
+    if (name.startsWith(PROPERTY_HEADER_PREFIX) && name.length > PROPERTY_HEADER_PREFIX.length) {
+      properties[name.slice(PROPERTY_HEADER_PREFIX.length)] = value;
+    }
+  }
+  const keys = (h['x-mq-keys'] ?? '')
+    .split(',')
+    .map((k) => k.trim())
+    .filter(Boolean);
+  return {
+    body,
+    tag: h['x-mq-tag'] ?? '',
+    keys,
+    properties,
+    message_group: h['x-mq-message-group'] ?? '',
+    delivery_timestamp_ms: deliveryOf(
+      h['x-mq-delivery-time'] === undefined ? undefined : Number(h['x-mq-delivery-time']),
+      h['x-mq-delay-seconds'] === undefined ? undefined : Number(h['x-mq-delay-seconds']),
+      now,
+    ),
+    transactional: h['x-mq-transactional'] === 'true',
+    born_timestamp_ms: now,
+  };
+}
+
+/** A stored message as JSON; the body is UTF-8 text when it decodes as such, base64 otherwise. */
 export function toDeliveredJson(m: StoredMessage__Output): z.infer<typeof DeliveredMessageSchema> {
   const msg = m.message!;
   let body: string;
@@ -52,7 +128,30 @@ export function toDeliveredJson(m: StoredMessage__Output): z.infer<typeof Delive
     bornTimestamp: msg.born_timestamp_ms,
     storeTimestamp: m.store_timestamp_ms,
     deliveryAttempt: m.delivery_attempt,
-    receiptHandle: m.receipt_handle,
+    ...(m.receipt_handle ? { receiptHandle: m.receipt_handle } : {}),
     broker: m.broker_name,
+  };
+}
+
+export function sendResultJson(r: SendOutcome): z.infer<typeof SendResultSchema> {
+  return {
+    ...(r.messageId ? { messageId: r.messageId } : {}),
+    status: codeName(r.status.code),
+    code: r.status.code,
+    ...(r.status.code !== Code.OK ? { message: r.status.message } : {}),
+    ...(r.broker ? { broker: r.broker, queueId: r.queueId, offset: r.offset } : {}),
+    ...(r.transactionId ? { transactionId: r.transactionId } : {}),
+  };
+}
+
+export function entryStatusJson(s: { code: number; message: string }): {
+  status: string;
+  code: number;
+  message?: string;
+} {
+  return {
+    status: codeName(s.code),
+    code: s.code,
+    ...(s.code !== Code.OK ? { message: s.message } : {}),
   };
 }

@@ -17,9 +17,13 @@ export interface RedisHandle {
 }
 
 function findRedis(): string | undefined {
-  for (const p of ['/usr/bin/redis-server', '/usr/local/bin/redis-server']) if (existsSync(p)) return p;
+  for (const p of ['/usr/bin/redis-server', '/usr/local/bin/redis-server'])
+    if (existsSync(p)) return p;
   try {
-    return execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim() || undefined;
+    return (
+      execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim() ||
+      undefined
+    );
   } catch {
     return undefined;
   }
@@ -29,13 +33,22 @@ export function ensureRedisInstalled(): string {
   const found = findRedis();
   if (found) return found;
   if (process.getuid?.() === 0) {
-    execFileSync('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server'], {
-      stdio: 'ignore',
-    });
+    execFileSync(
+      'sh',
+      [
+        '-c',
+        'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server',
+      ],
+      {
+        stdio: 'ignore',
+      },
+    );
     const installed = findRedis();
     if (installed) return installed;
   }
-  throw new Error('redis-server is not installed: run `sudo apt-get install -y redis-server` and re-run the tests');
+  throw new Error(
+    'redis-server is not installed: run `sudo apt-get install -y redis-server` and re-run the tests',
+  );
 }
 
 function freePort(): Promise<number> {
@@ -55,11 +68,18 @@ export async function startRedis(): Promise<RedisHandle> {
   let child: ChildProcess | undefined;
   const launch = () =>
     new Promise<void>((resolve, reject) => {
-      const c = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const c = spawn(
+        bin,
+        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       child = c;
-      const timer = setTimeout(() => reject(new Error('redis-server did not become ready in 10 s')), 10_000);
+      const timer = setTimeout(
+        () => reject(new Error('redis-server did not become ready in 10 s')),
+        10_000,
+      );
       createInterface({ input: c.stdout! }).on('line', (line) => {
         if (/Ready to accept connections/.test(line)) {
           clearTimeout(timer);

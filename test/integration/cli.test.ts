@@ -14,11 +14,14 @@ function run(bin: string, args: string[], env: NodeJS.ProcessEnv = {}) {
 }
 
 describe('binaries', () => {
-  it.each(['mqnamesrv', 'mqbroker', 'mqgateway', 'mqadmin', 'sluice'])('%s --help explains itself', (bin) => {
-    const r = run(bin, ['--help']);
-    expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/Usage:/);
-  });
+  it.each(['mqnamesrv', 'mqbroker', 'mqgateway', 'mqadmin', 'sluice'])(
+    '%s --help explains itself',
+    (bin) => {
+      const r = run(bin, ['--help']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/Usage:/);
+    },
+  );
 
   it('mqbroker stops on a bad config value with file, line and allowed values', () => {
     const file = join(PACKAGE_ROOT, 'test', 'fixtures', 'bad-flush.properties');
@@ -30,7 +33,9 @@ describe('binaries', () => {
   });
 
   it('mqbroker -p prints the effective config with overrides and NAMESRV_ADDR applied', () => {
-    const r = run('mqbroker', ['-p', 'listenPort=10999'], { NAMESRV_ADDR: '10.0.0.1:9876;10.0.0.2:9876' });
+    const r = run('mqbroker', ['-p', 'listenPort=10999'], {
+      NAMESRV_ADDR: '10.0.0.1:9876;10.0.0.2:9876',
+    });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('listenPort=10999');
     expect(r.stdout).toContain('namesrvAddr=10.0.0.1:9876;10.0.0.2:9876');

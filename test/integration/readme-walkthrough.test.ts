@@ -13,16 +13,22 @@ import { waitFor } from '../harness/wait.js';
 
 function walkthrough(): string {
   const readme = readFileSync(join(PACKAGE_ROOT, 'README.md'), 'utf8');
-  const m = /<!-- walkthrough:start -->\s*```sh\n([\s\S]*?)```\s*<!-- walkthrough:end -->/.exec(readme);
+  const m = /<!-- walkthrough:start -->\s*```sh\n([\s\S]*?)```\s*<!-- walkthrough:end -->/.exec(
+    readme,
+  );
   if (!m) throw new Error('README has no walkthrough block');
   return m[1]!;
 }
 
 describe('README', () => {
   const tmp = makeTempDir();
-  const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'bin', 'sluice'), 'standalone', '--data', tmp.path], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [join(PACKAGE_ROOT, 'bin', 'sluice'), 'standalone', '--data', tmp.path],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   child.stdout.on('data', (d) => {
     output += d;
@@ -45,21 +51,28 @@ describe('README', () => {
   });
 
   afterAll(async () => {
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGINT');
-    await exited;
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGINT');
+      await exited;
+    }
     tmp.remove();
   });
 
   it('prints its ports and a curl line to try', () => {
     expect(output).toContain('name server  127.0.0.1:9876');
     expect(output).toContain('http://127.0.0.1:8080');
-    expect(output).toMatch(/curl -s -X POST http:\/\/127\.0\.0\.1:8080\/v1\/topics\/demo\/messages/);
+    expect(output).toMatch(
+      /curl -s -X POST http:\/\/127\.0\.0\.1:8080\/v1\/topics\/demo\/messages/,
+    );
   });
 
   it('runs the curl walk-through exactly as printed', () => {
     const script = walkthrough();
-    const out = execFileSync('bash', ['-euo', 'pipefail', '-c', script], { encoding: 'utf8', timeout: 30_000 });
+    const out = execFileSync('bash', ['-euo', 'pipefail', '-c', script], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     const lines = out.trim().split('\n');
     expect(lines).toHaveLength(3);
     const sent = JSON.parse(lines[0]!);

@@ -4,11 +4,15 @@
  * was accepted survives a broker restart (and a SIGKILL).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Cluster, startCluster } from '../harness/cluster.js';
 import { brokerStats } from '../harness/clients.js';
+import { type Cluster, startCluster } from '../harness/cluster.js';
 import { waitFor } from '../harness/wait.js';
 
-async function post(c: Cluster, path: string, body: unknown): Promise<{ status: number; json: any }> {
+async function post(
+  c: Cluster,
+  path: string,
+  body: unknown,
+): Promise<{ status: number; json: any }> {
   const res = await fetch(`${c.http}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -27,9 +31,13 @@ describe('walking skeleton', () => {
   });
 
   it('logs RocketMQ boot lines', () => {
-    expect(c.namesrvs[0]!.lines.join('\n')).toMatch(/The Name Server boot success\. serializeType=JSON, address/);
+    expect(c.namesrvs[0]!.lines.join('\n')).toMatch(
+      /The Name Server boot success\. serializeType=JSON, address/,
+    );
     expect(c.brokers[0]!.lines.join('\n')).toMatch(
-      new RegExp(`The broker\\[broker-a, ${c.brokers[0]!.addr.replace('.', '\\.')}\\] boot success\\.`),
+      new RegExp(
+        `The broker\\[broker-a, ${c.brokers[0]!.addr.replace('.', '\\.')}\\] boot success\\.`,
+      ),
     );
   });
 
@@ -60,11 +68,14 @@ describe('walking skeleton', () => {
     // The topic must exist before a receive can wait on it.
     await post(c, '/v1/topics/skel2/messages', { body: 'first' });
     const first = await post(c, '/v1/topics/skel2/groups/g/receive', { max: 1, waitSeconds: 2 });
-    await post(c, '/v1/topics/skel2/groups/g/ack', { receiptHandles: [first.json.messages[0].receiptHandle] });
+    await post(c, '/v1/topics/skel2/groups/g/ack', {
+      receiptHandles: [first.json.messages[0].receiptHandle],
+    });
 
     const pending = post(c, '/v1/topics/skel2/groups/g/receive', { max: 1, waitSeconds: 20 });
-    await waitFor('the receive to wait on the broker', async () =>
-      Number((await brokerStats(c.brokers[0]!.addr)).longPollsWaiting) > 0,
+    await waitFor(
+      'the receive to wait on the broker',
+      async () => Number((await brokerStats(c.brokers[0]!.addr)).longPollsWaiting) > 0,
     );
     const sentAt = Date.now();
     await post(c, '/v1/topics/skel2/messages', { body: 'late' });

@@ -39,17 +39,36 @@ describe('RouteTable', () => {
   it('builds routes with queue data per group and broker addresses by id', () => {
     const routes = new RouteTable({ defaultExpireMs: 120_000 });
     routes.register(reg({ topics: [topic('T1', 8)] }));
-    routes.register(reg({ broker_name: 'broker-b', broker_addr: '127.0.0.1:10921', topics: [topic('T1', 4)] }));
+    routes.register(
+      reg({ broker_name: 'broker-b', broker_addr: '127.0.0.1:10921', topics: [topic('T1', 4)] }),
+    );
     const slave = routes.register(
-      reg({ broker_id: 1, broker_addr: '127.0.0.1:10941', broker_role: 'SLAVE', topics: [topic('T1', 8)] }),
+      reg({
+        broker_id: 1,
+        broker_addr: '127.0.0.1:10941',
+        broker_role: 'SLAVE',
+        topics: [topic('T1', 8)],
+      }),
     );
     expect(slave.masterAddr).toBe('127.0.0.1:10911');
 
     const route = routes.topicRoute('T1');
-    expect(route.status).toEqual({ code: Code.OK, message: 'OK' });
+    expect(route.status).toEqual({ code: Code.OK, message: 'OK', reason: '' });
     expect(route.queue_datas).toEqual([
-      { broker_name: 'broker-a', read_queue_nums: 8, write_queue_nums: 8, perm: 6, message_type: 'NORMAL' },
-      { broker_name: 'broker-b', read_queue_nums: 4, write_queue_nums: 4, perm: 6, message_type: 'NORMAL' },
+      {
+        broker_name: 'broker-a',
+        read_queue_nums: 8,
+        write_queue_nums: 8,
+        perm: 6,
+        message_type: 'NORMAL',
+      },
+      {
+        broker_name: 'broker-b',
+        read_queue_nums: 4,
+        write_queue_nums: 4,
+        perm: 6,
+        message_type: 'NORMAL',
+      },
     ]);
     expect(route.broker_datas).toEqual([
       {
@@ -57,7 +76,11 @@ describe('RouteTable', () => {
         broker_name: 'broker-a',
         broker_addrs: { 0: '127.0.0.1:10911', 1: '127.0.0.1:10941' },
       },
-      { cluster: 'DefaultCluster', broker_name: 'broker-b', broker_addrs: { 0: '127.0.0.1:10921' } },
+      {
+        cluster: 'DefaultCluster',
+        broker_name: 'broker-b',
+        broker_addrs: { 0: '127.0.0.1:10921' },
+      },
     ]);
     expect(routes.topicList()).toEqual(['T1']);
     expect(routes.brokerNamesOfCluster('DefaultCluster')).toEqual(['broker-a', 'broker-b']);
@@ -81,14 +104,24 @@ describe('RouteTable', () => {
   it('ignores slave topics while a master is registered, uses them read-only without one', () => {
     const routes = new RouteTable({ defaultExpireMs: 120_000 });
     routes.register(
-      reg({ broker_id: 1, broker_addr: '127.0.0.1:10941', broker_role: 'SLAVE', topics: [topic('T1')] }),
+      reg({
+        broker_id: 1,
+        broker_addr: '127.0.0.1:10941',
+        broker_role: 'SLAVE',
+        topics: [topic('T1')],
+      }),
     );
     expect(routes.topicRoute('T1').queue_datas[0]?.perm).toBe(Perm.READ);
     routes.register(reg({ topics: [topic('T2')] }));
     expect(routes.topicList()).toEqual(['T2']);
     expect(routes.topicRoute('T2').queue_datas[0]?.perm).toBe(Perm.READ_WRITE);
     routes.register(
-      reg({ broker_id: 1, broker_addr: '127.0.0.1:10941', broker_role: 'SLAVE', topics: [topic('T1')] }),
+      reg({
+        broker_id: 1,
+        broker_addr: '127.0.0.1:10941',
+        broker_role: 'SLAVE',
+        topics: [topic('T1')],
+      }),
     );
     expect(routes.topicList()).toEqual(['T2']);
   });
@@ -97,7 +130,9 @@ describe('RouteTable', () => {
     const c = clock();
     const routes = new RouteTable({ defaultExpireMs: 10_000, now: c.now });
     routes.register(reg({ topics: [topic('T1')], heartbeat_timeout_ms: 3_000 }));
-    routes.register(reg({ broker_name: 'broker-b', broker_addr: '127.0.0.1:10921', topics: [topic('T1')] }));
+    routes.register(
+      reg({ broker_name: 'broker-b', broker_addr: '127.0.0.1:10921', topics: [topic('T1')] }),
+    );
 
     c.t += 3_000;
     expect(routes.scanNotActiveBrokers()).toEqual([]);
@@ -108,13 +143,19 @@ describe('RouteTable', () => {
 
     // A heartbeat keeps broker-b alive past the default.
     c.t += 9_000;
-    routes.register(reg({ broker_name: 'broker-b', broker_addr: '127.0.0.1:10921', topics: [topic('T1')] }));
+    routes.register(
+      reg({ broker_name: 'broker-b', broker_addr: '127.0.0.1:10921', topics: [topic('T1')] }),
+    );
     c.t += 9_000;
     expect(routes.scanNotActiveBrokers()).toEqual([]);
     c.t += 1_001;
     expect(routes.scanNotActiveBrokers().map((b) => b.brokerName)).toEqual(['broker-b']);
     expect(routes.topicRoute('T1').status?.code).toBe(Code.TOPIC_NOT_FOUND);
-    expect(routes.clusterInfo()).toEqual({ broker_addr_table: {}, cluster_addr_table: {}, live: {} });
+    expect(routes.clusterInfo()).toEqual({
+      broker_addr_table: {},
+      cluster_addr_table: {},
+      live: {},
+    });
   });
 
   it('keeps a group and its queue data while a slave survives its master', () => {
@@ -122,11 +163,21 @@ describe('RouteTable', () => {
     const routes = new RouteTable({ defaultExpireMs: 10_000, now: c.now });
     routes.register(reg({ topics: [topic('T1')] }));
     routes.register(
-      reg({ broker_id: 1, broker_addr: '127.0.0.1:10941', broker_role: 'SLAVE', topics: [topic('T1')] }),
+      reg({
+        broker_id: 1,
+        broker_addr: '127.0.0.1:10941',
+        broker_role: 'SLAVE',
+        topics: [topic('T1')],
+      }),
     );
     c.t += 6_000;
     routes.register(
-      reg({ broker_id: 1, broker_addr: '127.0.0.1:10941', broker_role: 'SLAVE', topics: [topic('T1')] }),
+      reg({
+        broker_id: 1,
+        broker_addr: '127.0.0.1:10941',
+        broker_role: 'SLAVE',
+        topics: [topic('T1')],
+      }),
     );
     c.t += 6_000;
     expect(routes.scanNotActiveBrokers().map((b) => b.addr)).toEqual(['127.0.0.1:10911']);
@@ -156,9 +207,11 @@ describe('RouteTable', () => {
   it('wipes and adds write permission across every topic of a group', () => {
     const routes = new RouteTable({ defaultExpireMs: 120_000 });
     routes.register(reg({ topics: [topic('T1'), topic('T2'), topic('RO', 4, Perm.READ)] }));
-    routes.register(reg({ broker_name: 'broker-b', broker_addr: '127.0.0.1:10921', topics: [topic('T1')] }));
+    routes.register(
+      reg({ broker_name: 'broker-b', broker_addr: '127.0.0.1:10921', topics: [topic('T1')] }),
+    );
 
-    expect(routes.wipeWritePerm('broker-a')).toBe(2);
+    expect(routes.wipeWritePerm('broker-a')).toBe(3); // every topic of the group, as RocketMQ counts
     expect(routes.brokerPerm('broker-a')).toBe(Perm.READ);
     const perms = () => routes.topicRoute('T1').queue_datas.map((q) => [q.broker_name, q.perm]);
     expect(perms()).toEqual([
@@ -166,13 +219,17 @@ describe('RouteTable', () => {
       ['broker-b', Perm.READ_WRITE],
     ]);
     // A heartbeat already in flight with the old perm does not undo the wipe…
-    routes.register(reg({ topics: [topic('T1'), topic('T2'), topic('RO', 4, Perm.READ)], perm: 6 }));
+    routes.register(
+      reg({ topics: [topic('T1'), topic('T2'), topic('RO', 4, Perm.READ)], perm: 6 }),
+    );
     expect(perms()[0]).toEqual(['broker-a', Perm.READ]);
     // …and once the broker confirms, its own perm rules again.
-    routes.register(reg({ topics: [topic('T1'), topic('T2'), topic('RO', 4, Perm.READ)], perm: 4 }));
+    routes.register(
+      reg({ topics: [topic('T1'), topic('T2'), topic('RO', 4, Perm.READ)], perm: 4 }),
+    );
     expect(perms()[0]).toEqual(['broker-a', Perm.READ]);
 
-    expect(routes.addWritePerm('broker-a')).toBe(2);
+    expect(routes.addWritePerm('broker-a')).toBe(3);
     expect(perms()[0]).toEqual(['broker-a', Perm.READ_WRITE]);
     expect(routes.topicRoute('RO').queue_datas[0]?.perm).toBe(Perm.READ);
     expect(routes.wipeWritePerm('nope')).toBeUndefined();
@@ -198,7 +255,9 @@ describe('RouteTable', () => {
     const c = clock(5_000);
     const routes = new RouteTable({ defaultExpireMs: 120_000, now: c.now });
     routes.register(reg({ max_physical_offset: 42 }));
-    routes.register(reg({ cluster_name: 'Other', broker_name: 'broker-x', broker_addr: '127.0.0.1:1' }));
+    routes.register(
+      reg({ cluster_name: 'Other', broker_name: 'broker-x', broker_addr: '127.0.0.1:1' }),
+    );
     const info = routes.clusterInfo();
     expect(info.cluster_addr_table).toEqual({
       DefaultCluster: { broker_names: ['broker-a'] },

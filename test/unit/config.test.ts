@@ -93,6 +93,8 @@ describe('loadOptions', () => {
   });
 
   it('rejects an override that is not key=value', () => {
-    expect(() => loadOptions(BROKER_SCHEMA, { overrides: ['listenPort'] })).toThrow(/not key=value/);
+    expect(() => loadOptions(BROKER_SCHEMA, { overrides: ['listenPort'] })).toThrow(
+      /not key=value/,
+    );
   });
 });

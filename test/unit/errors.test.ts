@@ -37,7 +37,11 @@ describe('error mapping', () => {
   });
 
   it('turns transport failures into retriable unavailability', () => {
-    const e = fromGrpcError({ code: status.UNAVAILABLE, details: 'connect refused', metadata: new Metadata() });
+    const e = fromGrpcError({
+      code: status.UNAVAILABLE,
+      details: 'connect refused',
+      metadata: new Metadata(),
+    });
     expect(e.code).toBe(Code.HA_NOT_AVAILABLE);
     expect(e.retriable).toBe(true);
   });

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { Code, SluiceError } from '../../common/errors.js';
-import { decodeReceiptHandle, encodeReceiptHandle, type ReceiptHandle } from '../../common/receipt-handle.js';
+import {
+  decodeReceiptHandle,
+  encodeReceiptHandle,
+  type ReceiptHandle,
+} from '../../common/receipt-handle.js';
 
 const handle: ReceiptHandle = {
   brokerName: 'broker-a',
@@ -36,10 +40,12 @@ describe('receipt handles', () => {
   it('refuses a handle whose payload was edited', () => {
     const text = encodeReceiptHandle(handle, 'k1');
     const [, mac] = text.split('.');
-    const forged = Buffer.from(JSON.stringify([1, 'broker-a', 'orders', 3, 99, 1, 30000, 1, 'billing'])).toString(
-      'base64url',
+    const forged = Buffer.from(
+      JSON.stringify([1, 'broker-a', 'orders', 3, 99, 1, 30000, 1, 'billing']),
+    ).toString('base64url');
+    expect(codeOf(() => decodeReceiptHandle(`${forged}.${mac}`, 'k1'))).toBe(
+      Code.INVALID_RECEIPT_HANDLE,
     );
-    expect(codeOf(() => decodeReceiptHandle(`${forged}.${mac}`, 'k1'))).toBe(Code.INVALID_RECEIPT_HANDLE);
   });
 
   it('refuses garbage', () => {

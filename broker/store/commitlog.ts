@@ -1,0 +1,348 @@
+/**
+ * The commitlog: an ordered run of segments holding every record of every
+ * topic, and the single writer that appends to it.
+ *
+ * Offsets, all physical (bytes from the log's origin):
+ *   minOffset      <= writtenOffset <= reservedOffset
+ *   first byte kept    end of bytes     end of bytes handed to the writer
+ *   (retention)        in the files     (encoded, queued, not yet written)
+ *
+ * Invariants: segments are contiguous (segment i+1 starts where i ends); every
+ * position in [minOffset, writtenOffset) belongs to a whole record; jobs are
+ * written strictly in the order they were queued, so writtenOffset only moves
+ * forward and each job's callback runs after every earlier one's.
+ */
+import { readdir } from 'node:fs/promises';
+import { errors } from '../../common/errors.js';
+import type { Logger } from '../../common/logger.js';
+import { BufferRing, type RingRegion } from './buffer-ring.js';
+import {
+  BLANK_MAGIC,
+  MESSAGE_MAGIC,
+  OFF_MAGIC,
+  readStoreTimestamp,
+  STORE_TIMESTAMP_PROBE_BYTES,
+} from './commitlog-record.js';
+import { CommitLogSegment } from './commitlog-segment.js';
+import { fsyncDirectory, parseOffsetFileName } from './positioned-io.js';
+
+/** Bytes handed to one writev at most (several queued jobs are merged up to this). */
+const MAX_WRITE_BYTES = 16 * 1024 * 1024;
+/** Buffers in one writev at most (IOV_MAX on Linux). */
+const MAX_WRITE_BUFFERS = 1024;
+/** Encode ring for append batches. */
+export const DEFAULT_ENCODE_RING_BYTES = 32 * 1024 * 1024;
+
+/** Bytes to write at one position of one segment; `done` runs once they are in the file (or failed). */
+export interface WriteJob {
+  segment: CommitLogSegment;
+  /** Physical offset of the first byte. */
+  position: number;
+  bufs: Buffer[];
+  bytes: number;
+  /** Ring region holding the encoded bytes, released after the write. */
+  region: RingRegion | undefined;
+  /** Store timestamp of the job's last record (for the checkpoint), 0 if unknown. */
+  lastStoreTimestamp: number;
+  done: ((err: Error | undefined) => void) | undefined;
+}
+
+function runCallbacks(jobs: WriteJob[]): void {
+  for (const job of jobs) job.done!(undefined);
+}
+
+export class CommitLog {
+  readonly segments: CommitLogSegment[] = [];
+  readonly ring: BufferRing;
+  writtenOffset = 0;
+  reservedOffset = 0;
+  /** Store timestamp of the last record written (with writtenOffset). */
+  lastWrittenStoreTimestamp = 0;
+  private readonly queue: WriteJob[] = [];
+  private queueHead = 0;
+  private writing = false;
+  private repair: Promise<void> | undefined;
+  private idleWaiters: Array<() => void> = [];
+  /** Set when a failed write could not be rolled back; appends are refused from then on. */
+  broken: Error | undefined;
+
+  constructor(
+    readonly dir: string,
+    readonly segmentSize: number,
+    private readonly logger: Logger,
+    ringBytes = DEFAULT_ENCODE_RING_BYTES,
+  ) {
+    this.ring = new BufferRing(ringBytes);
+  }
+
+  /** Opens the segment files found in the directory (no scanning). */
+  async load(): Promise<void> {
+    const names = await readdir(this.dir);
+    const starts = names
+      .map(parseOffsetFileName)
+      .filter((n): n is number => n !== undefined)
+      .sort((a, b) => a - b);
+    for (let i = 0; i < starts.length; i++) {
+      const start = starts[i]!;
+      if (start % this.segmentSize !== 0) {
+        throw errors.internal(
+          `commitlog segment ${start} is not a multiple of mapedFileSizeCommitLog=${this.segmentSize}; was the segment size changed?`,
+        );
+      }
+      if (i > 0 && start !== starts[i - 1]! + this.segmentSize) {
+        throw errors.internal(
+          `commitlog segments are not contiguous: ${starts[i - 1]} then ${start}`,
+        );
+      }
+      const seg = new CommitLogSegment(this.dir, start, this.segmentSize);
+      await seg.openExisting();
+      if (seg.length > this.segmentSize) {
+        throw errors.internal(
+          `commitlog segment ${start} is ${seg.length} bytes, more than the segment size`,
+        );
+      }
+      if (seg.length >= STORE_TIMESTAMP_PROBE_BYTES) {
+        const probe = Buffer.alloc(STORE_TIMESTAMP_PROBE_BYTES);
+        await seg.read(probe, 0, probe.length, 0);
+        if (probe.readUInt32BE(OFF_MAGIC) === MESSAGE_MAGIC)
+          seg.firstStoreTimestamp = readStoreTimestamp(probe, 0);
+      }
+      this.segments.push(seg);
+    }
+    const last = this.segments.at(-1);
+    this.writtenOffset = last ? last.start + last.length : 0;
+    this.reservedOffset = this.writtenOffset;
+  }
+
+  get minOffset(): number {
+    return this.segments[0]?.start ?? this.writtenOffset;
+  }
+
+  /** End of the bytes present in the files (before recovery decides how many are valid). */
+  get fileEnd(): number {
+    const last = this.segments.at(-1);
+    return last ? last.start + last.length : 0;
+  }
+
+  /** The segment holding physical offset `offset`, or undefined. */
+  segmentFor(offset: number): CommitLogSegment | undefined {
+    const segs = this.segments;
+    let lo = 0;
+    let hi = segs.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const s = segs[mid]!;
+      if (offset < s.start) hi = mid - 1;
+      else if (offset >= s.end) lo = mid + 1;
+      else return s;
+    }
+    return undefined;
+  }
+
+  /** The segment a write at `offset` goes to, creating its (unopened) object when the log grows. */
+  segmentForWrite(offset: number): CommitLogSegment {
+    const found = this.segmentFor(offset);
+    if (found) return found;
+    const last = this.segments.at(-1);
+    const start = last ? last.end : offset - (offset % this.segmentSize);
+    if (offset < start || offset >= start + this.segmentSize) {
+      throw errors.internal(
+        `no commitlog segment can hold offset ${offset} (log ends at ${start})`,
+      );
+    }
+    const seg = new CommitLogSegment(this.dir, start, this.segmentSize);
+    this.segments.push(seg);
+    return seg;
+  }
+
+  /** Queues bytes for the writer; jobs must be queued in offset order. */
+  enqueue(job: WriteJob): void {
+    this.queue.push(job);
+    if (!this.writing) void this.writeLoop();
+  }
+
+  /** Resolves once every queued job has been written (or failed). */
+  idle(): Promise<void> {
+    if (!this.writing && this.queueHead >= this.queue.length) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private async writeLoop(): Promise<void> {
+    this.writing = true;
+    const bufs: Buffer[] = [];
+    try {
+      while (this.queueHead < this.queue.length) {
+        if (this.repair) await this.repair;
+        const first = this.queue[this.queueHead]!;
+        const seg = first.segment;
+        bufs.length = 0;
+        for (const b of first.bufs) bufs.push(b);
+        let bytes = first.bytes;
+        let n = 1;
+        while (this.queueHead + n < this.queue.length) {
+          const next = this.queue[this.queueHead + n]!;
+          if (
+            next.segment !== seg ||
+            next.position !== first.position + bytes ||
+            bufs.length + next.bufs.length > MAX_WRITE_BUFFERS ||
+            bytes + next.bytes > MAX_WRITE_BYTES
+          ) {
+            break;
+          }
+          for (const b of next.bufs) bufs.push(b);
+          bytes += next.bytes;
+          n++;
+        }
+        const isNewFile = !seg.isOpen;
+        try {
+          if (first.position !== this.writtenOffset) {
+            throw errors.internal(
+              `commitlog write at ${first.position}, but the log ends at ${this.writtenOffset}`,
+            );
+          }
+          await seg.write(bufs, first.position - seg.start, bytes);
+          if (isNewFile) await fsyncDirectory(this.dir);
+        } catch (err) {
+          this.failQueued(err as Error);
+          continue;
+        }
+        this.writtenOffset = first.position + bytes;
+        const end = this.queueHead + n;
+        const completed: WriteJob[] = [];
+        for (let i = this.queueHead; i < end; i++) {
+          const job = this.queue[i]!;
+          if (job.lastStoreTimestamp > 0) this.lastWrittenStoreTimestamp = job.lastStoreTimestamp;
+          if (job.region) this.ring.release(job.region);
+          this.queue[i] = undefined as unknown as WriteJob;
+          if (job.done) completed.push(job);
+        }
+        this.queueHead = end;
+        // Callbacks (dispatch, answers) run as a microtask: the loop first hands
+        // the next write to the thread pool, so the disk is not idle meanwhile.
+        // Microtasks keep their order, so callbacks still run in offset order.
+        if (completed.length > 0) queueMicrotask(() => runCallbacks(completed));
+        if (this.queueHead > 4096 && this.queueHead * 2 > this.queue.length) {
+          this.queue.splice(0, this.queueHead);
+          this.queueHead = 0;
+        }
+      }
+    } finally {
+      this.queue.length = 0;
+      this.queueHead = 0;
+      this.writing = false;
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /**
+   * A write failed: every queued job fails with it (their offsets were
+   * assigned after the failed one's), the log is cut back to writtenOffset and
+   * new appends continue from there once the repair is done.
+   */
+  private failQueued(err: Error): void {
+    const failed = this.queue.slice(this.queueHead);
+    this.queue.length = 0;
+    this.queueHead = 0;
+    this.reservedOffset = this.writtenOffset;
+    this.logger.error(
+      { err, offset: this.writtenOffset },
+      'commitlog write failed; rolling back queued appends',
+    );
+    this.repair = this.truncateTo(this.writtenOffset)
+      .catch((repairErr: Error) => {
+        this.broken = repairErr;
+        this.logger.error(
+          { err: repairErr },
+          'commitlog rollback failed; refusing further appends',
+        );
+      })
+      .finally(() => {
+        this.repair = undefined;
+      });
+    for (const job of failed) {
+      if (job.region) this.ring.release(job.region);
+      job.done?.(err);
+    }
+  }
+
+  /**
+   * Cuts the log to end at `offset`: the segment holding it is truncated, later
+   * ones are deleted (the first segment is kept, empty, so minOffset survives).
+   */
+  async truncateTo(offset: number): Promise<void> {
+    const keep: CommitLogSegment[] = [];
+    const drop: CommitLogSegment[] = [];
+    for (const seg of this.segments) {
+      if (seg.start < offset || (seg.start === offset && keep.length === 0)) keep.push(seg);
+      else drop.push(seg);
+    }
+    this.segments.length = 0;
+    this.segments.push(...keep);
+    for (const seg of drop) await seg.destroy();
+    const last = keep.at(-1);
+    if (last && last.length > offset - last.start) await last.truncate(offset - last.start);
+    this.writtenOffset = offset;
+    this.reservedOffset = offset;
+  }
+
+  /** Positioned read of physical range [offset, offset + len) inside one segment. */
+  async read(offset: number, buf: Buffer, bufOffset: number, len: number): Promise<number> {
+    const seg = this.segmentFor(offset);
+    if (!seg) throw errors.illegalOffset(`physical offset ${offset} is not in the commitlog`);
+    const n = Math.min(len, seg.end - offset);
+    return seg.read(buf, bufOffset, n, offset - seg.start);
+  }
+
+  /**
+   * Raw bytes from `from` (a record boundary): whole records only, never past
+   * the segment end or writtenOffset, up to maxBytes unless the first record is
+   * bigger (then that one record).
+   */
+  async readRaw(from: number, maxBytes: number): Promise<Buffer> {
+    const end = this.writtenOffset;
+    if (from >= end) return Buffer.alloc(0);
+    const seg = this.segmentFor(from);
+    if (!seg) throw errors.illegalOffset(`physical offset ${from} is not in the commitlog`);
+    const limit = Math.min(seg.end, end) - from;
+    let len = Math.min(Math.max(maxBytes, 8), limit);
+    let buf = Buffer.allocUnsafe(len);
+    let n = await seg.read(buf, 0, len, from - seg.start);
+    let p = 0;
+    for (;;) {
+      while (p + 8 <= n) {
+        const size = buf.readInt32BE(p);
+        const magic = buf.readUInt32BE(p + OFF_MAGIC);
+        if ((magic !== MESSAGE_MAGIC && magic !== BLANK_MAGIC) || size < 8) {
+          throw errors.messageCorrupted(`no record at physical offset ${from + p}`);
+        }
+        if (p + size > n) break;
+        p += size;
+      }
+      if (p > 0 || n < 8) break;
+      // The first record is bigger than maxBytes: answer exactly that record.
+      const size = buf.readInt32BE(0);
+      if (size > limit)
+        throw errors.messageCorrupted(`record at ${from} runs past the written log`);
+      len = size;
+      buf = Buffer.allocUnsafe(len);
+      n = await seg.read(buf, 0, len, from - seg.start);
+      if (n < len) break;
+    }
+    return buf.subarray(0, p);
+  }
+
+  /** Deletes the oldest segment (retention); never the last one. */
+  async deleteOldestSegment(): Promise<CommitLogSegment | undefined> {
+    if (this.segments.length < 2) return undefined;
+    const seg = this.segments.shift()!;
+    await seg.destroy();
+    return seg;
+  }
+
+  async close(): Promise<void> {
+    await this.idle();
+    for (const seg of this.segments) await seg.close();
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * Every consume queue of the store, by topic and queue id, and the batched
+ * writing and syncing of their pending entries.
+ */
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../../common/logger.js';
+import { ConsumeQueue, CQ_WRITE_THRESHOLD_BYTES } from './consume-queue.js';
+
+export class ConsumeQueueTable {
+  private readonly topics = new Map<string, ConsumeQueue[]>();
+  /** Queues holding entries not yet written. */
+  private readonly pending = new Set<ConsumeQueue>();
+  /** Queues written since the last sync. */
+  private readonly unsynced = new Set<ConsumeQueue>();
+
+  constructor(
+    readonly dir: string,
+    readonly fileBytes: number,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Opens every queue found on disk. */
+  async load(): Promise<void> {
+    const topics = await readdir(this.dir, { withFileTypes: true });
+    for (const t of topics) {
+      if (!t.isDirectory()) continue;
+      const queues = await readdir(join(this.dir, t.name), { withFileTypes: true });
+      for (const q of queues) {
+        const queueId = Number(q.name);
+        if (!q.isDirectory() || !/^\d+$/.test(q.name) || queueId > 0x7fffffff) continue;
+        const cq = this.getOrCreate(t.name, queueId);
+        await cq.load();
+      }
+    }
+  }
+
+  get(topic: string, queueId: number): ConsumeQueue | undefined {
+    return this.topics.get(topic)?.[queueId];
+  }
+
+  getOrCreate(topic: string, queueId: number): ConsumeQueue {
+    let queues = this.topics.get(topic);
+    if (!queues) {
+      queues = [];
+      this.topics.set(topic, queues);
+    }
+    let cq = queues[queueId];
+    if (!cq) {
+      cq = new ConsumeQueue(this.dir, topic, queueId, this.fileBytes, this.logger);
+      queues[queueId] = cq;
+    }
+    return cq;
+  }
+
+  queueIds(topic: string): number[] {
+    const out: number[] = [];
+    this.topics.get(topic)?.forEach((cq, id) => {
+      if (cq) out.push(id);
+    });
+    return out;
+  }
+
+  get topicCount(): number {
+    return this.topics.size;
+  }
+
+  get isEmpty(): boolean {
+    for (const queues of this.topics.values()) {
+      for (const cq of queues) if (cq && !cq.isEmpty) return false;
+    }
+    return true;
+  }
+
+  *all(): IterableIterator<ConsumeQueue> {
+    for (const queues of this.topics.values()) for (const cq of queues) if (cq) yield cq;
+  }
+
+  /** Adds an entry (see ConsumeQueue.put); starts a background write once a queue has enough pending. */
+  put(
+    cq: ConsumeQueue,
+    queueOffset: number,
+    physicalOffset: number,
+    size: number,
+    tagsHi: number,
+    tagsLo: number,
+  ): boolean {
+    if (!cq.put(queueOffset, physicalOffset, size, tagsHi, tagsLo)) return false;
+    this.pending.add(cq);
+    if (cq.pendingBytes >= CQ_WRITE_THRESHOLD_BYTES) this.writeQueue(cq).catch(() => undefined);
+    return true;
+  }
+
+  private async writeQueue(cq: ConsumeQueue): Promise<void> {
+    this.unsynced.add(cq);
+    try {
+      await cq.writePending();
+    } catch (err) {
+      this.pending.add(cq);
+      throw err;
+    }
+  }
+
+  /** Writes every queue's pending entries. */
+  async writeAll(): Promise<void> {
+    const queues = [...this.pending];
+    this.pending.clear();
+    for (const cq of queues) await this.writeQueue(cq);
+  }
+
+  /** Writes and fdatasyncs everything pending. */
+  async flush(): Promise<void> {
+    await this.writeAll();
+    const queues = [...this.unsynced];
+    this.unsynced.clear();
+    for (const cq of queues) await cq.sync();
+  }
+
+  /** Recovery: drops entries past the commitlog end; answers how many. */
+  async truncatePast(end: number): Promise<number> {
+    let dropped = 0;
+    for (const cq of this.all()) dropped += await cq.truncatePast(end);
+    return dropped;
+  }
+
+  async correctMinOffsets(minPhysicalOffset: number): Promise<void> {
+    for (const cq of this.all()) await cq.correctMinOffset(minPhysicalOffset);
+  }
+
+  /** Retention: deletes queue files wholly below minPhysicalOffset; answers how many. */
+  async deleteFilesBelow(minPhysicalOffset: number): Promise<number> {
+    let deleted = 0;
+    for (const cq of this.all()) deleted += await cq.deleteFilesBelow(minPhysicalOffset);
+    return deleted;
+  }
+
+  /** Drops a topic's queues, files included. */
+  async deleteTopic(topic: string): Promise<void> {
+    const queues = this.topics.get(topic) ?? [];
+    this.topics.delete(topic);
+    for (const cq of queues) {
+      if (!cq) continue;
+      this.pending.delete(cq);
+      this.unsynced.delete(cq);
+      await cq.destroy();
+    }
+    await rm(join(this.dir, topic), { recursive: true, force: true });
+  }
+
+  async close(): Promise<void> {
+    for (const cq of this.all()) await cq.close();
+  }
+}

@@ -1,0 +1,497 @@
+/**
+ * One consume queue: the index of one topic/queue into the commitlog, built by
+ * the dispatcher. Files live in consumequeue/{topic}/{queueId}/, each holding
+ * mapedFileSizeConsumeQueue bytes of entries and named (as RocketMQ does) by
+ * the 20-digit logical byte offset of its first entry (queue offset × 20).
+ *
+ * Entry, 20 bytes, big-endian:
+ *
+ *    0                         8            12                        20
+ *    +-------------------------+------------+-------------------------+
+ *    | commitlog offset int64  | size int32 | tag hash code int64     |
+ *    +-------------------------+------------+-------------------------+
+ *
+ * An all-zero entry (size 0) is a hole: readers skip it.
+ *
+ * Memory: entries not yet written to the files (at most a few KiB per busy
+ * queue, and whatever arrived since the last flush) are kept in two small
+ * buffers — `active` takes new entries while `inflight` is being written — and
+ * answered from there; everything older is read with positioned reads.
+ * Invariant: entries [minOffset, memStart) are in the files, [memStart,
+ * maxOffset) in memory.
+ */
+import { constants } from 'node:fs';
+import { mkdir, readdir, rm, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../../common/logger.js';
+import {
+  closeFile,
+  fdatasync,
+  fileSize,
+  ftruncate,
+  offsetFileName,
+  openFile,
+  parseOffsetFileName,
+  readAt,
+  writeAt,
+} from './positioned-io.js';
+
+export const CQ_ENTRY_SIZE_BYTES = 20;
+/** Pending bytes of one queue that trigger a write before the periodic flush. */
+export const CQ_WRITE_THRESHOLD_BYTES = 64 * 1024;
+const TWO_32 = 4294967296;
+
+class CqFile {
+  fd = -1;
+  private opening: Promise<number> | undefined;
+  /** Bytes in the file. */
+  bytes = 0;
+  dirty = false;
+  private inflight = 0;
+  deleted = false;
+
+  constructor(
+    readonly path: string,
+    /** Queue offset of the file's first entry. */
+    readonly start: number,
+  ) {}
+
+  open(): Promise<number> {
+    if (this.fd >= 0) return Promise.resolve(this.fd);
+    this.opening ??= openFile(this.path, constants.O_RDWR | constants.O_CREAT).then((fd) => {
+      this.fd = fd;
+      return fd;
+    });
+    return this.opening;
+  }
+
+  async read(buf: Buffer, off: number, len: number, pos: number): Promise<number> {
+    if (this.deleted) return 0;
+    this.inflight++;
+    try {
+      const fd = await this.open();
+      return await readAt(fd, buf, off, len, pos);
+    } finally {
+      this.inflight--;
+      if (this.deleted && this.inflight === 0) await this.close();
+    }
+  }
+
+  async write(buf: Buffer, pos: number): Promise<void> {
+    const fd = await this.open();
+    await writeAt(fd, buf, pos);
+    if (pos + buf.length > this.bytes) this.bytes = pos + buf.length;
+    this.dirty = true;
+  }
+
+  async sync(): Promise<void> {
+    if (!this.dirty || this.fd < 0 || this.deleted) return;
+    this.dirty = false;
+    await fdatasync(this.fd);
+  }
+
+  async truncate(bytes: number): Promise<void> {
+    const fd = await this.open();
+    await ftruncate(fd, bytes);
+    this.bytes = bytes;
+    this.dirty = true;
+  }
+
+  async close(): Promise<void> {
+    await this.opening?.catch(() => undefined);
+    if (this.fd >= 0) {
+      const fd = this.fd;
+      this.fd = -1;
+      this.opening = undefined;
+      await closeFile(fd);
+    }
+  }
+
+  async destroy(): Promise<void> {
+    this.deleted = true;
+    await unlink(this.path).catch(() => undefined);
+    if (this.inflight === 0) await this.close();
+  }
+}
+
+export class ConsumeQueue {
+  readonly files: CqFile[] = [];
+  readonly dir: string;
+  readonly entriesPerFile: number;
+  /** First readable queue offset. */
+  minOffset = 0;
+  /** One past the last dispatched entry. */
+  maxOffset = 0;
+  /** Next queue offset to hand to an append (>= maxOffset while appends are in flight). */
+  nextAssign = 0;
+  private active: Buffer | undefined;
+  private activeStart = 0;
+  private activeCount = 0;
+  private inflight: Buffer | undefined;
+  private inflightStart = 0;
+  private inflightCount = 0;
+  private spare: Buffer | undefined;
+  private writing: Promise<void> | undefined;
+  private dirCreated = false;
+
+  constructor(
+    rootDir: string,
+    readonly topic: string,
+    readonly queueId: number,
+    readonly fileBytes: number,
+    private readonly logger: Logger,
+  ) {
+    this.dir = join(rootDir, topic, String(queueId));
+    this.entriesPerFile = fileBytes / CQ_ENTRY_SIZE_BYTES;
+  }
+
+  /** Opens what is on disk: min/max offsets from the file names and the last file's length. */
+  async load(): Promise<void> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    this.dirCreated = names.length > 0;
+    const starts = names
+      .map(parseOffsetFileName)
+      .filter((n): n is number => n !== undefined && n % this.fileBytes === 0)
+      .sort((a, b) => a - b);
+    for (const byteStart of starts) {
+      const start = byteStart / CQ_ENTRY_SIZE_BYTES;
+      this.files.push(new CqFile(join(this.dir, offsetFileName(byteStart)), start));
+    }
+    const last = this.files.at(-1);
+    if (last) {
+      const fd = await last.open();
+      const bytes = await fileSize(fd);
+      const whole = bytes - (bytes % CQ_ENTRY_SIZE_BYTES);
+      if (whole !== bytes) {
+        this.logger.warn(
+          { file: last.path, bytes, kept: whole },
+          'consume queue: cutting a partial entry',
+        );
+        await ftruncate(fd, whole);
+      }
+      last.bytes = whole;
+      this.maxOffset = last.start + whole / CQ_ENTRY_SIZE_BYTES;
+      this.minOffset = this.files[0]!.start;
+    }
+    this.activeStart = this.maxOffset;
+    this.nextAssign = this.maxOffset;
+  }
+
+  /** Queue offset from which entries are in memory rather than in the files. */
+  private get memStart(): number {
+    return this.inflight ? this.inflightStart : this.activeStart;
+  }
+
+  get pendingBytes(): number {
+    return this.activeCount * CQ_ENTRY_SIZE_BYTES;
+  }
+
+  get isEmpty(): boolean {
+    return this.files.length === 0 && this.activeCount === 0 && !this.inflight;
+  }
+
+  /**
+   * Adds the entry for queue offset `queueOffset` (in memory; written by
+   * writePending). Answers false when the entry is already there (re-dispatch
+   * after a crash). tagsHi/tagsLo are the tag code's high and low 32 bits.
+   */
+  put(
+    queueOffset: number,
+    physicalOffset: number,
+    size: number,
+    tagsHi: number,
+    tagsLo: number,
+  ): boolean {
+    if (queueOffset < this.maxOffset) return false;
+    if (queueOffset > this.maxOffset) {
+      if (this.isEmpty) {
+        // First entry of a queue rebuilt after retention: it starts where the log does.
+        this.minOffset = queueOffset;
+        this.maxOffset = queueOffset;
+        this.activeStart = queueOffset;
+      } else {
+        this.logger.warn(
+          { topic: this.topic, queueId: this.queueId, from: this.maxOffset, to: queueOffset },
+          'consume queue: gap in queue offsets; filling with holes',
+        );
+        while (this.maxOffset < queueOffset) this.append(0, 0, 0, 0);
+      }
+    }
+    this.append(physicalOffset, size, tagsHi, tagsLo);
+    if (this.nextAssign < this.maxOffset) this.nextAssign = this.maxOffset;
+    return true;
+  }
+
+  private append(physicalOffset: number, size: number, tagsHi: number, tagsLo: number): void {
+    let buf = this.active;
+    const at = this.activeCount * CQ_ENTRY_SIZE_BYTES;
+    if (!buf || at + CQ_ENTRY_SIZE_BYTES > buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(1024, (buf?.length ?? 0) * 2));
+      if (buf) buf.copy(bigger, 0, 0, at);
+      buf = bigger;
+      this.active = buf;
+    }
+    const hi = Math.floor(physicalOffset / TWO_32);
+    buf.writeInt32BE(hi, at);
+    buf.writeUInt32BE(physicalOffset - hi * TWO_32, at + 4);
+    buf.writeInt32BE(size, at + 8);
+    buf.writeInt32BE(tagsHi, at + 12);
+    buf.writeInt32BE(tagsLo, at + 16);
+    this.activeCount++;
+    this.maxOffset++;
+  }
+
+  /** Writes the entries held in memory to the files (one write per file touched). */
+  async writePending(): Promise<void> {
+    while (this.writing) await this.writing.catch(() => undefined);
+    if (this.activeCount === 0) return;
+    this.inflight = this.active;
+    this.inflightStart = this.activeStart;
+    this.inflightCount = this.activeCount;
+    this.active = this.spare;
+    this.spare = undefined;
+    this.activeStart = this.inflightStart + this.inflightCount;
+    this.activeCount = 0;
+    const run = this.writeInflight();
+    this.writing = run;
+    try {
+      await run;
+    } finally {
+      this.writing = undefined;
+    }
+  }
+
+  private async writeInflight(): Promise<void> {
+    const buf = this.inflight!;
+    let q = this.inflightStart;
+    const end = q + this.inflightCount;
+    try {
+      if (!this.dirCreated) {
+        await mkdir(this.dir, { recursive: true });
+        this.dirCreated = true;
+      }
+      while (q < end) {
+        const file = this.fileFor(q, true)!;
+        const upto = Math.min(end, file.start + this.entriesPerFile);
+        const from = (q - this.inflightStart) * CQ_ENTRY_SIZE_BYTES;
+        const to = (upto - this.inflightStart) * CQ_ENTRY_SIZE_BYTES;
+        await file.write(buf.subarray(from, to), (q - file.start) * CQ_ENTRY_SIZE_BYTES);
+        q = upto;
+      }
+      this.spare = buf;
+      this.inflight = undefined;
+      this.inflightCount = 0;
+    } catch (err) {
+      // Keep the entries in memory (they are still answered from there); the
+      // next flush retries them ahead of newer ones.
+      this.logger.error(
+        { err, topic: this.topic, queueId: this.queueId },
+        'consume queue write failed',
+      );
+      const merged = Buffer.allocUnsafe(
+        (this.inflightCount + this.activeCount) * CQ_ENTRY_SIZE_BYTES + 1024,
+      );
+      buf.copy(
+        merged,
+        0,
+        (q - this.inflightStart) * CQ_ENTRY_SIZE_BYTES,
+        this.inflightCount * CQ_ENTRY_SIZE_BYTES,
+      );
+      const kept = end - q;
+      this.active?.copy(
+        merged,
+        kept * CQ_ENTRY_SIZE_BYTES,
+        0,
+        this.activeCount * CQ_ENTRY_SIZE_BYTES,
+      );
+      this.active = merged;
+      this.activeStart = q;
+      this.activeCount += kept;
+      this.inflight = undefined;
+      this.inflightCount = 0;
+      throw err;
+    }
+  }
+
+  /** The file holding queue offset q (created in memory when `create`). */
+  private fileFor(q: number, create: boolean): CqFile | undefined {
+    const files = this.files;
+    for (let i = files.length - 1; i >= 0; i--) {
+      const f = files[i]!;
+      if (q >= f.start)
+        return q < f.start + this.entriesPerFile ? f : create ? this.addFile(q) : undefined;
+    }
+    return create ? this.addFile(q) : undefined;
+  }
+
+  private addFile(q: number): CqFile {
+    const start = q - (q % this.entriesPerFile);
+    const file = new CqFile(join(this.dir, offsetFileName(start * CQ_ENTRY_SIZE_BYTES)), start);
+    this.files.push(file);
+    this.files.sort((a, b) => a.start - b.start);
+    return file;
+  }
+
+  async sync(): Promise<void> {
+    for (const f of this.files) await f.sync();
+  }
+
+  /**
+   * Copies entries [offset, offset + count) into out[0…]; answers how many were
+   * copied (fewer past maxOffset). Entries of deleted files read as holes.
+   */
+  async readEntries(offset: number, count: number, out: Buffer): Promise<number> {
+    const end = Math.min(offset + count, this.maxOffset);
+    if (end <= offset) return 0;
+    const memStart = this.memStart;
+    // Memory first, synchronously: those entries may move to the files during the awaits below.
+    for (let q = Math.max(offset, memStart); q < end; ) {
+      let src: Buffer;
+      let base: number;
+      let limit: number;
+      if (this.inflight && q < this.inflightStart + this.inflightCount) {
+        src = this.inflight;
+        base = this.inflightStart;
+        limit = this.inflightStart + this.inflightCount;
+      } else {
+        src = this.active!;
+        base = this.activeStart;
+        limit = this.activeStart + this.activeCount;
+      }
+      const upto = Math.min(end, limit);
+      src.copy(
+        out,
+        (q - offset) * CQ_ENTRY_SIZE_BYTES,
+        (q - base) * CQ_ENTRY_SIZE_BYTES,
+        (upto - base) * CQ_ENTRY_SIZE_BYTES,
+      );
+      q = upto;
+    }
+    const fileEnd = Math.min(end, memStart);
+    for (let q = offset; q < fileEnd; ) {
+      const file = this.fileFor(q, false);
+      const upto = file ? Math.min(fileEnd, file.start + this.entriesPerFile) : q + 1;
+      const at = (q - offset) * CQ_ENTRY_SIZE_BYTES;
+      const len = (upto - q) * CQ_ENTRY_SIZE_BYTES;
+      const n = file ? await file.read(out, at, len, (q - file.start) * CQ_ENTRY_SIZE_BYTES) : 0;
+      if (n < len) out.fill(0, at + n, at + len);
+      q = upto;
+    }
+    return end - offset;
+  }
+
+  /** Physical offset of the entry at queue offset q, or undefined (past the end, or a hole). */
+  async physicalOffsetAt(
+    q: number,
+    scratch: Buffer,
+  ): Promise<{ physicalOffset: number; size: number } | undefined> {
+    if ((await this.readEntries(q, 1, scratch)) !== 1) return undefined;
+    const size = scratch.readInt32BE(8);
+    if (size <= 0) return undefined;
+    return { physicalOffset: scratch.readInt32BE(0) * TWO_32 + scratch.readUInt32BE(4), size };
+  }
+
+  /**
+   * Recovery: drops entries whose record ends past `end` (the commitlog was cut
+   * there). Entries are in physical order, so they form a suffix.
+   */
+  async truncatePast(end: number): Promise<number> {
+    await this.writePending();
+    const chunk = 1024;
+    const buf = Buffer.allocUnsafe(chunk * CQ_ENTRY_SIZE_BYTES);
+    let cut = this.maxOffset;
+    while (cut > this.minOffset) {
+      const from = Math.max(this.minOffset, cut - chunk);
+      const n = await this.readEntries(from, cut - from, buf);
+      let i = n - 1;
+      for (; i >= 0; i--) {
+        const o = i * CQ_ENTRY_SIZE_BYTES;
+        const phy = buf.readInt32BE(o) * TWO_32 + buf.readUInt32BE(o + 4);
+        const size = buf.readInt32BE(o + 8);
+        if (size > 0 && phy + size <= end) break;
+      }
+      if (i >= 0) {
+        cut = from + i + 1;
+        break;
+      }
+      cut = from;
+    }
+    const dropped = this.maxOffset - cut;
+    if (dropped > 0) await this.truncateTo(cut);
+    return dropped;
+  }
+
+  /** Cuts the queue to end before queue offset `cut` (files only; memory must be written first). */
+  private async truncateTo(cut: number): Promise<void> {
+    const keep: CqFile[] = [];
+    for (const f of this.files) {
+      if (f.start < cut || (f.start === cut && keep.length === 0)) {
+        keep.push(f);
+        const bytes = (cut - f.start) * CQ_ENTRY_SIZE_BYTES;
+        if (bytes < this.fileBytes) await f.truncate(bytes);
+      } else {
+        await f.destroy();
+      }
+    }
+    this.files.length = 0;
+    this.files.push(...keep);
+    this.maxOffset = cut;
+    this.nextAssign = cut;
+    this.activeStart = cut;
+    if (this.minOffset > cut) this.minOffset = cut;
+  }
+
+  /**
+   * Moves minOffset to the first entry whose record is still in the commitlog
+   * (physical offset >= minPhysicalOffset). Binary search: entries are in
+   * physical order.
+   */
+  async correctMinOffset(minPhysicalOffset: number): Promise<void> {
+    const scratch = Buffer.allocUnsafe(CQ_ENTRY_SIZE_BYTES);
+    let lo = this.minOffset;
+    let hi = this.maxOffset;
+    const first = await this.physicalOffsetAt(lo, scratch);
+    if (first && first.physicalOffset >= minPhysicalOffset) return;
+    while (lo < hi) {
+      const mid = lo + Math.floor((hi - lo) / 2);
+      const e = await this.physicalOffsetAt(mid, scratch);
+      if (e && e.physicalOffset >= minPhysicalOffset) hi = mid;
+      else lo = mid + 1;
+    }
+    this.minOffset = lo;
+  }
+
+  /**
+   * Retention: deletes files whose every entry points below minPhysicalOffset
+   * (never the last file, which keeps maxOffset known); answers how many.
+   */
+  async deleteFilesBelow(minPhysicalOffset: number): Promise<number> {
+    const scratch = Buffer.allocUnsafe(CQ_ENTRY_SIZE_BYTES);
+    let deleted = 0;
+    while (this.files.length > 1) {
+      const f = this.files[0]!;
+      const lastOfFile = f.start + this.entriesPerFile - 1;
+      const e = await this.physicalOffsetAt(lastOfFile, scratch);
+      if (e && e.physicalOffset + e.size > minPhysicalOffset) break;
+      this.files.shift();
+      await f.destroy();
+      deleted++;
+    }
+    if (this.files[0] && this.minOffset < this.files[0].start) this.minOffset = this.files[0].start;
+    await this.correctMinOffset(minPhysicalOffset);
+    return deleted;
+  }
+
+  async close(): Promise<void> {
+    while (this.writing) await this.writing.catch(() => undefined);
+    for (const f of this.files) await f.close();
+  }
+
+  /** Deletes the queue's files and directory (deleteTopic). */
+  async destroy(): Promise<void> {
+    while (this.writing) await this.writing.catch(() => undefined);
+    for (const f of this.files) await f.destroy();
+    this.files.length = 0;
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * Makes commitlog bytes durable (fdatasync) per the flush mode.
+ *
+ * ASYNC_FLUSH: a timer syncs whatever was written every flushIntervalCommitLog
+ * ms; appends are answered once written.
+ *
+ * SYNC_FLUSH, group commit: an append waits until an fdatasync started after
+ * its bytes were written has finished. One sync runs at a time; appends written
+ * while it runs queue up and are covered together by the next one, so N
+ * concurrent appends cost far fewer than N syncs. A waiter not covered within
+ * syncFlushTimeout fails with FLUSH_DISK_TIMEOUT (its bytes stay in the log and
+ * are flushed later, as in RocketMQ).
+ *
+ * Invariant: flushedOffset <= commitlog.writtenOffset, and it is a record
+ * boundary (writes are whole batches).
+ */
+import { performance } from 'node:perf_hooks';
+import { errors } from '../../common/errors.js';
+import type { Logger } from '../../common/logger.js';
+import type { CommitLog } from './commitlog.js';
+import type { FlushDiskType } from './store-api.js';
+
+interface Waiter {
+  end: number;
+  deadline: number;
+  done: (err: Error | undefined) => void;
+  settled: boolean;
+}
+
+export class FlushService {
+  flushedOffset = 0;
+  flushedStoreTimestamp = 0;
+  /** fdatasync calls on segments. */
+  syncCount = 0;
+  private syncing = false;
+  private readonly waiters: Waiter[] = [];
+  private waitersHead = 0;
+  private interval: NodeJS.Timeout | undefined;
+  private timeoutTimer: NodeJS.Timeout | undefined;
+  private timeoutAt = 0;
+
+  constructor(
+    private readonly commitlog: CommitLog,
+    readonly mode: FlushDiskType,
+    private readonly intervalMs: number,
+    private readonly timeoutMs: number,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Starts the ASYNC_FLUSH timer (SYNC_FLUSH needs none). */
+  start(flushedOffset: number): void {
+    this.flushedOffset = flushedOffset;
+    if (this.mode === 'ASYNC_FLUSH') {
+      this.interval = setInterval(() => {
+        if (this.commitlog.writtenOffset > this.flushedOffset) this.kick();
+      }, this.intervalMs);
+      this.interval.unref();
+    }
+  }
+
+  stop(): void {
+    if (this.interval) clearInterval(this.interval);
+    if (this.timeoutTimer) clearTimeout(this.timeoutTimer);
+    this.interval = undefined;
+    this.timeoutTimer = undefined;
+  }
+
+  /**
+   * Calls `done` once bytes up to `end` (already written) are durable, or with
+   * FLUSH_DISK_TIMEOUT after `timeoutMs` (undefined = no timeout).
+   */
+  waitFor(
+    end: number,
+    done: (err: Error | undefined) => void,
+    timeoutMs: number | undefined = this.timeoutMs,
+  ): void {
+    if (end <= this.flushedOffset) {
+      done(undefined);
+      return;
+    }
+    const deadline =
+      timeoutMs === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeoutMs;
+    this.waiters.push({ end, deadline, done, settled: false });
+    if (timeoutMs !== undefined) this.armTimeout(deadline);
+    this.kick();
+  }
+
+  /** Resolves once everything written so far is durable. */
+  flush(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.waitFor(
+        this.commitlog.writtenOffset,
+        (err) => (err ? reject(err) : resolve()),
+        undefined,
+      );
+    });
+  }
+
+  private kick(): void {
+    if (!this.syncing) void this.syncLoop();
+  }
+
+  private async syncLoop(): Promise<void> {
+    this.syncing = true;
+    try {
+      for (;;) {
+        const target = this.commitlog.writtenOffset;
+        const timestamp = this.commitlog.lastWrittenStoreTimestamp;
+        if (target > this.flushedOffset) {
+          try {
+            await this.syncRange(this.flushedOffset, target);
+          } catch (err) {
+            this.logger.error(
+              { err, from: this.flushedOffset, to: target },
+              'commitlog fdatasync failed',
+            );
+            this.settleUpTo(target, errors.internal('commitlog fdatasync failed', err));
+            break;
+          }
+          this.flushedOffset = target;
+          this.flushedStoreTimestamp = timestamp;
+        }
+        this.settleUpTo(this.flushedOffset, undefined);
+        // Waiters written after `target` was taken need another round.
+        if (
+          this.waitersHead >= this.waiters.length ||
+          this.commitlog.writtenOffset <= this.flushedOffset
+        )
+          break;
+      }
+    } finally {
+      this.syncing = false;
+    }
+  }
+
+  private async syncRange(from: number, to: number): Promise<void> {
+    for (const seg of this.commitlog.segments) {
+      if (seg.start < to && seg.end > from) {
+        await seg.sync();
+        this.syncCount++;
+      }
+    }
+  }
+
+  private settleUpTo(offset: number, err: Error | undefined): void {
+    const w = this.waiters;
+    while (this.waitersHead < w.length) {
+      const waiter = w[this.waitersHead]!;
+      if (!waiter.settled) {
+        if (waiter.end > offset) break;
+        waiter.settled = true;
+        waiter.done(err);
+      }
+      w[this.waitersHead] = undefined as unknown as Waiter;
+      this.waitersHead++;
+    }
+    if (this.waitersHead === w.length) {
+      w.length = 0;
+      this.waitersHead = 0;
+    } else if (this.waitersHead > 4096) {
+      w.splice(0, this.waitersHead);
+      this.waitersHead = 0;
+    }
+  }
+
+  private armTimeout(deadline: number): void {
+    if (this.timeoutTimer && this.timeoutAt <= deadline) return;
+    if (this.timeoutTimer) clearTimeout(this.timeoutTimer);
+    this.timeoutAt = deadline;
+    this.timeoutTimer = setTimeout(
+      () => this.expire(),
+      Math.max(0, deadline - performance.now()) + 1,
+    );
+    this.timeoutTimer.unref();
+  }
+
+  /** Fails waiters past their deadline (they are not necessarily a prefix: flush() waiters have none). */
+  private expire(): void {
+    this.timeoutTimer = undefined;
+    const now = performance.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (let i = this.waitersHead; i < this.waiters.length; i++) {
+      const waiter = this.waiters[i]!;
+      if (waiter.settled) continue;
+      if (waiter.deadline <= now) {
+        waiter.settled = true;
+        waiter.done(errors.flushDiskTimeout(this.timeoutMs));
+      } else if (waiter.deadline < next) {
+        next = waiter.deadline;
+      }
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.armTimeout(next);
+  }
+
+  /** Waiters still waiting (for tests and stats). */
+  get pendingWaiters(): number {
+    let n = 0;
+    for (let i = this.waitersHead; i < this.waiters.length; i++) if (!this.waiters[i]!.settled) n++;
+    return n;
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * The cluster as the name servers see it, beyond one topic's route: every
+ * master, and whether any of them creates topics on first send. Cached
+ * briefly so per-request callers (QueryRoute of a new topic, the orphaned
+ * transaction poller) do not hammer the name servers.
+ */
+import type { BrokerConfig__Output } from '../../common/generated/sluice/v1/BrokerConfig.js';
+import type { Empty } from '../../common/generated/sluice/v1/Empty.js';
+import { callUnary } from '../../common/grpc.js';
+import type { Logger } from '../../common/logger.js';
+import { masterAddrOf } from './broker-addrs.js';
+import type { BrokerPool } from './broker-pool.js';
+import type { NamesrvClient } from './namesrv-client.js';
+
+/** How long the list of masters and their auto-create setting are reused. */
+export const DEFAULT_CLUSTER_VIEW_TTL_MS = 5_000;
+
+export interface MasterBroker {
+  brokerName: string;
+  addr: string;
+  /** The broker's autoCreateTopicEnable (false when its config could not be read). */
+  autoCreateTopics: boolean;
+}
+
+export interface ClusterViewDeps {
+  namesrv: NamesrvClient;
+  brokers: BrokerPool;
+  logger: Logger;
+  rpcTimeoutMs: number;
+  ttlMs?: number;
+  clock?: () => number;
+}
+
+export class ClusterView {
+  private cached: { at: number; masters: Promise<MasterBroker[]> } | undefined;
+
+  constructor(private readonly deps: ClusterViewDeps) {}
+
+  /** Every registered master (broker id 0), sorted by broker name. */
+  masters(): Promise<MasterBroker[]> {
+    const now = (this.deps.clock ?? Date.now)();
+    if (!this.cached || now - this.cached.at > (this.deps.ttlMs ?? DEFAULT_CLUSTER_VIEW_TTL_MS)) {
+      const masters = this.load();
+      // A failed load is not cached: the next caller tries again.
+      masters.catch(() => {
+        if (this.cached?.masters === masters) this.cached = undefined;
+      });
+      this.cached = { at: now, masters };
+    }
+    return this.cached.masters;
+  }
+
+  private async load(): Promise<MasterBroker[]> {
+    const info = await this.deps.namesrv.clusterInfo();
+    const masters = Object.values(info.broker_addr_table).flatMap((b) => {
+      const addr = masterAddrOf(b.broker_addrs);
+      return addr ? [{ brokerName: b.broker_name, addr }] : [];
+    });
+    masters.sort((a, b) => a.brokerName.localeCompare(b.brokerName));
+    return Promise.all(
+      masters.map(async (m) => {
+        const client = this.deps.brokers.get(m.addr);
+        try {
+          const cfg = await callUnary<Empty, BrokerConfig__Output>(
+            client,
+            client.GetBrokerConfig as never,
+            {},
+            this.deps.rpcTimeoutMs,
+          );
+          return { ...m, autoCreateTopics: cfg.config.autoCreateTopicEnable === 'true' };
+        } catch (err) {
+          this.deps.logger.warn(
+            { broker: m.brokerName, err: (err as Error).message },
+            'broker config unreadable',
+          );
+          return { ...m, autoCreateTopics: false };
+        }
+      }),
+    );
+  }
+}

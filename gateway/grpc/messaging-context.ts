@@ -1,0 +1,24 @@
+/** What every MessagingService handler works with; built once in messaging-service.ts. */
+import type { Logger } from '../../common/logger.js';
+import type { ClusterView } from '../core/cluster-view.js';
+import type { GatewayService } from '../core/gateway-service.js';
+import type { OffsetQuery } from '../core/offset-query.js';
+import type { RouteResolver } from '../core/route-resolver.js';
+import type { TransactionService } from '../core/transaction-service.js';
+import type { ClientRegistry } from './client-registry.js';
+import type { MessagingServiceOptions } from './messaging-options.js';
+
+export interface MessagingContext {
+  service: GatewayService;
+  routes: RouteResolver;
+  cluster: ClusterView;
+  transactions: TransactionService;
+  offsetQuery: OffsetQuery;
+  registry: ClientRegistry;
+  logger: Logger;
+  options: Readonly<MessagingServiceOptions>;
+  /** Port clients dial when an :authority names none. */
+  defaultPort: number;
+  /** Aborted when the gateway shuts down: long polls answer at once. */
+  shutdown: AbortSignal;
+}

@@ -1,0 +1,132 @@
+/**
+ * apache.rocketmq.v2.MessagingService on the gateway's gRPC port: the public
+ * RocketMQ 5 protocol over the same transport-free core as REST
+ * (gateway/core), so a message sent one way is received the other and a
+ * receipt handle from one works on the other.
+ *
+ * Method → core:
+ *   QueryRoute, QueryAssignment → RouteResolver (brokers' endpoints = this gateway)
+ *   SendMessage                 → GatewayService.send (FIFO groups pinned to one broker)
+ *   ReceiveMessage              → GatewayService.receive (pop, long polling)
+ *   AckMessage / ChangeInvisibleDuration / ForwardMessageToDeadLetterQueue
+ *                               → GatewayService.ack / changeInvisible / deadLetter
+ *   EndTransaction              → TransactionService.end → GatewayService.endTransaction
+ *   Telemetry                   → client settings; OrphanDispatcher sends check-backs
+ *   PullMessage, UpdateOffset, GetOffset → GatewayService.pull / commitOffsets / offsets
+ *   QueryOffset                 → OffsetQuery
+ *
+ * @example
+ *   startGrpcServer(host, port, [messagingProto().definition], (server) =>
+ *     registerMessagingService(server, { service, routes, brokers, namesrv, logger, options, shutdown }));
+ */
+import type { Server } from '@grpc/grpc-js';
+import type { MessagingServiceHandlers } from '../../common/generated/apache/rocketmq/v2/MessagingService.js';
+import type { Logger } from '../../common/logger.js';
+import type { BrokerPool } from '../core/broker-pool.js';
+import { ClusterView } from '../core/cluster-view.js';
+import type { GatewayService } from '../core/gateway-service.js';
+import type { NamesrvClient } from '../core/namesrv-client.js';
+import { OffsetQuery } from '../core/offset-query.js';
+import type { RouteResolver } from '../core/route-resolver.js';
+import { TransactionService } from '../core/transaction-service.js';
+import type { GatewayOptions } from '../options.js';
+import { ClientRegistry } from './client-registry.js';
+import { consumeHandlers } from './consume-handlers.js';
+import type { MessagingContext } from './messaging-context.js';
+import { type MessagingServiceOptions, parseMessagingServiceOptions } from './messaging-options.js';
+import { messagingProto } from './messaging-proto.js';
+import { OrphanDispatcher } from './orphan-dispatcher.js';
+import { publishHandlers } from './publish-handlers.js';
+import { pullHandlers } from './pull-handlers.js';
+import { sessionHandlers } from './session-handlers.js';
+import { telemetryHandler } from './telemetry.js';
+
+/** The port clients dial when neither the access point nor the :authority names one. */
+const FALLBACK_GRPC_PORT = 8081;
+
+export interface MessagingServiceDeps {
+  service: GatewayService;
+  routes: RouteResolver;
+  brokers: BrokerPool;
+  namesrv: NamesrvClient;
+  logger: Logger;
+  options: Pick<GatewayOptions, 'maxMessageSize' | 'maxRequestBytes' | 'rpcTimeoutMs' | 'grpcPort'>;
+  /** Aborted when the gateway shuts down: streams end, long polls answer, the poller stops. */
+  shutdown: AbortSignal;
+  overrides?: Partial<MessagingServiceOptions>;
+}
+
+export interface MessagingServiceHandle {
+  handlers: MessagingServiceHandlers;
+  registry: ClientRegistry;
+  dispatcher: OrphanDispatcher;
+}
+
+export function createMessagingService(deps: MessagingServiceDeps): MessagingServiceHandle {
+  const options = parseMessagingServiceOptions(deps.options, deps.overrides);
+  const logger = deps.logger.child({ component: 'grpc' });
+  const cluster = new ClusterView({
+    namesrv: deps.namesrv,
+    brokers: deps.brokers,
+    logger,
+    rpcTimeoutMs: options.rpcTimeoutMs,
+  });
+  const transactions = new TransactionService({
+    service: deps.service,
+    brokers: deps.brokers,
+    rpcTimeoutMs: options.rpcTimeoutMs,
+  });
+  const registry = new ClientRegistry();
+  const ctx: MessagingContext = {
+    service: deps.service,
+    routes: deps.routes,
+    cluster,
+    transactions,
+    offsetQuery: new OffsetQuery({
+      routes: deps.routes,
+      brokers: deps.brokers,
+      rpcTimeoutMs: options.rpcTimeoutMs,
+    }),
+    registry,
+    logger,
+    options,
+    defaultPort: deps.options.grpcPort || FALLBACK_GRPC_PORT,
+    shutdown: deps.shutdown,
+  };
+  const dispatcher = new OrphanDispatcher({
+    registry,
+    transactions,
+    cluster,
+    logger,
+    intervalMs: options.orphanPollIntervalMs,
+    batch: options.orphanBatch,
+  });
+  const handlers: MessagingServiceHandlers = {
+    ...sessionHandlers(ctx),
+    ...publishHandlers(ctx),
+    ...consumeHandlers(ctx),
+    ...pullHandlers(ctx),
+    Telemetry: telemetryHandler({ registry, options, logger }),
+  };
+  dispatcher.start();
+  const stop = () => {
+    void dispatcher.stop();
+    registry.closeAll();
+  };
+  if (deps.shutdown.aborted) stop();
+  else deps.shutdown.addEventListener('abort', stop, { once: true });
+  return { handlers, registry, dispatcher };
+}
+
+/** Adds MessagingService to a server (reflection comes from passing messagingProto().definition to startGrpcServer). */
+export function registerMessagingService(
+  server: Server,
+  deps: MessagingServiceDeps,
+): MessagingServiceHandle {
+  const handle = createMessagingService(deps);
+  server.addService(
+    messagingProto().grpc.apache.rocketmq.v2.MessagingService.service,
+    handle.handlers,
+  );
+  return handle;
+}

@@ -1,0 +1,103 @@
+/**
+ * The Telemetry stream: a client sends its Settings and waits (the official
+ * SDKs without a timeout) for the server's Settings; afterwards the stream
+ * stays open so the server can send commands, such as
+ * RecoverOrphanedTransactionCommand for a transaction check-back.
+ *
+ * An error answers with a TelemetryCommand that carries only a Status; the
+ * SDKs treat that as a failed startup and report the code.
+ */
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import type {
+  TelemetryCommand,
+  TelemetryCommand__Output,
+} from '../../common/generated/apache/rocketmq/v2/TelemetryCommand.js';
+import type { Logger } from '../../common/logger.js';
+import { clientContext, qualify } from './client-context.js';
+import type { ClientRegistry, TelemetrySink } from './client-registry.js';
+import { answerSettings, clientTypeOf } from './client-settings.js';
+import type { MessagingServiceOptions } from './messaging-options.js';
+import { protocolErrors } from './protocol-errors.js';
+import { OK_STATUS, toPublicStatus } from './public-status.js';
+
+export interface TelemetryDeps {
+  registry: ClientRegistry;
+  options: MessagingServiceOptions;
+  logger: Logger;
+}
+
+export function telemetryHandler(
+  deps: TelemetryDeps,
+): (call: ServerDuplexStream<TelemetryCommand__Output, TelemetryCommand>) => void {
+  return (call) => {
+    const ctx = clientContext(call);
+    let open = true;
+    const sink: TelemetrySink = {
+      write: (command) => {
+        if (!open) return false;
+        call.write(command);
+        return true;
+      },
+      end: () => {
+        if (!open) return;
+        open = false;
+        call.end();
+      },
+    };
+    /** The client went away (cancelled, failed): nothing more can be written. */
+    const gone = () => {
+      open = false;
+      deps.registry.close(ctx.clientId, sink);
+    };
+
+    call.on('data', (command: TelemetryCommand__Output) => {
+      if (!command.settings) {
+        // Answers to commands we never send (stack traces, message checks): nothing to do.
+        return;
+      }
+      try {
+        if (!ctx.clientId) throw protocolErrors.clientIdRequired();
+        const settings = command.settings;
+        const clientType = clientTypeOf(settings);
+        const reply = answerSettings(settings, deps.options);
+        const group = settings.subscription?.group?.name
+          ? qualify(settings.subscription.group, ctx.namespace, 'group')
+          : '';
+        deps.registry.open({
+          clientId: ctx.clientId,
+          clientType,
+          group,
+          namespace: ctx.namespace,
+          sink,
+        });
+        for (const t of settings.publishing?.topics ?? []) {
+          if (t.name) deps.registry.noteTopic(ctx.clientId, qualify(t, ctx.namespace, 'topic'));
+        }
+        for (const s of settings.subscription?.subscriptions ?? []) {
+          if (s.topic?.name)
+            deps.registry.noteTopic(ctx.clientId, qualify(s.topic, ctx.namespace, 'topic'));
+        }
+        sink.write({ status: OK_STATUS, settings: reply });
+        deps.logger.debug({ clientId: ctx.clientId, clientType, group }, 'telemetry settings');
+      } catch (err) {
+        const status = toPublicStatus(err);
+        deps.logger.info(
+          { clientId: ctx.clientId, code: status.code, err: status.message },
+          'telemetry settings refused',
+        );
+        sink.write({ status });
+      }
+    });
+    // The client half-closed (an SDK shutting down): finish our side with OK
+    // so its call ends cleanly rather than being reset later.
+    call.on('end', () => {
+      deps.registry.close(ctx.clientId, sink);
+      sink.end();
+    });
+    call.on('cancelled', gone);
+    call.on('error', (err) => {
+      deps.logger.debug({ clientId: ctx.clientId, err: err.message }, 'telemetry stream error');
+      gone();
+    });
+  };
+}

@@ -1,0 +1,114 @@
+/**
+ * POST /v1/topics/{topic}/messages: one message or a batch, as a JSON
+ * envelope or as a raw body with x-mq-* headers; Idempotency-Key honoured.
+ */
+import { createRoute, type OpenAPIHono } from '@hono/zod-openapi';
+import { Code, errors } from '../../../common/errors.js';
+import type { Message } from '../../../common/generated/sluice/v1/Message.js';
+import type { SendOutcome } from '../../core/gateway-service.js';
+import { fingerprintOf, IdempotencyGuard } from '../../core/idempotency-guard.js';
+import type { AppDeps } from '../deps.js';
+import { isRawSend, rawToMessage, sendResultJson, toMessage } from '../message-json.js';
+import { jsonResponse, mount, problems } from '../route.js';
+import {
+  RawBodySchema,
+  SendBatchSchema,
+  SendHeadersSchema,
+  SendMessageSchema,
+  SendRequestSchema,
+  SendResponseSchema,
+  TopicParam,
+} from '../schemas.js';
+import { parse, parseJsonText } from '../validate.js';
+
+export const REPLAY_HEADER = 'idempotent-replayed';
+
+const sendRoute = createRoute({
+  method: 'post',
+  path: '/v1/topics/{topic}/messages',
+  summary: 'Send one message or a batch',
+  description:
+    'JSON envelope (content-type application/json): one message object or {"messages":[…]} (up to 1024). ' +
+    'Raw mode (any other content type, or any x-mq-* header): the body is the message, attributes come from headers. ' +
+    'Answers per message; when every message failed the request fails with that error. ' +
+    'With Idempotency-Key a repeat within 10 minutes returns the first answer (header idempotent-replayed: true).',
+  request: {
+    params: TopicParam,
+    headers: SendHeadersSchema,
+    body: {
+      required: true,
+      content: {
+        'application/json': { schema: SendRequestSchema },
+        'application/octet-stream': { schema: RawBodySchema },
+        'text/plain': { schema: RawBodySchema },
+      },
+    },
+  },
+  responses: {
+    200: jsonResponse('per-message results', SendResponseSchema),
+    ...problems(400, 404, 413, 429, 503),
+  },
+});
+
+function headerFingerprint(headers: Headers): string {
+  const parts: string[] = [];
+  for (const [k, v] of headers) if (k.startsWith('x-mq-')) parts.push(`${k}=${v}`);
+  return parts.sort().join('\n');
+}
+
+export function mountMessages(app: OpenAPIHono, deps: AppDeps): void {
+  mount(app, sendRoute, async (c) => {
+    const { topic } = parse(TopicParam, c.req.param(), 'path');
+    const headers = c.req.raw.headers;
+    const now = Date.now();
+    let messages: Message[];
+    let fingerprint: () => string;
+    if (isRawSend(headers)) {
+      // Refuse an oversized body before reading it, let alone sending it.
+      const declared = Number(headers.get('content-length') ?? -1);
+      if (declared > deps.maxMessageSize) throw errors.bodyTooLarge(declared, deps.maxMessageSize);
+      const body = Buffer.from(await c.req.arrayBuffer());
+      messages = [rawToMessage(body, headers, now)];
+      fingerprint = () => fingerprintOf('raw', topic, headerFingerprint(headers), body);
+    } else {
+      const text = await c.req.text();
+      const json = parseJsonText(text);
+      if (json !== null && typeof json === 'object' && 'messages' in json) {
+        messages = parse(SendBatchSchema, json, 'body').messages.map((m, i) =>
+          toMessage(m, now, i),
+        );
+      } else {
+        messages = [toMessage(parse(SendMessageSchema, json, 'body'), now)];
+      }
+      fingerprint = () => fingerprintOf('json', topic, text);
+    }
+    deps.service.validate(messages);
+
+    const key = headers.get('idempotency-key');
+    let results: SendOutcome[];
+    let replayed = false;
+    if (key !== null && deps.idempotency) {
+      IdempotencyGuard.checkKey(key);
+      const out = await deps.idempotency.run(
+        `${topic}:${key}`,
+        fingerprint(),
+        () => deps.service.send(topic, messages),
+        (rs) => rs.some((r) => r.status.code === Code.OK),
+      );
+      results = out.value;
+      replayed = out.replayed;
+    } else {
+      results = await deps.service.send(topic, messages);
+    }
+    let ok = 0;
+    for (const r of results) if (r.status.code === Code.OK) ok++;
+    if (ok === 0) {
+      // Nothing was stored: the request as a whole failed, with the first entry's error.
+      const s = results[0]!.status;
+      throw errors.fromStatus(s.code, s.message, s.reason);
+    }
+    if (!replayed) deps.metrics?.messagesSent.inc(ok);
+    if (replayed) c.header(REPLAY_HEADER, 'true');
+    return c.json({ results: results.map(sendResultJson) }, 200);
+  });
+}

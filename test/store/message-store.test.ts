@@ -1,0 +1,326 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Code, isSluiceError } from '../../common/errors.js';
+import { type DispatchEvent, type MessageStore, SysFlag } from '../../broker/store/index.js';
+import { BLANK_MAGIC } from '../../broker/store/commitlog-record.js';
+import { message, readAll, type TempStore, tempStore } from './helpers.js';
+
+let tmp: TempStore[] = [];
+let stores: MessageStore[] = [];
+
+function open(t: TempStore, ...args: Parameters<TempStore['open']>): MessageStore {
+  const s = t.open(...args);
+  stores.push(s);
+  return s;
+}
+
+function fresh(): TempStore {
+  const t = tempStore();
+  tmp.push(t);
+  return t;
+}
+
+afterEach(async () => {
+  for (const s of stores) await s.close();
+  for (const t of tmp) t.remove();
+  stores = [];
+  tmp = [];
+});
+
+async function expectCode(p: Promise<unknown>, code: number): Promise<void> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(isSluiceError(err, code), `expected code ${code}, got ${String(err)}`).toBe(true);
+}
+
+describe('message store: append and read', () => {
+  it('assigns gap-free queue offsets and reads every record back intact across segments', async () => {
+    const t = fresh();
+    const store = open(t);
+    await store.start();
+    const sent = [];
+    for (let b = 0; b < 20; b++) {
+      const batch = Array.from({ length: 25 }, (_, i) =>
+        message({ queueId: i % 3, body: Buffer.alloc(900, b * 25 + i), keys: [`k${b * 25 + i}`] }),
+      );
+      const results = await store.appendBatch(batch);
+      sent.push(...batch.map((m, i) => ({ m, r: results[i]! })));
+    }
+    for (let q = 0; q < 3; q++) {
+      const mine = sent.filter((s) => s.m.queueId === q);
+      expect(mine.map((s) => s.r.queueOffset)).toEqual(mine.map((_, i) => i));
+      const records = await readAll(store, 'T', q);
+      expect(records).toHaveLength(mine.length);
+      records.forEach((rec, i) => {
+        expect(rec.queueOffset).toBe(i);
+        expect(rec.physicalOffset).toBe(mine[i]!.r.physicalOffset);
+        expect(rec.body.equals(mine[i]!.m.body)).toBe(true);
+        expect(rec.messageId).toBe(mine[i]!.m.messageId);
+        expect(rec.offsetMessageId).toBe(mine[i]!.r.offsetMessageId);
+      });
+      expect(store.maxOffset('T', q)).toBe(mine.length);
+    }
+    // 500 records of ~1 KiB over 64 KiB segments: every full segment is closed by a blank record.
+    const dir = join(t.dir, 'commitlog');
+    const files = readdirSync(dir).sort();
+    expect(files.length).toBeGreaterThan(5);
+    expect(files[1]).toBe('00000000000000065536');
+    for (const f of files.slice(0, -1)) {
+      expect(statSync(join(dir, f)).size).toBe(64 * 1024);
+      const bytes = readFileSync(join(dir, f));
+      // Walk the records: they end with one blank reaching the segment end.
+      let p = 0;
+      while (bytes.readUInt32BE(p + 4) !== BLANK_MAGIC) p += bytes.readInt32BE(p);
+      expect(p + bytes.readInt32BE(p)).toBe(64 * 1024);
+    }
+    // No record spans a segment.
+    for (const { r } of sent) {
+      expect(Math.floor(r.physicalOffset / 65536)).toBe(Math.floor((r.physicalOffset + r.size - 1) / 65536));
+    }
+  });
+
+  it('keeps call order and gap-free offsets for concurrent appends', async () => {
+    const store = open(fresh());
+    await store.start();
+    const pending = Array.from({ length: 200 }, (_, i) => store.appendBatch([message({ body: Buffer.from(`m${i}`) })]));
+    const results = await Promise.all(pending);
+    expect(results.map((r) => r[0]!.queueOffset)).toEqual(results.map((_, i) => i));
+    const phys = results.map((r) => r[0]!.physicalOffset);
+    expect([...phys].sort((a, b) => a - b)).toEqual(phys);
+    const records = await readAll(store, 'T', 0);
+    expect(records.map((r) => r.body.toString())).toEqual(results.map((_, i) => `m${i}`));
+  });
+
+  it('filters by tag: hash in the consume queue, string re-checked, nextOffset past skipped entries', async () => {
+    const store = open(fresh(), { mapedFileSizeCommitLog: 4 * 1024 * 1024 });
+    await store.start();
+    const tags = ['A', 'B', 'C', 'Aa', 'BB']; // "Aa" and "BB" share a Java hash code
+    await store.appendBatch(Array.from({ length: 50 }, (_, i) => message({ tag: tags[i % 5]! })));
+    const a = await store.read('T', 0, 0, 100, { tags: new Set(['A']) });
+    expect(a.records.map((r) => r.queueOffset)).toEqual([0, 5, 10, 15, 20, 25, 30, 35, 40, 45]);
+    expect(a.nextOffset).toBe(50);
+    const aa = await store.read('T', 0, 0, 3, { tags: new Set(['Aa']) });
+    expect(aa.records.map((r) => r.tag)).toEqual(['Aa', 'Aa', 'Aa']);
+    expect(aa.nextOffset).toBe(14); // past offset 13, the third "Aa"; the "BB"s in between were dropped
+    const all = await store.read('T', 0, 0, 10, { tags: new Set(['*']) });
+    expect(all.records).toHaveLength(10);
+    const none = await store.read('T', 0, 0, 10, { tags: new Set(['Z']) });
+    expect(none.records).toHaveLength(0);
+    expect(none.nextOffset).toBe(50);
+  });
+
+  it('caps the entries one filtered read scans', async () => {
+    const store = open(fresh(), { mapedFileSizeCommitLog: 8 * 1024 * 1024, mapedFileSizeConsumeQueue: 20 * 1000 });
+    await store.start();
+    for (let b = 0; b < 6; b++) {
+      await store.appendBatch(Array.from({ length: 1000 }, () => message({ tag: 'noise', body: Buffer.alloc(10) })));
+    }
+    await store.appendBatch([message({ tag: 'wanted' })]);
+    const first = await store.read('T', 0, 0, 10, { tags: new Set(['wanted']) });
+    expect(first.records).toHaveLength(0);
+    expect(first.nextOffset).toBe(4096);
+    const second = await store.read('T', 0, first.nextOffset, 10, { tags: new Set(['wanted']) });
+    expect(second.records.map((r) => r.queueOffset)).toEqual([6000]);
+    expect(second.nextOffset).toBe(6001);
+  });
+
+  it('answers reads outside [min, max) without failing', async () => {
+    const store = open(fresh());
+    await store.start();
+    expect(await store.read('nope', 0, 5, 10)).toEqual({ records: [], nextOffset: 0, minOffset: 0, maxOffset: 0 });
+    await store.appendBatch([message(), message()]);
+    const beyond = await store.read('T', 0, 9, 10);
+    expect(beyond).toMatchObject({ records: [], nextOffset: 2, maxOffset: 2 });
+    const below = await store.read('T', 0, -5, 1);
+    expect(below.records[0]?.queueOffset).toBe(0);
+  });
+
+  it('refuses invalid batches whole, with the error a caller can act on', async () => {
+    const store = open(fresh(), { maxMessageSize: 1024 });
+    await store.start();
+    await expectCode(
+      store.appendBatch([message(), message({ body: Buffer.alloc(2000) })]),
+      Code.MESSAGE_BODY_TOO_LARGE,
+    );
+    await expectCode(store.appendBatch([message({ properties: { bad: 'x\u0001y' } })]), Code.BAD_REQUEST);
+    await expectCode(store.appendBatch([message({ topic: '../etc' })]), Code.ILLEGAL_TOPIC);
+    await expectCode(store.appendBatch([message({ tag: 'a\u0002' })]), Code.ILLEGAL_MESSAGE_TAG);
+    expect(store.maxOffset('T', 0)).toBe(0);
+    expect(store.maxPhysicalOffset()).toBe(0);
+    const [r] = await store.appendBatch([message()]);
+    expect(r!.queueOffset).toBe(0);
+  });
+
+  it('emits a dispatch event per stored message, with the tag code', async () => {
+    const store = open(fresh());
+    await store.start();
+    const events: DispatchEvent[] = [];
+    const off = store.onDispatch((e) => events.push(e));
+    const [r1, r2] = await store.appendBatch([
+      message({ tag: 'TagA' }),
+      message({ topic: 'timer', queueId: 2, tagsCode: 1_800_000_000_000n }),
+    ]);
+    expect(events).toEqual([
+      {
+        topic: 'T',
+        queueId: 0,
+        queueOffset: 0,
+        physicalOffset: r1!.physicalOffset,
+        tagsCode: 2_598_919n,
+        storeTimestamp: r1!.storeTimestamp,
+      },
+      {
+        topic: 'timer',
+        queueId: 2,
+        queueOffset: 0,
+        physicalOffset: r2!.physicalOffset,
+        tagsCode: 1_800_000_000_000n,
+        storeTimestamp: r2!.storeTimestamp,
+      },
+    ]);
+    off();
+    await store.appendBatch([message()]);
+    expect(events).toHaveLength(2);
+    expect(store.queueIds('timer')).toEqual([2]);
+  });
+
+  it('keeps prepared and rolled-back transaction records out of consume queues', async () => {
+    const store = open(fresh());
+    await store.start();
+    const [prepared, commit, rollback, normal] = await store.appendBatch([
+      message({ sysFlag: SysFlag.TRANSACTION_PREPARED, body: Buffer.from('half') }),
+      message({ sysFlag: SysFlag.TRANSACTION_COMMIT, body: Buffer.from('commit') }),
+      message({ sysFlag: SysFlag.TRANSACTION_ROLLBACK, body: Buffer.from('rollback') }),
+      message({ body: Buffer.from('normal') }),
+    ]);
+    expect(prepared!.queueOffset).toBe(0);
+    expect(commit!.queueOffset).toBe(0);
+    expect(normal!.queueOffset).toBe(1);
+    const records = await readAll(store, 'T', 0);
+    expect(records.map((r) => r.body.toString())).toEqual(['commit', 'normal']);
+    expect((await store.readAt(prepared!.physicalOffset))?.body.toString()).toBe('half');
+    expect((await store.readAt(rollback!.physicalOffset))?.sysFlag).toBe(SysFlag.TRANSACTION_ROLLBACK);
+  });
+});
+
+describe('message store: lookups', () => {
+  it('finds records by key, by client id (index) and by offset id (no index)', async () => {
+    const store = open(fresh());
+    await store.start();
+    const batch = Array.from({ length: 300 }, (_, i) =>
+      message({ keys: [`order-${i % 50}`, `user-${i}`], body: Buffer.from(`b${i}`) }),
+    );
+    const results = await store.appendBatch(batch);
+    // maxIndexNum is 256 in tests: the index rolled over several files.
+    expect(readdirSync(join(tempDir(store), 'index')).length).toBeGreaterThan(1);
+
+    const byKey = await store.lookupByKey('T', 'order-7', 100);
+    expect(byKey.map((r) => r.body.toString())).toEqual(['b257', 'b207', 'b157', 'b107', 'b57', 'b7']);
+    expect(await store.lookupByKey('T', 'order-7', 2)).toHaveLength(2);
+    expect(await store.lookupByKey('other', 'order-7', 10)).toEqual([]);
+    expect((await store.lookupByKey('T', 'user-299', 10))[0]?.queueOffset).toBe(299);
+
+    const byId = await store.lookupById('T', batch[123]!.messageId);
+    expect(byId?.physicalOffset).toBe(results[123]!.physicalOffset);
+
+    const byOffsetId = await store.lookupById(undefined, results[200]!.offsetMessageId);
+    expect(byOffsetId?.body.toString()).toBe('b200');
+    expect(await store.lookupById(undefined, '7F00000100002A9F00000000DEADBEEF')).toBeUndefined();
+    expect(await store.readAt(results[5]!.physicalOffset + 1)).toBeUndefined();
+  });
+
+  it('finds the offset for a time and the store time of an offset (injected clock)', async () => {
+    let now = 1_000_000;
+    const store = open(fresh(), {}, { clock: () => now });
+    await store.start();
+    for (let i = 0; i < 10; i++) {
+      now = 1_000_000 + i * 1000;
+      await store.appendBatch([message(), message()]);
+    }
+    expect(await store.storeTimestampAt('T', 0, 4)).toBe(1_002_000);
+    expect(await store.storeTimestampAt('T', 0, 99)).toBeUndefined();
+    expect(await store.offsetByTime('T', 0, 0)).toBe(0);
+    expect(await store.offsetByTime('T', 0, 1_002_000)).toBe(4);
+    expect(await store.offsetByTime('T', 0, 1_002_001)).toBe(6);
+    expect(await store.offsetByTime('T', 0, 9_999_999)).toBe(20);
+  });
+
+  it('deletes a topic: queues and files gone, other topics untouched', async () => {
+    const t = fresh();
+    const store = open(t);
+    await store.start();
+    await store.appendBatch([message({ topic: 'gone' }), message({ topic: 'kept' })]);
+    await store.flush();
+    await store.deleteTopic('gone');
+    expect(store.maxOffset('gone', 0)).toBe(0);
+    expect(store.queueIds('gone')).toEqual([]);
+    expect(readdirSync(join(t.dir, 'consumequeue'))).toEqual(['kept']);
+    expect((await readAll(store, 'kept', 0)).length).toBe(1);
+    const [again] = await store.appendBatch([message({ topic: 'gone' })]);
+    expect(again!.queueOffset).toBe(0);
+  });
+});
+
+describe('message store: replication hooks', () => {
+  it('copies the commitlog byte for byte to a slave, which dispatches it', async () => {
+    const master = open(fresh());
+    const slaveDir = fresh();
+    const slave = open(slaveDir);
+    await master.start();
+    await slave.start();
+    for (let b = 0; b < 10; b++) {
+      await master.appendBatch(
+        Array.from({ length: 20 }, (_, i) => message({ queueId: i % 2, body: Buffer.alloc(700, i), keys: [`k${b}`] })),
+      );
+    }
+    const events: DispatchEvent[] = [];
+    slave.onDispatch((e) => events.push(e));
+    let chunks = 0;
+    while (slave.maxPhysicalOffset() < master.maxPhysicalOffset()) {
+      const from = slave.maxPhysicalOffset();
+      const data = await master.readRaw(from, 10_000);
+      expect(data.length).toBeGreaterThan(0);
+      // Never past a segment end.
+      expect(Math.floor(from / 65536)).toBe(Math.floor((from + data.length - 1) / 65536));
+      await slave.appendRaw(from, data);
+      chunks++;
+    }
+    expect(chunks).toBeGreaterThan(5);
+    expect(events).toHaveLength(200);
+    for (const q of [0, 1]) {
+      expect(slave.maxOffset('T', q)).toBe(master.maxOffset('T', q));
+      const a = await readAll(master, 'T', q);
+      const b = await readAll(slave, 'T', q);
+      expect(b.map((r) => r.messageId)).toEqual(a.map((r) => r.messageId));
+    }
+    expect((await slave.lookupByKey('T', 'k3', 100)).length).toBe(20);
+    await master.flush();
+    await slave.flush();
+    const mdir = join(tempDir(master), 'commitlog');
+    const sdir = join(slaveDir.dir, 'commitlog');
+    expect(readdirSync(sdir)).toEqual(readdirSync(mdir));
+    for (const f of readdirSync(mdir)) {
+      expect(readFileSync(join(sdir, f)).equals(readFileSync(join(mdir, f)))).toBe(true);
+    }
+    await expectCode(slave.appendRaw(5, Buffer.alloc(100)), Code.ILLEGAL_OFFSET);
+    await master.appendBatch([message()]);
+    const tail = await master.readRaw(slave.maxPhysicalOffset(), 1 << 20);
+    const corrupt = Buffer.from(tail);
+    corrupt[corrupt.length - 10]! ^= 0xff;
+    await expectCode(slave.appendRaw(slave.maxPhysicalOffset(), corrupt), Code.MESSAGE_CORRUPTED);
+    await slave.appendRaw(slave.maxPhysicalOffset(), tail);
+    expect(slave.maxPhysicalOffset()).toBe(master.maxPhysicalOffset());
+  });
+});
+
+const dirs = new WeakMap<MessageStore, string>();
+function tempDir(store: MessageStore): string {
+  const known = dirs.get(store);
+  if (known) return known;
+  const t = tmp[stores.indexOf(store)];
+  if (!t) throw new Error('unknown store');
+  return t.dir;
+}
