@@ -2,7 +2,6 @@
  * Broker entry: wires the store, metadata, messaging services, the gRPC
  * server and the name server registry, then prints RocketMQ's boot line.
  */
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { type ServerUnaryCall, type ServiceError, type sendUnaryData, status } from '@grpc/grpc-js';
 import type { ComponentSpec, Running } from '../common/cli.js';
@@ -11,7 +10,11 @@ import type { BrokerHandlers } from '../common/generated/sluice/v1/Broker.js';
 import { startGrpcServer } from '../common/grpc.js';
 import { JsonFileWriter, readJsonFile } from '../common/json-file.js';
 import type { Logger } from '../common/logger.js';
+import { expandHome } from '../common/paths.js';
 import { sluiceProto } from '../common/proto.js';
+import { HaService } from './ha/ha-service.js';
+import { readOnlyStore } from './ha/read-only-store.js';
+import { withSlaveReadAdvice } from './ha/slave-read-advice.js';
 import { ArrivalNotifier } from './messaging/arrival-notifier.js';
 import type { BrokerContext } from './messaging/broker-context.js';
 import { ConsumeStateStore } from './messaging/consume-state-store.js';
@@ -29,11 +32,6 @@ import { BROKER_SCHEMA, type BrokerOptions } from './options.js';
 import { NamesrvRegistry } from './registry/namesrv-registry.js';
 import { type BrokerServices, brokerHandlers } from './service/broker-service.js';
 import { createMessageStore } from './store/message-store.js';
-
-/** Expands a leading `~` as RocketMQ's docs write store paths (`~/store`). */
-export function expandHome(path: string): string {
-  return path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path;
-}
 
 export async function startBroker(options: BrokerOptions, logger: Logger): Promise<Running> {
   const root = expandHome(options.storePathRootDir);
@@ -86,6 +84,17 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
   consumeStates.onAdvance = (st) => {
     if (!isInternalReader(st.group)) offsets.commit(st.group, st.topic, st.queueId, st.base);
   };
+  // Replication (broker/ha): a master serves its slaves, a slave follows its master.
+  const ha = new HaService({
+    options,
+    store,
+    rootDir: root,
+    topics,
+    groups,
+    offsets,
+    consumeStates,
+    logger,
+  });
   const notifier = new ArrivalNotifier();
   const unsubscribe = store.onDispatch((e) => notifier.notify(e.topic));
 
@@ -111,13 +120,17 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
     options.bindAddress,
     options.listenPort,
     [proto.definition],
-    (server) => server.addService(definition, delegate),
+    (server) => {
+      server.addService(definition, delegate);
+      ha.register(server);
+    },
   );
   const brokerAddr = `${options.brokerIP1}:${grpcServer.port}`;
   const ctx: BrokerContext = {
     options,
     brokerAddr,
-    store,
+    // A slave only ever writes what replication brings (broker/ha/read-only-store.ts).
+    store: options.brokerRole === 'SLAVE' ? readOnlyStore(store, options.brokerName) : store,
     topics,
     groups,
     offsets,
@@ -125,6 +138,7 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
     logger,
     clock: Date.now,
     perm: () => perm,
+    replication: ha,
   };
 
   const namesrvAddrs = parseAddressList(options.namesrvAddr);
@@ -132,6 +146,7 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
     namesrvAddrs,
     intervalMs: options.registerBrokerInterval,
     logger,
+    onMasterAddr: (addr) => ha.setMasterAddr(addr),
     request: () => ({
       cluster_name: options.brokerClusterName,
       broker_name: options.brokerName,
@@ -149,9 +164,13 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
   const transactions = new TransactionService(ctx, consumeStates);
   const pop = new PopService(ctx, consumeStates);
   const revive = new ReviveService(ctx, pop);
-  await timer.start();
-  await transactions.start();
-  revive.start();
+  // A slave's commitlog is a byte copy of its master's: it must not write timers,
+  // retries or transaction decisions of its own.
+  if (options.brokerRole !== 'SLAVE') {
+    await timer.start();
+    await transactions.start();
+    revive.start();
+  }
   const services: BrokerServices = {
     ctx,
     send: new SendService(ctx, timer, transactions),
@@ -160,15 +179,17 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
     revive,
     timer,
     transactions,
+    status: () => ha.stats(),
     setPermission: async (next) => {
       perm = next;
       await permWriter.save();
       await registry.registerNow();
     },
   };
-  handlers = brokerHandlers(services);
+  handlers = withSlaveReadAdvice(brokerHandlers(services), ha);
   topics.onChange(() => void registry.registerNow());
   registry.start();
+  ha.start(brokerAddr);
 
   const namesrvText = namesrvAddrs.length > 0 ? namesrvAddrs.join(';') : '(none)';
   process.stdout.write(
@@ -183,6 +204,7 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
         broker_id: options.brokerId,
         broker_addr: brokerAddr,
       });
+      await ha.close();
       await grpcServer.close();
       unsubscribe();
       await timer.close();

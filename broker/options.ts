@@ -172,6 +172,37 @@ export const BROKER_SCHEMA = {
     min: 1,
     doc: 'SYNC_MASTER wait for a slave before FLUSH_SLAVE_TIMEOUT, ms',
   },
+  // --- replication (broker/ha); RocketMQ's key names, our defaults where noted.
+  haTransferBatchSize: {
+    type: 'int',
+    default: 256 * 1024,
+    min: 4 * 1024,
+    doc: 'commitlog bytes per replication message (RocketMQ: 32 KiB), bytes',
+  },
+  haMaxGapNotInSync: {
+    type: 'int',
+    default: 256 * 1024 * 1024,
+    min: 1,
+    doc: 'a slave further behind than this is not in sync (SYNC_MASTER answers SLAVE_NOT_AVAILABLE), bytes',
+  },
+  haSendHeartbeatInterval: {
+    type: 'int',
+    default: 5_000,
+    min: 10,
+    doc: 'replication heartbeat when idle, both directions, ms',
+  },
+  haHousekeepingInterval: {
+    type: 'int',
+    default: 20_000,
+    min: 100,
+    doc: 'a replication stream silent this long is closed and reopened, ms',
+  },
+  haSyncMetadataInterval: {
+    type: 'int',
+    default: 1_000,
+    min: 10,
+    doc: 'how often the master checks topics, groups, offsets and timer progress for the slaves, ms',
+  },
   maxReconsumeTimes: {
     type: 'int',
     default: 16,

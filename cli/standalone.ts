@@ -29,6 +29,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<void> {
       `kvConfigPath=${join(data, 'namesrv', 'kvConfig.json')}`,
     ],
     logFile: log('namesrv'),
+    detached: true,
   });
   const children: ManagedChild[] = [namesrv];
   const stopAll = async () => {
@@ -59,6 +60,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<void> {
         'brokerName=broker-a',
       ],
       logFile: log('broker-a'),
+      detached: true,
     });
     children.push(broker);
     const b = await broker.start();
@@ -67,6 +69,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<void> {
       bin: 'mqgateway',
       args: ['-n', namesrvAddr, `httpPort=${opts.httpPort}`, `grpcPort=${opts.grpcPort}`],
       logFile: log('gateway'),
+      detached: true,
     });
     children.push(gateway);
     const g = await gateway.start();
@@ -81,8 +84,8 @@ export async function runStandalone(opts: StandaloneOptions): Promise<void> {
         `  logs         ${join(data, 'logs')}`,
         '',
         'Try it:',
-        `  curl -s -w '\\n' -X POST ${http}/v1/topics/demo/messages -H 'content-type: application/json' -d '{"body":"hello"}'`,
-        `  curl -s -w '\\n' -X POST ${http}/v1/topics/demo/groups/g1/receive -H 'content-type: application/json' -d '{"max":1}'`,
+        `  curl -s -w '\\n' -X POST ${http}/v1/topics/quickstart/messages -H 'content-type: application/json' -d '{"body":"hello"}'`,
+        `  curl -s -w '\\n' -X POST ${http}/v1/topics/quickstart/groups/g1/receive -H 'content-type: application/json' -d '{"max":1}'`,
         '',
         'Press Ctrl-C to stop.',
         '',

@@ -32,6 +32,11 @@ export interface ChildSpec {
   cwd?: string;
   /** Append the child's stdout and stderr here. */
   logFile?: string;
+  /**
+   * Run in its own process group, so a terminal's Ctrl-C reaches only the
+   * supervisor, which then stops children in order.
+   */
+  detached?: boolean;
 }
 
 export class ManagedChild {
@@ -66,6 +71,7 @@ export class ManagedChild {
       cwd: this.spec.cwd ?? PACKAGE_ROOT,
       env: { ...process.env, ...this.spec.env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: this.spec.detached ?? false,
     });
     this.child = child;
     this.ready = undefined;

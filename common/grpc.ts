@@ -117,8 +117,11 @@ export function callUnary<Req, Res>(
   request: Req,
   timeoutMs = DEFAULT_RPC_TIMEOUT_MS,
   metadata = new Metadata(),
+  /** Wait (within the deadline) for a connection instead of failing at once while reconnecting. */
+  waitForReady = false,
 ): Promise<Res> {
   const target = client.getChannel().getTarget();
+  if (waitForReady) metadata.setOptions({ waitForReady: true });
   return new Promise<Res>((resolve, reject) => {
     method.call(client, request, metadata, { deadline: Date.now() + timeoutMs }, (err, value) => {
       if (err) reject(fromGrpcError(err, target));

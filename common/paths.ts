@@ -1,5 +1,6 @@
 /** Locations inside the installed package, valid from sources and from dist/. */
 import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,3 +17,8 @@ function findRoot(): string {
 /** Root of the sluice package (where package.json and proto/ live). */
 export const PACKAGE_ROOT = findRoot();
 export const PROTO_DIR = join(PACKAGE_ROOT, 'proto');
+
+/** Expands a leading `~` as RocketMQ's docs write paths (`~/store`, `~/namesrv/kvConfig.json`). */
+export function expandHome(path: string): string {
+  return path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path;
+}

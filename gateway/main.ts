@@ -149,12 +149,16 @@ export async function startGateway(options: GatewayOptions, logger: Logger): Pro
       };
       await Promise.all([
         new Promise<void>((resolve) => {
+          // Keep-alive connections that finish their last request close as soon as they idle.
+          const sweep = setInterval(() => server.closeIdleConnections?.(), 50);
           const timer = setTimeout(() => {
+            clearInterval(sweep);
             server.closeAllConnections?.();
             resolve();
           }, options.shutdownGraceMs);
           server.close(() => {
             clearTimeout(timer);
+            clearInterval(sweep);
             resolve();
           });
           server.closeIdleConnections?.();

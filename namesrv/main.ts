@@ -6,10 +6,11 @@
 import type { ComponentSpec, Running } from '../common/cli.js';
 import { startGrpcServer } from '../common/grpc.js';
 import type { Logger } from '../common/logger.js';
+import { expandHome } from '../common/paths.js';
 import { sluiceProto } from '../common/proto.js';
 import { type BrokerAdmin, GrpcBrokerAdmin } from './broker-admin.js';
 import { KvConfigStore } from './kv-config.js';
-import { expandHome, NAMESRV_SCHEMA, type NamesrvOptions } from './options.js';
+import { NAMESRV_SCHEMA, type NamesrvOptions } from './options.js';
 import { RouteTable } from './route-table.js';
 import { nameServerHandlers } from './service.js';
 

@@ -42,8 +42,3 @@ export const NAMESRV_SCHEMA = {
 } satisfies Schema;
 
 export type NamesrvOptions = OptionsOf<typeof NAMESRV_SCHEMA>;
-
-/** Expands a leading `~` as RocketMQ's docs write paths (`~/namesrv/kvConfig.json`). */
-export function expandHome(path: string): string {
-  return path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path;
-}

@@ -3,6 +3,7 @@
  * seams (clock, logger). Built once in main.ts.
  */
 import type { Logger } from '../../common/logger.js';
+import type { ReplicationHook } from '../ha/index.js';
 import type { ConsumerOffsetManager } from '../metadata/consumer-offset-manager.js';
 import type { SubscriptionGroupManager } from '../metadata/subscription-group-manager.js';
 import type { TopicConfigManager } from '../metadata/topic-config-manager.js';
@@ -24,4 +25,6 @@ export interface BrokerContext {
   clock: () => number;
   /** Current broker-wide permission (4 read, 2 write). */
   perm(): number;
+  /** Master/slave replication (broker/ha): SYNC_MASTER send waits, slave-read advice. */
+  replication?: ReplicationHook;
 }

@@ -16,7 +16,7 @@
  *    | attempt uint16 | flags uint8 (bit 0 = fifo) | groupLen uint16 | messageGroup UTF-8 |
  *  type 2 SETTLE (offsets settled: acked, revived, filtered, delivered …):
  *    count uint32, then count × | start f64 | end f64 |   (half-open [start, end))
- *  type 3 RESET (state (re)created at an offset; forgets earlier entries):
+ *  type 3 RESET (state (re)created at an offset; forgets earlier entries; base -1 = dropped):
  *    | base f64 |
  *
  * A record that does not validate ends the journal (a torn tail after a crash).

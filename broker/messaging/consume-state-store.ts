@@ -43,6 +43,8 @@ import {
 
 export const DEFAULT_STATE_COMPACT_BYTES = 64 * 1024 * 1024;
 const SNAPSHOT_VERSION = 1;
+/** RESET to this base means the state was dropped. */
+const DROPPED_BASE = -1;
 const JOURNAL_PATTERN = /^journal-(\d{12})\.log$/;
 
 export interface ConsumeStateStoreOptions {
@@ -86,6 +88,7 @@ export class ConsumeStateStore {
   private seq = 0;
   private fh: FileHandle | undefined;
   private fhSeq = -1;
+  private opening: Promise<void> | undefined;
   private position = 0;
   private pending: Buffer[] = [];
   private waiters: Waiter[] = [];
@@ -188,7 +191,8 @@ export class ConsumeStateStore {
   private apply(r: StateRecord): void {
     let st = this.states.get(stateKey(r.group, r.topic, r.queueId));
     if (r.type === RecordType.RESET) {
-      if (st) st.applyReset(r.base);
+      if (r.base === DROPPED_BASE) this.states.delete(stateKey(r.group, r.topic, r.queueId));
+      else if (st) st.applyReset(r.base);
       else this.create(r.group, r.topic, r.queueId, r.base);
       return;
     }
@@ -262,7 +266,7 @@ export class ConsumeStateStore {
     });
   }
 
-  /** Forgets a state (its group or topic was deleted). */
+  /** Forgets a state (its group or topic was deleted); journalled as a RESET to -1. */
   drop(st: QueueState): Promise<void> {
     this.states.delete(st.key);
     return this.write({
@@ -270,7 +274,7 @@ export class ConsumeStateStore {
       group: st.group,
       topic: st.topic,
       queueId: st.queueId,
-      base: st.base,
+      base: DROPPED_BASE,
     });
   }
 
@@ -284,17 +288,28 @@ export class ConsumeStateStore {
     });
   }
 
+  /** The handle of the current journal; opens it (once, however many callers) after a switch. */
   private async ensureFile(): Promise<FileHandle> {
-    if (this.fh && this.fhSeq === this.seq) return this.fh;
+    while (!this.fh || this.fhSeq !== this.seq) {
+      this.opening ??= this.openCurrent().finally(() => {
+        this.opening = undefined;
+      });
+      await this.opening;
+    }
+    return this.fh;
+  }
+
+  private async openCurrent(): Promise<void> {
+    const seq = this.seq;
     if (this.fh) {
       await this.fh.datasync();
       await this.fh.close();
+      this.fh = undefined;
     }
-    const path = join(this.dir, journalName(this.seq));
-    this.fh = await open(path, 'a');
-    this.fhSeq = this.seq;
-    this.position = (await this.fh.stat()).size;
-    return this.fh;
+    const fh = await open(join(this.dir, journalName(seq)), 'a');
+    this.position = (await fh.stat()).size;
+    this.fh = fh;
+    this.fhSeq = seq;
   }
 
   private async flushLoop(): Promise<void> {
@@ -406,6 +421,19 @@ export class ConsumeStateStore {
     if (this.compaction) await this.compaction;
     if (this.fh) await this.fh.datasync();
     this.dirtySinceSync = false;
+  }
+
+  /**
+   * Closes the journal without a snapshot, as a crash would leave it (the next
+   * open replays the journal). For tools and tests.
+   */
+  async release(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    if (this.compaction) await this.compaction;
+    if (this.syncTimer) clearInterval(this.syncTimer);
+    this.closed = true;
+    await this.fh?.close();
+    this.fh = undefined;
   }
 
   /** Writes a final snapshot (so the next start replays nothing) and closes. */

@@ -55,7 +55,7 @@ export const MAX_INVISIBLE_MS = 12 * 3600 * 1000;
 export const MAX_POP_BATCH = 1024;
 export const MAX_POLL_WAIT_MS = 60_000;
 /** FIFO: records read ahead of the deliverable ones, per queue. */
-export const DEFAULT_FIFO_READ_AHEAD = 2048;
+export const DEFAULT_FIFO_READ_AHEAD_RECORDS = 2048;
 /** Store reads per queue and pop at most (bounds work when filters skip a lot). */
 const MAX_READS_PER_QUEUE = 4;
 
@@ -158,7 +158,14 @@ export class PopService {
     return [...this.states.all()].filter((s) => s.group === group);
   }
 
+  /** Pop state lives on the master only (a slave is a read-only byte copy of its log). */
+  private checkMaster(): void {
+    if (this.ctx.options.brokerRole === 'SLAVE')
+      throw errors.notMaster(this.ctx.options.brokerName);
+  }
+
   async pop(req: PopRequest): Promise<StoredMessage[]> {
+    this.checkMaster();
     const topic = checkTopicName(req.topic);
     const group = checkGroupName(req.group);
     if (req.invisibleMs < MIN_INVISIBLE_MS || req.invisibleMs > MAX_INVISIBLE_MS) {
@@ -508,7 +515,8 @@ export class PopService {
         invisibleMs,
         attempt: e.attempt + 1,
       };
-      entries.push(next);
+      // Replace the entry now: from here on the previous handle is stale.
+      durable.push(this.states.put(st, [next]));
       messages.push(this.message(st, r, next));
     }
     if (dead.length > 0) {
@@ -535,15 +543,16 @@ export class PopService {
         messages.push(this.message(st, r, e));
       }
       st.pending = keep;
+      if (entries.length > 0) durable.push(this.states.put(st, entries.splice(0)));
       if (messages.length >= max || reads === MAX_READS_PER_QUEUE) break;
-      if (st.pending.length >= DEFAULT_FIFO_READ_AHEAD) break;
+      if (st.pending.length >= DEFAULT_FIFO_READ_AHEAD_RECORDS) break;
       const from = st.readAhead;
       if (from >= this.ctx.store.maxOffset(st.topic, st.queueId)) break;
       const read = await this.ctx.store.read(
         st.topic,
         st.queueId,
         from,
-        DEFAULT_FIFO_READ_AHEAD - st.pending.length,
+        DEFAULT_FIFO_READ_AHEAD_RECORDS - st.pending.length,
         filter,
       );
       for (const r of read.records) if (st.isOpen(r.queueOffset)) st.pending.push(r);
@@ -581,6 +590,7 @@ export class PopService {
 
   /** Acks a batch; answers per handle, once the settlements are journalled. */
   async ack(group: string, topic: string, handles: readonly string[]): Promise<SettleResult[]> {
+    this.checkMaster();
     const results: SettleResult[] = new Array(handles.length);
     const byState = new Map<QueueState, number[]>();
     let fifo = false;
@@ -617,6 +627,7 @@ export class PopService {
     topic: string,
     entries: readonly { receipt_handle: string; invisible_ms: number }[],
   ): Promise<SettleResult[]> {
+    this.checkMaster();
     const results: SettleResult[] = new Array(entries.length);
     const writes: Promise<void>[] = [];
     let visibleNow = false;
@@ -661,6 +672,7 @@ export class PopService {
    * one is durably dead-lettered.
    */
   async forwardToDeadLetter(group: string, topic: string, handle: string): Promise<void> {
+    this.checkMaster();
     const { st, e } = this.resolve(group, topic, handle);
     await st.withLock(async () => {
       if (st.inflight.get(e.offset) !== e) throw errors.receiptHandleExpired();

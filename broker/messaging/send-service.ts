@@ -90,6 +90,8 @@ export class SendService {
       for (const slot of slots) results[slot] = { status };
       return results;
     }
+    // SYNC_MASTER (broker/ha): OK only once a slave has the bytes; else each entry carries the HA error.
+    const replicated = (await this.ctx.replication?.waitForSlaves(appended)) ?? OK_STATUS;
     const timerResults = [];
     const timerDue = [];
     const halfResults = [];
@@ -105,7 +107,7 @@ export class SendService {
         halfInputs.push(p.input);
       }
       results[slots[j]!] = {
-        status: OK_STATUS,
+        status: replicated,
         message_id: r.messageId,
         offset_message_id: r.offsetMessageId,
         queue_id: p.queueId,

@@ -58,7 +58,7 @@ export interface TimerStats {
 
 export class TimerService {
   private readonly index = new TimerIndex();
-  private state!: QueueState;
+  private state: QueueState | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private readonly delayLevels: number[];
@@ -193,7 +193,7 @@ export class TimerService {
   }
 
   private async deliver(due: TimerEntry[]): Promise<void> {
-    const st = this.state;
+    const st = this.state!; // deliverDue runs only after start()
     due.sort((a, b) => a.offset - b.offset);
     const records = await this.readAll(due);
     const inputs: MessageInput[] = [];

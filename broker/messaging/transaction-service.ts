@@ -67,7 +67,7 @@ export interface TransactionStats {
 }
 
 export class TransactionService {
-  private state!: QueueState;
+  private state: QueueState | undefined;
   /** Open halves by half-topic queue offset (insertion order = offset order). */
   private readonly open = new Map<number, Half>();
   private readonly byId = new Map<string, number>();
@@ -172,6 +172,7 @@ export class TransactionService {
 
   /** Commits or rolls back a batch; answers per entry. */
   async end(entries: readonly EndTransactionEntry__Output[]): Promise<Status[]> {
+    if (!this.state) throw errors.notMaster(this.ctx.options.brokerName);
     const results: Status[] = new Array(entries.length);
     const commits: Array<{ i: number; h: Half }> = [];
     const rollbacks: Array<{ i: number; h: Half }> = [];
@@ -264,6 +265,7 @@ export class TransactionService {
    * are discarded instead.
    */
   async orphans(max: number): Promise<OrphanedTransaction[]> {
+    if (!this.state) return []; // a slave: its master offers them
     const limit = Math.min(Math.max(1, max || 32), MAX_ORPHANS_PER_CALL);
     const now = this.ctx.clock();
     const offered: Half[] = [];
@@ -336,7 +338,7 @@ export class TransactionService {
     }
     this.discarded += halves.length;
     await this.states.settleOffsets(
-      this.state,
+      this.state!, // only reached after start()
       halves.map((h) => h.offset),
     );
   }

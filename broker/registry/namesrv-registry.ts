@@ -73,6 +73,9 @@ export class NamesrvRegistry {
             c.client.RegisterBroker,
             body,
             DEFAULT_REGISTER_TIMEOUT_MS,
+            undefined,
+            // A name server that just came back is reached on this beat, not after backoff.
+            true,
           );
           if (!c.ok) this.deps.logger.info({ namesrv: c.addr }, 'registered with name server');
           c.ok = true;

@@ -48,10 +48,10 @@
 import { crc32 } from 'node:zlib';
 import { errors } from '../../common/errors.js';
 import { crc32Range } from './crc32.js';
-import { utf8Length, writeUtf8 } from './utf8-codec.js';
 import { offsetMessageIdPrefix, offsetMessageIdWithPrefix } from './message-id.js';
 import { decodeAddress, type EncodedAddress, encodeAddress } from './socket-address.js';
 import { type MessageInput, type StoredRecord, SysFlag } from './store-api.js';
+import { utf8Length, writeUtf8 } from './utf8-codec.js';
 
 export const MESSAGE_MAGIC = 0x534c4d31; // "SLM1"
 export const BLANK_MAGIC = 0x534c4231; // "SLB1"
@@ -139,13 +139,20 @@ export function measureProperties(m: MessageInput): number {
   let n = 0;
   const props = m.properties;
   for (const k in props) {
-    if (k === PROPERTY_TAGS || k === PROPERTY_KEYS || k === PROPERTY_UNIQ_KEY || k === PROPERTY_TAGS_CODE) {
+    if (
+      k === PROPERTY_TAGS ||
+      k === PROPERTY_KEYS ||
+      k === PROPERTY_UNIQ_KEY ||
+      k === PROPERTY_TAGS_CODE
+    ) {
       continue;
     }
     const kn = utf8Length(k);
     const vn = utf8Length(props[k]!);
     if (kn < 0 || vn < 0) {
-      throw errors.badRequest(`message property '${k}' contains a control character`, { property: k });
+      throw errors.badRequest(`message property '${k}' contains a control character`, {
+        property: k,
+      });
     }
     n += kn + vn + 2;
   }
@@ -186,7 +193,12 @@ function writePair(buf: Buffer, off: number, k: string, v: string): number {
 export function writeProperties(buf: Buffer, off: number, m: MessageInput): number {
   const props = m.properties;
   for (const k in props) {
-    if (k === PROPERTY_TAGS || k === PROPERTY_KEYS || k === PROPERTY_UNIQ_KEY || k === PROPERTY_TAGS_CODE) {
+    if (
+      k === PROPERTY_TAGS ||
+      k === PROPERTY_KEYS ||
+      k === PROPERTY_UNIQ_KEY ||
+      k === PROPERTY_TAGS_CODE
+    ) {
       continue;
     }
     off = writePair(buf, off, k, props[k]!);
@@ -203,7 +215,8 @@ export function writeProperties(buf: Buffer, off: number, m: MessageInput): numb
     buf[off++] = 2;
   }
   if (m.messageId.length > 0) off = writePair(buf, off, PROPERTY_UNIQ_KEY, m.messageId);
-  if (m.tagsCode !== undefined) off = writePair(buf, off, PROPERTY_TAGS_CODE, String(BigInt.asIntN(64, m.tagsCode)));
+  if (m.tagsCode !== undefined)
+    off = writePair(buf, off, PROPERTY_TAGS_CODE, String(BigInt.asIntN(64, m.tagsCode)));
   return off;
 }
 
@@ -459,17 +472,33 @@ function prefixFor(storeHost: string): string {
 export function decodeRecord(buf: Buffer, off: number, available: number): StoredRecord {
   const l = layoutOf(buf, off, available);
   if (typeof l === 'string') throw errors.messageCorrupted(`commitlog record is corrupt: ${l}`);
-  const props = parseProperties(
-    buf.toString('utf8', off + l.propertiesAt, off + l.propertiesAt + l.propertiesLength),
+  // Properties: the store's own names go to their fields, the rest to `properties`
+  // (built without delete, which would turn the object into a slow dictionary).
+  const text = buf.toString(
+    'utf8',
+    off + l.propertiesAt,
+    off + l.propertiesAt + l.propertiesLength,
   );
-  const tag = props[PROPERTY_TAGS] ?? '';
-  const keysText = props[PROPERTY_KEYS];
-  const uniq = props[PROPERTY_UNIQ_KEY];
-  const tagsCodeText = props[PROPERTY_TAGS_CODE];
-  delete props[PROPERTY_TAGS];
-  delete props[PROPERTY_KEYS];
-  delete props[PROPERTY_UNIQ_KEY];
-  delete props[PROPERTY_TAGS_CODE];
+  const props: Record<string, string> = {};
+  let tag = '';
+  let keysText = '';
+  let uniq = '';
+  let tagsCodeText: string | undefined;
+  for (let start = 0; start < text.length; ) {
+    let end = text.indexOf(PROPERTY_SEPARATOR, start);
+    if (end < 0) end = text.length;
+    const sep = text.indexOf(NAME_VALUE_SEPARATOR, start);
+    if (sep >= 0 && sep < end) {
+      const k = text.slice(start, sep);
+      const v = text.slice(sep + 1, end);
+      if (k === PROPERTY_TAGS) tag = v;
+      else if (k === PROPERTY_KEYS) keysText = v;
+      else if (k === PROPERTY_UNIQ_KEY) uniq = v;
+      else if (k === PROPERTY_TAGS_CODE) tagsCodeText = v;
+      else props[k] = v;
+    }
+    start = end + 1;
+  }
   const physicalOffset = readInt64(buf, off + OFF_PHYSICAL_OFFSET);
   const storeHost = decodeAddress(buf, off + l.storeHostAt, l.storeV6);
   const offsetMessageId = offsetMessageIdWithPrefix(prefixFor(storeHost), physicalOffset);
@@ -484,7 +513,7 @@ export function decodeRecord(buf: Buffer, off: number, available: number): Store
     body,
     bodyCrc: buf.readUInt32BE(off + OFF_BODY_CRC),
     tag,
-    keys: keysText ? keysText.split(KEY_SEPARATOR).filter((k) => k.length > 0) : [],
+    keys: keysText.length > 0 ? splitKeys(keysText) : [],
     properties: props,
     messageId: uniq || offsetMessageId,
     offsetMessageId,
@@ -499,6 +528,12 @@ export function decodeRecord(buf: Buffer, off: number, available: number): Store
   };
   if (tagsCodeText !== undefined) record.tagsCode = BigInt(tagsCodeText);
   return record;
+}
+
+function splitKeys(text: string): string[] {
+  return text.indexOf(KEY_SEPARATOR) < 0
+    ? [text]
+    : text.split(KEY_SEPARATOR).filter((k) => k.length > 0);
 }
 
 /** What the dispatcher needs from a record (filled in place to avoid garbage). */
@@ -555,7 +590,7 @@ export function readDispatchInfo(
   out.sysFlag = l.sysFlag;
   out.storeTimestamp = readInt64(buf, off + l.storeTimestampAt);
   out.tag = props[PROPERTY_TAGS] ?? '';
-  out.keys = keysText ? keysText.split(KEY_SEPARATOR).filter((k) => k.length > 0) : [];
+  out.keys = keysText ? splitKeys(keysText) : [];
   out.messageId = props[PROPERTY_UNIQ_KEY] ?? '';
   out.tagsCode = tagsCodeText === undefined ? undefined : BigInt(tagsCodeText);
 }

@@ -114,6 +114,21 @@ class CqFile {
   }
 }
 
+/** Entries read ahead per block (40 KiB). */
+const READ_AHEAD_ENTRIES = 2048;
+/** Blocks kept, over all queues (least recently used go first): at most ~10 MiB. */
+const READ_AHEAD_BLOCKS = 256;
+
+interface ReadAheadBlock {
+  file: CqFile;
+  start: number;
+  count: number;
+  buf: Buffer;
+}
+
+/** Read-ahead blocks by queue. Entries in files never change (except recovery cuts and deletes, which drop the block). */
+const readAhead = new Map<ConsumeQueue, ReadAheadBlock>();
+
 export class ConsumeQueue {
   readonly files: CqFile[] = [];
   readonly dir: string;
@@ -373,11 +388,64 @@ export class ConsumeQueue {
       const upto = file ? Math.min(fileEnd, file.start + this.entriesPerFile) : q + 1;
       const at = (q - offset) * CQ_ENTRY_SIZE_BYTES;
       const len = (upto - q) * CQ_ENTRY_SIZE_BYTES;
-      const n = file ? await file.read(out, at, len, (q - file.start) * CQ_ENTRY_SIZE_BYTES) : 0;
+      let n = 0;
+      if (file) {
+        const block = await this.readAheadBlock(file, q, upto, memStart);
+        if (block) {
+          n = Math.min(len, (block.start + block.count - q) * CQ_ENTRY_SIZE_BYTES);
+          block.buf.copy(
+            out,
+            at,
+            (q - block.start) * CQ_ENTRY_SIZE_BYTES,
+            (q - block.start) * CQ_ENTRY_SIZE_BYTES + n,
+          );
+        } else {
+          n = await file.read(out, at, len, (q - file.start) * CQ_ENTRY_SIZE_BYTES);
+        }
+      }
       if (n < len) out.fill(0, at + n, at + len);
       q = upto;
     }
     return end - offset;
+  }
+
+  /**
+   * A block of file entries covering [q, upto): the cached one, or a new one
+   * read ahead from q (sequential consumers then pay one read per block, not
+   * per call). Undefined when the range is larger than a block.
+   */
+  private async readAheadBlock(
+    file: CqFile,
+    q: number,
+    upto: number,
+    memStart: number,
+  ): Promise<ReadAheadBlock | undefined> {
+    const cached = readAhead.get(this);
+    if (
+      cached &&
+      cached.file === file &&
+      q >= cached.start &&
+      upto <= cached.start + cached.count
+    ) {
+      readAhead.delete(this);
+      readAhead.set(this, cached);
+      return cached;
+    }
+    if (upto - q > READ_AHEAD_ENTRIES) return undefined;
+    const blockEnd = Math.min(file.start + this.entriesPerFile, memStart, q + READ_AHEAD_ENTRIES);
+    // A fresh buffer each time: a concurrent reader may still be copying from the old block.
+    const buf = Buffer.allocUnsafe((blockEnd - q) * CQ_ENTRY_SIZE_BYTES);
+    const n = await file.read(buf, 0, buf.length, (q - file.start) * CQ_ENTRY_SIZE_BYTES);
+    const block: ReadAheadBlock = {
+      file,
+      start: q,
+      count: Math.floor(n / CQ_ENTRY_SIZE_BYTES),
+      buf,
+    };
+    readAhead.delete(this);
+    readAhead.set(this, block);
+    if (readAhead.size > READ_AHEAD_BLOCKS) readAhead.delete(readAhead.keys().next().value!);
+    return block;
   }
 
   /** Physical offset of the entry at queue offset q, or undefined (past the end, or a hole). */
@@ -423,6 +491,7 @@ export class ConsumeQueue {
 
   /** Cuts the queue to end before queue offset `cut` (files only; memory must be written first). */
   private async truncateTo(cut: number): Promise<void> {
+    readAhead.delete(this);
     const keep: CqFile[] = [];
     for (const f of this.files) {
       if (f.start < cut || (f.start === cut && keep.length === 0)) {
@@ -466,6 +535,7 @@ export class ConsumeQueue {
    * (never the last file, which keeps maxOffset known); answers how many.
    */
   async deleteFilesBelow(minPhysicalOffset: number): Promise<number> {
+    readAhead.delete(this);
     const scratch = Buffer.allocUnsafe(CQ_ENTRY_SIZE_BYTES);
     let deleted = 0;
     while (this.files.length > 1) {
@@ -483,12 +553,14 @@ export class ConsumeQueue {
   }
 
   async close(): Promise<void> {
+    readAhead.delete(this);
     while (this.writing) await this.writing.catch(() => undefined);
     for (const f of this.files) await f.close();
   }
 
   /** Deletes the queue's files and directory (deleteTopic). */
   async destroy(): Promise<void> {
+    readAhead.delete(this);
     while (this.writing) await this.writing.catch(() => undefined);
     for (const f of this.files) await f.destroy();
     this.files.length = 0;

@@ -232,12 +232,14 @@ export class IndexFile {
   /** Writes entries, then (if sealed) the slot table, then the header; fdatasyncs. */
   flush(): Promise<void> {
     return this.serial(async () => {
+      // Decided first: a file sealed before the snapshot takes no more entries, so the
+      // snapshot is final; one sealed during this flush is sealed by the next flush.
+      const sealing = this.sealed && !this.sealWritten;
       const through = this.endPhyOffset;
       const endTimestamp = this.endTimestamp;
       await this.writeEntries();
       const count = this.writtenCount;
       const fd = await this.ensureOpen();
-      const sealing = this.sealed && !this.sealWritten;
       if (sealing) {
         const slots = this.slots!;
         const table = Buffer.allocUnsafe(this.slotCount * 4);

@@ -78,7 +78,7 @@ export const MAX_READ_BYTES = 32 * 1024 * 1024;
 /** Adjacent records closer than this are read with one positioned read. */
 const READ_COALESCE_GAP_BYTES = 64 * 1024;
 /** A coalesced read is at most this big. */
-const READ_SPAN_MAX_BYTES = 8 * 1024 * 1024;
+const READ_SPAN_MAX_BYTES = 512 * 1024;
 /** First guess at a record's size for readAt (re-read when bigger). */
 const READ_AT_GUESS_BYTES = 4096;
 /** How often disk use is re-measured between retention passes, ms. */

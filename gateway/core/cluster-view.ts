@@ -1,19 +1,23 @@
 /**
  * The cluster as the name servers see it, beyond one topic's route: every
- * master, and whether any of them creates topics on first send. Cached
- * briefly so per-request callers (QueryRoute of a new topic, the orphaned
- * transaction poller) do not hammer the name servers.
+ * master, whether it creates topics on first send, and whether a consumer
+ * group consumes in order. Cached briefly so per-request callers (QueryRoute
+ * of a new topic, the orphaned transaction poller, client settings) do not
+ * hammer the name servers and brokers.
  */
 import type { BrokerConfig__Output } from '../../common/generated/sluice/v1/BrokerConfig.js';
 import type { Empty } from '../../common/generated/sluice/v1/Empty.js';
+import type { SubscriptionGroupList__Output } from '../../common/generated/sluice/v1/SubscriptionGroupList.js';
 import { callUnary } from '../../common/grpc.js';
 import type { Logger } from '../../common/logger.js';
 import { masterAddrOf } from './broker-addrs.js';
 import type { BrokerPool } from './broker-pool.js';
 import type { NamesrvClient } from './namesrv-client.js';
 
-/** How long the list of masters and their auto-create setting are reused. */
+/** How long the list of masters, their settings and group configs are reused. */
 export const DEFAULT_CLUSTER_VIEW_TTL_MS = 5_000;
+/** Deadline of a group lookup: a client waits for its settings meanwhile. */
+export const GROUP_LOOKUP_TIMEOUT_MS = 1_000;
 
 export interface MasterBroker {
   brokerName: string;
@@ -33,6 +37,7 @@ export interface ClusterViewDeps {
 
 export class ClusterView {
   private cached: { at: number; masters: Promise<MasterBroker[]> } | undefined;
+  private orderly: { at: number; groups: Promise<ReadonlySet<string>> } | undefined;
 
   constructor(private readonly deps: ClusterViewDeps) {}
 
@@ -77,5 +82,43 @@ export class ClusterView {
         }
       }),
     );
+  }
+
+  /**
+   * True when a master configures the group for ordered (FIFO) consumption.
+   * False when nobody knows the group or no broker answers in time: the
+   * broker enforces the order anyway; this only informs the client.
+   */
+  async isOrderlyGroup(group: string): Promise<boolean> {
+    const now = (this.deps.clock ?? Date.now)();
+    if (!this.orderly || now - this.orderly.at > (this.deps.ttlMs ?? DEFAULT_CLUSTER_VIEW_TTL_MS)) {
+      this.orderly = { at: now, groups: this.loadOrderly() };
+    }
+    return (await this.orderly.groups).has(group);
+  }
+
+  private async loadOrderly(): Promise<ReadonlySet<string>> {
+    const out = new Set<string>();
+    const masters = await this.masters().catch(() => [] as MasterBroker[]);
+    await Promise.all(
+      masters.map(async (m) => {
+        const client = this.deps.brokers.get(m.addr);
+        try {
+          const list = await callUnary<Empty, SubscriptionGroupList__Output>(
+            client,
+            client.GetAllSubscriptionGroups as never,
+            {},
+            Math.min(GROUP_LOOKUP_TIMEOUT_MS, this.deps.rpcTimeoutMs),
+          );
+          for (const g of list.groups) if (g.consume_message_orderly) out.add(g.group_name);
+        } catch (err) {
+          this.deps.logger.warn(
+            { broker: m.brokerName, err: (err as Error).message },
+            'subscription groups unreadable',
+          );
+        }
+      }),
+    );
+    return out;
   }
 }

@@ -420,15 +420,20 @@ export class GatewayService {
       filter: { type: 'TAG', expression: opts.filter },
     };
     const res = await new Promise<PopMessagesResponse__Output>((resolve, reject) => {
+      const signal = opts.signal;
+      const cancel = () => call.cancel();
       const call = client.PopMessages(
         req,
         { deadline: this.clock() + opts.waitMs + this.deps.rpcTimeoutMs + LONG_POLL_SLACK_MS },
-        (err, value) => (err ? reject(err) : resolve(value!)),
+        (err, value) => {
+          // Long-lived signals (an SSE stream) must not collect a listener per call.
+          signal?.removeEventListener('abort', cancel);
+          if (err) reject(err);
+          else resolve(value!);
+        },
       );
-      if (opts.signal) {
-        if (opts.signal.aborted) call.cancel();
-        else opts.signal.addEventListener('abort', () => call.cancel(), { once: true });
-      }
+      if (signal?.aborted) call.cancel();
+      else signal?.addEventListener('abort', cancel, { once: true });
     }).catch((err: unknown) => {
       if (opts.signal?.aborted) return { status: null, messages: [] };
       throw err;
@@ -586,12 +591,19 @@ export class GatewayService {
     let res: PullMessagesResponse__Output;
     try {
       res = await new Promise<PullMessagesResponse__Output>((resolve, reject) => {
+        const signal = opts.signal;
+        const cancel = () => call.cancel();
         const call = client.PullMessages(
           req,
           { deadline: this.clock() + opts.waitMs + this.deps.rpcTimeoutMs + LONG_POLL_SLACK_MS },
-          (err, value) => (err ? reject(fromGrpcError(err, t.addr)) : resolve(value!)),
+          (err, value) => {
+            signal?.removeEventListener('abort', cancel);
+            if (err) reject(fromGrpcError(err, t.addr));
+            else resolve(value!);
+          },
         );
-        opts.signal?.addEventListener('abort', () => call.cancel(), { once: true });
+        if (signal?.aborted) call.cancel();
+        else signal?.addEventListener('abort', cancel, { once: true });
       });
     } catch (err) {
       if (!opts.signal?.aborted) throw err;

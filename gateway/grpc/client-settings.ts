@@ -52,9 +52,14 @@ function exponential(maxAttempts: number, initialMs: number, maxMs: number): Ret
   };
 }
 
-/** Answers a client's Settings. Throws UNRECOGNIZED_CLIENT_TYPE for types Sluice does not serve. */
+/**
+ * Answers a client's Settings. `fifo` says whether the consumer's group
+ * consumes in order (push consumers then process one message of a group at a
+ * time). Throws UNRECOGNIZED_CLIENT_TYPE for types Sluice does not serve.
+ */
 export function answerSettings(
   client: Settings__Output,
+  fifo: boolean,
   opts: Pick<
     MessagingServiceOptions,
     'maxMessageSize' | 'receiveBatchSize' | 'defaultLongPollingMs' | 'maxDeliveryAttempts'
@@ -93,8 +98,7 @@ export function answerSettings(
     subscription: {
       group: sub?.group ?? null,
       subscriptions: sub?.subscriptions ?? [],
-      // Ordered consumption is the broker's: it hands a group's next message out only after the previous is settled.
-      fifo: false,
+      fifo,
       receive_batch_size: opts.receiveBatchSize,
       long_polling_timeout: sub?.long_polling_timeout ?? toDuration(opts.defaultLongPollingMs),
     },

@@ -101,7 +101,11 @@ export function consumeHandlers(m: MessagingContext): ConsumeHandlers {
       call.write({ status: OK_STATUS });
       for (const msg of messages) {
         call.write({
-          message: toPublicMessage(msg, { namespace: ctx.namespace, invisibleMs: r.invisibleMs }),
+          message: toPublicMessage(msg, {
+            namespace: ctx.namespace,
+            invisibleMs: r.invisibleMs,
+            readFrom: r.topic,
+          }),
         });
       }
       call.write({ delivery_timestamp: toTimestamp(Date.now()) });

@@ -15,6 +15,7 @@ import type {
 import type { SystemProperties } from '../../common/generated/apache/rocketmq/v2/SystemProperties.js';
 import type { Message } from '../../common/generated/sluice/v1/Message.js';
 import type { StoredMessage__Output } from '../../common/generated/sluice/v1/StoredMessage.js';
+import { DLQ_TOPIC_PREFIX } from '../../common/names.js';
 import { toResource } from './client-context.js';
 import { toDuration, toMillis, toTimestamp } from './proto-time.js';
 import { protocolErrors } from './protocol-errors.js';
@@ -137,6 +138,12 @@ export function toInternalMessage(
 
 export interface DeliveryContext {
   namespace: string;
+  /**
+   * The topic the client read from (broker-side name). A message read from a
+   * dead-letter queue shows that queue's topic, so an ack names it, and
+   * carries its original topic in dead_letter_queue.
+   */
+  readFrom?: string;
   /** Invisible duration granted (pop deliveries). */
   invisibleMs?: number;
 }
@@ -177,8 +184,12 @@ export function toPublicMessage(s: StoredMessage__Output, ctx: DeliveryContext):
     sp.receipt_handle = s.receipt_handle;
     if (ctx.invisibleMs !== undefined) sp.invisible_duration = toDuration(ctx.invisibleMs);
   }
+  const topic = ctx.readFrom ?? m.topic;
+  if (topic !== m.topic && topic.startsWith(DLQ_TOPIC_PREFIX)) {
+    sp.dead_letter_queue = { topic: m.topic, message_id: m.message_id };
+  }
   return {
-    topic: toResource(m.topic, ctx.namespace),
+    topic: toResource(topic, ctx.namespace),
     user_properties: m.properties,
     system_properties: sp,
     body: m.body,

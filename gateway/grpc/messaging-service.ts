@@ -106,7 +106,7 @@ export function createMessagingService(deps: MessagingServiceDeps): MessagingSer
     ...publishHandlers(ctx),
     ...consumeHandlers(ctx),
     ...pullHandlers(ctx),
-    Telemetry: telemetryHandler({ registry, options, logger }),
+    Telemetry: telemetryHandler({ registry, cluster, options, logger }),
   };
   dispatcher.start();
   const stop = () => {

@@ -14,7 +14,6 @@ export const protocolErrors = {
     new SluiceError(Code.ILLEGAL_MESSAGE_KEY, `illegal message key: ${why}`),
   illegalMessageGroup: (why: string) =>
     new SluiceError(Code.ILLEGAL_MESSAGE_GROUP, `illegal message group: ${why}`),
-  illegalPollingTime: (why: string) => new SluiceError(Code.ILLEGAL_POLLING_TIME, why),
   bodyDigestMismatch: (type: string) =>
     new SluiceError(Code.MESSAGE_CORRUPTED, `the body does not match its ${type} digest`),
   unsupported: (what: string) =>

@@ -64,7 +64,9 @@ export function pullHandlers(m: MessagingContext): PullHandlers {
             : publicStatus(Code.MESSAGE_NOT_FOUND, 'no new message'),
       });
       for (const msg of res.messages)
-        call.write({ message: toPublicMessage(msg, { namespace: ctx.namespace }) });
+        call.write({
+          message: toPublicMessage(msg, { namespace: ctx.namespace, readFrom: queue.topic }),
+        });
       call.write({ next_offset: res.nextOffset });
     }),
 

@@ -8,11 +8,13 @@
  * SDKs treat that as a failed startup and report the code.
  */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
+import type { Settings__Output } from '../../common/generated/apache/rocketmq/v2/Settings.js';
 import type {
   TelemetryCommand,
   TelemetryCommand__Output,
 } from '../../common/generated/apache/rocketmq/v2/TelemetryCommand.js';
 import type { Logger } from '../../common/logger.js';
+import type { ClusterView } from '../core/cluster-view.js';
 import { clientContext, qualify } from './client-context.js';
 import type { ClientRegistry, TelemetrySink } from './client-registry.js';
 import { answerSettings, clientTypeOf } from './client-settings.js';
@@ -22,6 +24,7 @@ import { OK_STATUS, toPublicStatus } from './public-status.js';
 
 export interface TelemetryDeps {
   registry: ClientRegistry;
+  cluster: ClusterView;
   options: MessagingServiceOptions;
   logger: Logger;
 }
@@ -50,19 +53,16 @@ export function telemetryHandler(
       deps.registry.close(ctx.clientId, sink);
     };
 
-    call.on('data', (command: TelemetryCommand__Output) => {
-      if (!command.settings) {
-        // Answers to commands we never send (stack traces, message checks): nothing to do.
-        return;
-      }
+    const answer = async (settings: Settings__Output): Promise<void> => {
       try {
         if (!ctx.clientId) throw protocolErrors.clientIdRequired();
-        const settings = command.settings;
         const clientType = clientTypeOf(settings);
-        const reply = answerSettings(settings, deps.options);
         const group = settings.subscription?.group?.name
           ? qualify(settings.subscription.group, ctx.namespace, 'group')
           : '';
+        const fifo =
+          clientType !== 'PRODUCER' && group !== '' && (await deps.cluster.isOrderlyGroup(group));
+        const reply = answerSettings(settings, fifo, deps.options);
         deps.registry.open({
           clientId: ctx.clientId,
           clientType,
@@ -78,7 +78,10 @@ export function telemetryHandler(
             deps.registry.noteTopic(ctx.clientId, qualify(s.topic, ctx.namespace, 'topic'));
         }
         sink.write({ status: OK_STATUS, settings: reply });
-        deps.logger.debug({ clientId: ctx.clientId, clientType, group }, 'telemetry settings');
+        deps.logger.debug(
+          { clientId: ctx.clientId, clientType, group, fifo },
+          'telemetry settings',
+        );
       } catch (err) {
         const status = toPublicStatus(err);
         deps.logger.info(
@@ -87,6 +90,11 @@ export function telemetryHandler(
         );
         sink.write({ status });
       }
+    };
+
+    call.on('data', (command: TelemetryCommand__Output) => {
+      // Answers to commands we never send (stack traces, message checks) need nothing.
+      if (command.settings) void answer(command.settings);
     });
     // The client half-closed (an SDK shutting down): finish our side with OK
     // so its call ends cleanly rather than being reset later.

@@ -29,14 +29,20 @@ const ok = (n: number): SendResult__Output[] =>
     transaction_id: '',
   }));
 
-const entry = (body: string): SendEntry => ({ message: { topic: 't', body: Buffer.from(body) }, queue_id: -1 });
+const entry = (body: string): SendEntry => ({
+  message: { topic: 't', body: Buffer.from(body) },
+  queue_id: -1,
+});
 
 describe('SendBatcher', () => {
   it('coalesces concurrent sends to one broker into one RPC and answers each caller its own entries', async () => {
     const calls: SendEntry[][] = [];
     const b = new SendBatcher(async (_addr, entries) => {
       calls.push(entries);
-      return ok(entries.length).map((r, i) => ({ ...r, message_id: String(entries[i]!.message!.body) }));
+      return ok(entries.length).map((r, i) => ({
+        ...r,
+        message_id: String(entries[i]!.message!.body),
+      }));
     });
     const answers = await Promise.all([
       b.send('a:1', [entry('x1'), entry('x2')]),
@@ -81,7 +87,9 @@ describe('SendBatcher', () => {
       },
       { maxBatch: 4 },
     );
-    const all = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => b.send('a', [entry(String(i))])));
+    const all = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) => b.send('a', [entry(String(i))])),
+    );
     expect(all.every((r) => r.status === 'rejected')).toBe(true);
     expect(sizes.every((s) => s <= 4)).toBe(true);
     expect(sizes.reduce((a, b2) => a + b2, 0)).toBe(10);
@@ -126,12 +134,54 @@ describe('IdempotencyGuard', () => {
 
   it('refuses a key reused for another request, and forgets keys whose work stored nothing', async () => {
     const guard = new IdempotencyGuard(new MemoryIdempotencyStore(100));
-    await guard.run('k', 'fp1', async () => 1, () => true);
-    await expect(guard.run('k', 'fp2', async () => 2, () => true)).rejects.toMatchObject({ code: Code.BAD_REQUEST });
-    await guard.run('f', 'fp', async () => 0, () => false);
-    expect((await guard.run('f', 'fp', async () => 5, () => true)).value).toBe(5);
-    await expect(guard.run('e', 'fp', async () => Promise.reject(new Error('x')), () => true)).rejects.toThrow('x');
-    expect((await guard.run('e', 'fp', async () => 6, () => true)).replayed).toBe(false);
+    await guard.run(
+      'k',
+      'fp1',
+      async () => 1,
+      () => true,
+    );
+    await expect(
+      guard.run(
+        'k',
+        'fp2',
+        async () => 2,
+        () => true,
+      ),
+    ).rejects.toMatchObject({ code: Code.BAD_REQUEST });
+    await guard.run(
+      'f',
+      'fp',
+      async () => 0,
+      () => false,
+    );
+    expect(
+      (
+        await guard.run(
+          'f',
+          'fp',
+          async () => 5,
+          () => true,
+        )
+      ).value,
+    ).toBe(5);
+    await expect(
+      guard.run(
+        'e',
+        'fp',
+        async () => Promise.reject(new Error('x')),
+        () => true,
+      ),
+    ).rejects.toThrow('x');
+    expect(
+      (
+        await guard.run(
+          'e',
+          'fp',
+          async () => 6,
+          () => true,
+        )
+      ).replayed,
+    ).toBe(false);
   });
 
   it('bounds the in-process store and checks keys', async () => {
@@ -148,7 +198,15 @@ describe('IdempotencyGuard', () => {
 describe('RouteResolver', () => {
   const route = (topic: string, addr = '127.0.0.1:1'): TopicRoute => ({
     topic,
-    queue_datas: [{ broker_name: 'a', read_queue_nums: 4, write_queue_nums: 4, perm: 6, message_type: 'NORMAL' }],
+    queue_datas: [
+      {
+        broker_name: 'a',
+        read_queue_nums: 4,
+        write_queue_nums: 4,
+        perm: 6,
+        message_type: 'NORMAL',
+      },
+    ],
     broker_datas: [{ cluster: 'c', broker_name: 'a', broker_addrs: { '0': addr } }],
     status: null,
   });
@@ -161,15 +219,29 @@ describe('RouteResolver', () => {
       routes: async ([t]: readonly string[]) => {
         loads++;
         if (t === 'missing') {
-          return [{ ...route(t!), queue_datas: [], broker_datas: [], status: { code: Code.TOPIC_NOT_FOUND, message: '', reason: '' } }];
+          return [
+            {
+              ...route(t!),
+              queue_datas: [],
+              broker_datas: [],
+              status: { code: Code.TOPIC_NOT_FOUND, message: '', reason: '' },
+            },
+          ];
         }
         return [route(t!, addr)];
       },
     };
-    const r = new RouteResolver(ns, new MemoryRouteCache(() => now), 30_000, silentLogger, () => now, {
-      refreshAheadMs: 5_000,
-      negativeTtlMs: 1_000,
-    });
+    const r = new RouteResolver(
+      ns,
+      new MemoryRouteCache(() => now),
+      30_000,
+      silentLogger,
+      () => now,
+      {
+        refreshAheadMs: 5_000,
+        negativeTtlMs: 1_000,
+      },
+    );
     expect((await r.writable('t'))[0]!.addr).toBe('x:1');
     await r.writable('t');
     expect(loads).toBe(1);
@@ -204,7 +276,13 @@ describe('RouteResolver', () => {
     const r1 = new RouteResolver(ns, broken, 1_000, silentLogger);
     expect(await r1.writable('t')).toHaveLength(1);
     let now = 0;
-    const r2 = new RouteResolver(ns, new MemoryRouteCache(() => now), 1_000, silentLogger, () => now);
+    const r2 = new RouteResolver(
+      ns,
+      new MemoryRouteCache(() => now),
+      1_000,
+      silentLogger,
+      () => now,
+    );
     await r2.writable('t');
     now = 5_000;
     down = true;
@@ -212,7 +290,10 @@ describe('RouteResolver', () => {
   });
 
   it('reads broker ids from protobufjs long-hash map keys', () => {
-    const addrs = { '\u0000\u0000\u0000\u0000\u0000\u0000\u0000\u0000': 'm:1', '\u0001\u0000\u0000\u0000\u0000\u0000\u0000\u0000': 's:1' };
+    const addrs = {
+      '\u0000\u0000\u0000\u0000\u0000\u0000\u0000\u0000': 'm:1',
+      '\u0001\u0000\u0000\u0000\u0000\u0000\u0000\u0000': 's:1',
+    };
     expect(masterAddrOf(addrs)).toBe('m:1');
     expect(brokerAddrsJson(addrs)).toEqual({ '0': 'm:1', '1': 's:1' });
     expect(anyAddrOf({ '1': 's:1' })).toBe('s:1');
@@ -231,7 +312,9 @@ describe('REST message conversion', () => {
     });
     expect(isRawSend(h)).toBe(true);
     expect(isRawSend(new Headers({ 'content-type': 'application/json' }))).toBe(false);
-    expect(isRawSend(new Headers({ 'content-type': 'application/json', 'x-mq-tag': 'a' }))).toBe(true);
+    expect(isRawSend(new Headers({ 'content-type': 'application/json', 'x-mq-tag': 'a' }))).toBe(
+      true,
+    );
     const m = rawToMessage(Buffer.from([0, 1, 2]), h, 1_000);
     expect(m).toMatchObject({
       tag: 'TagA',
@@ -250,8 +333,12 @@ describe('REST message conversion', () => {
 
   it('checks base64 bodies and names the entry', () => {
     expect(String(toMessage({ body: 'aGk=', bodyEncoding: 'base64' }).body)).toBe('hi');
-    expect(() => toMessage({ body: 'not base64!', bodyEncoding: 'base64' }, 0, 3)).toThrow(/messages\.3\.body/);
-    expect(() => toMessage({ body: 'x', bodyEncoding: 'utf8', delaySeconds: 1, deliveryTime: 5 })).toThrow();
+    expect(() => toMessage({ body: 'not base64!', bodyEncoding: 'base64' }, 0, 3)).toThrow(
+      /messages\.3\.body/,
+    );
+    expect(() =>
+      toMessage({ body: 'x', bodyEncoding: 'utf8', delaySeconds: 1, deliveryTime: 5 }),
+    ).toThrow();
   });
 
   it('renders /docs from an OpenAPI document, escaping text', () => {

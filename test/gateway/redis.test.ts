@@ -20,8 +20,14 @@ let probe: Redis;
 
 beforeAll(async () => {
   redis = await startRedis();
-  c = await startCluster({ brokers: [{}], gateway: { config: { redisUrl: redis.url, routeLocalTtlMs: 0 } } });
-  const second = await startGatewayReplica(c, 'gateway-2', { redisUrl: redis.url, routeLocalTtlMs: 0 });
+  c = await startCluster({
+    brokers: [{}],
+    gateway: { config: { redisUrl: redis.url, routeLocalTtlMs: 0 } },
+  });
+  const second = await startGatewayReplica(c, 'gateway-2', {
+    redisUrl: redis.url,
+    routeLocalTtlMs: 0,
+  });
   replica = second.node;
   g1 = api(c.http);
   g2 = api(second.http);
@@ -39,15 +45,26 @@ afterAll(async () => {
 
 describe('two gateway replicas sharing Redis', () => {
   it('receive on one, ack on the other; routes and Idempotency-Keys are shared', async () => {
-    const sent = await g1.post('/v1/topics/redis-share/messages', { body: 'shared' }, { 'idempotency-key': 'k-1' });
+    const sent = await g1.post(
+      '/v1/topics/redis-share/messages',
+      { body: 'shared' },
+      { 'idempotency-key': 'k-1' },
+    );
     expect(sent.status, sent.text).toBe(200);
     // A repeat reaching the other replica is recognised.
-    const repeat = await g2.post('/v1/topics/redis-share/messages', { body: 'shared' }, { 'idempotency-key': 'k-1' });
+    const repeat = await g2.post(
+      '/v1/topics/redis-share/messages',
+      { body: 'shared' },
+      { 'idempotency-key': 'k-1' },
+    );
     expect(repeat.headers.get('idempotent-replayed')).toBe('true');
     expect(repeat.json).toEqual(sent.json);
 
     const got = await waitFor('message on replica 1', async () => {
-      const r = await g1.post('/v1/topics/redis-share/groups/g/receive', { max: 10, waitSeconds: 1 });
+      const r = await g1.post('/v1/topics/redis-share/groups/g/receive', {
+        max: 10,
+        waitSeconds: 1,
+      });
       return r.json?.messages?.length ? r : undefined;
     });
     expect(got.json.messages).toHaveLength(1);
@@ -70,7 +87,11 @@ describe('two gateway replicas sharing Redis', () => {
     const load = (async () => {
       for (let i = 0; !stop; i++) {
         const gw = i % 2 === 0 ? g1 : g2;
-        const r = await gw.post('/v1/topics/redis-kill/messages', { body: `m${i}` }, { 'idempotency-key': `kill-${i}` });
+        const r = await gw.post(
+          '/v1/topics/redis-kill/messages',
+          { body: `m${i}` },
+          { 'idempotency-key': `kill-${i}` },
+        );
         if (r.status !== 200) failures.push(`${r.status} ${r.text}`);
         else sent++;
         const rec = await gw.post('/v1/topics/redis-kill/groups/g/receive', { max: 4 });

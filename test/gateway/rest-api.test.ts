@@ -20,7 +20,11 @@ async function topic(name: string): Promise<string> {
   return name;
 }
 
-function expectProblem(r: { status: number; headers: Headers; json: any }, status: number, code: number) {
+function expectProblem(
+  r: { status: number; headers: Headers; json: any },
+  status: number,
+  code: number,
+) {
   expect(r.status, JSON.stringify(r.json)).toBe(status);
   expect(r.headers.get('content-type')).toContain('application/problem+json');
   expect(r.json.code).toBe(code);
@@ -50,12 +54,20 @@ afterAll(async () => {
 describe('send', () => {
   it('takes one JSON message, a batch (per-entry results), base64 and raw bodies with x-mq-* headers', async () => {
     const t = await topic('rest-send');
-    const one = await a.post(`/v1/topics/${t}/messages`, { body: 'one', tag: 'A', keys: ['k-1'], properties: { p: '1' } });
+    const one = await a.post(`/v1/topics/${t}/messages`, {
+      body: 'one',
+      tag: 'A',
+      keys: ['k-1'],
+      properties: { p: '1' },
+    });
     expect(one.status).toBe(200);
     expect(one.json.results[0]).toMatchObject({ status: 'OK', code: 20000, broker: 'broker-a' });
 
     const batch = await a.post(`/v1/topics/${t}/messages`, {
-      messages: [{ body: 'two' }, { body: Buffer.from([0xff, 0, 1]).toString('base64'), bodyEncoding: 'base64' }],
+      messages: [
+        { body: 'two' },
+        { body: Buffer.from([0xff, 0, 1]).toString('base64'), bodyEncoding: 'base64' },
+      ],
     });
     expect(batch.json.results).toHaveLength(2);
     expect(batch.json.results.every((r: any) => r.status === 'OK' && r.messageId)).toBe(true);
@@ -72,8 +84,17 @@ describe('send', () => {
     const byBody = Object.fromEntries(got.json.messages.map((m: any) => [m.body, m]));
     expect(Object.keys(byBody).sort()).toEqual(['/wAB', 'one', 'raw body', 'two']);
     expect(byBody['/wAB'].bodyEncoding).toBe('base64');
-    expect(byBody.one).toMatchObject({ tag: 'A', keys: ['k-1'], properties: { p: '1' }, deliveryAttempt: 1 });
-    expect(byBody['raw body']).toMatchObject({ tag: 'R', keys: ['rk1', 'rk2'], properties: { color: 'red' } });
+    expect(byBody.one).toMatchObject({
+      tag: 'A',
+      keys: ['k-1'],
+      properties: { p: '1' },
+      deliveryAttempt: 1,
+    });
+    expect(byBody['raw body']).toMatchObject({
+      tag: 'R',
+      keys: ['rk1', 'rk2'],
+      properties: { color: 'red' },
+    });
     const acked = await a.post(`/v1/topics/${t}/groups/g/ack`, {
       receiptHandles: got.json.messages.map((m: any) => m.receiptHandle),
     });
@@ -88,7 +109,9 @@ describe('send', () => {
     expect(again.json).toEqual(first.json);
     expect(again.headers.get('idempotent-replayed')).toBe('true');
     const concurrent = await Promise.all(
-      Array.from({ length: 8 }, () => a.post(`/v1/topics/${t}/messages`, { body: 'dup' }, { 'idempotency-key': 'dup-1' })),
+      Array.from({ length: 8 }, () =>
+        a.post(`/v1/topics/${t}/messages`, { body: 'dup' }, { 'idempotency-key': 'dup-1' }),
+      ),
     );
     expect(new Set(concurrent.map((r) => r.json.results[0].messageId)).size).toBe(1);
     const reused = await a.post(`/v1/topics/${t}/messages`, { body: 'different' }, h);
@@ -99,15 +122,23 @@ describe('send', () => {
 
   it('refuses bad input with problem+json naming the field', async () => {
     const t = await topic('rest-bad');
-    const malformed = await a.post(`/v1/topics/${t}/messages`, '{"body": ', { 'content-type': 'application/json' });
+    const malformed = await a.post(`/v1/topics/${t}/messages`, '{"body": ', {
+      'content-type': 'application/json',
+    });
     expectProblem(malformed, 400, 40000);
-    const field = await a.post(`/v1/topics/${t}/messages`, { messages: [{ body: 'x' }, { body: 'y', bodyEncoding: 'hex' }] });
+    const field = await a.post(`/v1/topics/${t}/messages`, {
+      messages: [{ body: 'x' }, { body: 'y', bodyEncoding: 'hex' }],
+    });
     expectProblem(field, 400, 40000);
     expect(field.json.field).toBe('messages.1.bodyEncoding');
     const unknown = await a.post(`/v1/topics/${t}/messages`, { body: 'x', tags: 'A' });
     expect(unknown.json.field).toBe('tags');
     expectProblem(await a.post('/v1/topics/bad%20name/messages', { body: 'x' }), 400, 40002);
-    expectProblem(await a.post(`/v1/topics/${'t'.repeat(128)}/messages`, { body: 'x' }), 400, 40002);
+    expectProblem(
+      await a.post(`/v1/topics/${'t'.repeat(128)}/messages`, { body: 'x' }),
+      400,
+      40002,
+    );
     expectProblem(await a.post(`/v1/topics/${t}/groups/bad$group/receive`, {}), 400, 40003);
     expectProblem(await a.post(`/v1/topics/${t}/groups/g/receive`, { max: 33 }), 400, 40000);
     expectProblem(await a.post(`/v1/topics/${t}/messages`, { body: '' }), 400, 41302);
@@ -117,8 +148,16 @@ describe('send', () => {
     const t = await topic('rest-big');
     const big = 'x'.repeat(MAX_MESSAGE + 1);
     expectProblem(await a.post(`/v1/topics/${t}/messages`, { body: big }), 413, 41301);
-    expectProblem(await a.post(`/v1/topics/${t}/messages`, big, { 'content-type': 'application/octet-stream' }), 413, 41301);
-    expectProblem(await a.post(`/v1/topics/${t}/messages`, { body: 'x'.repeat(300 * 1024) }), 413, 41300);
+    expectProblem(
+      await a.post(`/v1/topics/${t}/messages`, big, { 'content-type': 'application/octet-stream' }),
+      413,
+      41301,
+    );
+    expectProblem(
+      await a.post(`/v1/topics/${t}/messages`, { body: 'x'.repeat(300 * 1024) }),
+      413,
+      41300,
+    );
     const none = await a.post(`/v1/topics/${t}/groups/g/receive`, {});
     expect(none.json.messages).toEqual([]);
   });
@@ -135,16 +174,39 @@ describe('consume', () => {
     await a.post(`/v1/topics/${t}/messages`, { body: 'v' });
     const got = await a.post(`/v1/topics/${t}/groups/g/receive`, { waitSeconds: 2 });
     const h1 = got.json.messages[0].receiptHandle;
-    const vis = await a.post(`/v1/topics/${t}/groups/g/visibility`, { receiptHandle: h1, invisibleSeconds: 0 });
+    const vis = await a.post(`/v1/topics/${t}/groups/g/visibility`, {
+      receiptHandle: h1,
+      invisibleSeconds: 0,
+    });
     expect(vis.status).toBe(200);
     expect(vis.json.receiptHandle).not.toBe(h1);
     const again = await a.post(`/v1/topics/${t}/groups/g/receive`, { waitSeconds: 5 });
     expect(again.json.messages[0]).toMatchObject({ body: 'v', deliveryAttempt: 2 });
-    expectProblem(await a.post(`/v1/topics/${t}/groups/g/visibility`, { receiptHandle: h1, invisibleSeconds: 30 }), 409, 40013);
+    expectProblem(
+      await a.post(`/v1/topics/${t}/groups/g/visibility`, {
+        receiptHandle: h1,
+        invisibleSeconds: 30,
+      }),
+      409,
+      40013,
+    );
     const forged = `${h1.split('.')[0]}.AAAAAAAAAAAAAAAAAAAAAA`;
-    expectProblem(await a.post(`/v1/topics/${t}/groups/g/visibility`, { receiptHandle: forged, invisibleSeconds: 30 }), 400, 40013);
-    expectProblem(await a.post(`/v1/topics/${t}/groups/g/dead-letter`, { receiptHandle: 'garbage' }), 400, 40013);
-    const ack = await a.post(`/v1/topics/${t}/groups/g/ack`, { receiptHandles: [again.json.messages[0].receiptHandle, 'garbage'] });
+    expectProblem(
+      await a.post(`/v1/topics/${t}/groups/g/visibility`, {
+        receiptHandle: forged,
+        invisibleSeconds: 30,
+      }),
+      400,
+      40013,
+    );
+    expectProblem(
+      await a.post(`/v1/topics/${t}/groups/g/dead-letter`, { receiptHandle: 'garbage' }),
+      400,
+      40013,
+    );
+    const ack = await a.post(`/v1/topics/${t}/groups/g/ack`, {
+      receiptHandles: [again.json.messages[0].receiptHandle, 'garbage'],
+    });
     expect(ack.json.results.map((r: any) => r.code)).toEqual([20000, 40013]);
   });
 
@@ -152,10 +214,14 @@ describe('consume', () => {
     const t = await topic('rest-dlq');
     await a.post(`/v1/topics/${t}/messages`, { body: 'poison' });
     const got = await a.post(`/v1/topics/${t}/groups/g/receive`, { waitSeconds: 2 });
-    const r = await a.post(`/v1/topics/${t}/groups/g/dead-letter`, { receiptHandle: got.json.messages[0].receiptHandle });
+    const r = await a.post(`/v1/topics/${t}/groups/g/dead-letter`, {
+      receiptHandle: got.json.messages[0].receiptHandle,
+    });
     expect(r.status, r.text).toBe(200);
     expect(r.json.deadLetterTopic).toBe('%DLQ%g');
-    const ack = await a.post(`/v1/topics/${t}/groups/g/ack`, { receiptHandles: [got.json.messages[0].receiptHandle] });
+    const ack = await a.post(`/v1/topics/${t}/groups/g/ack`, {
+      receiptHandles: [got.json.messages[0].receiptHandle],
+    });
     expect(ack.json.results[0].code).toBe(40013);
   });
 
@@ -170,7 +236,10 @@ describe('consume', () => {
     expect(got.json.messages[0].body).toBe('late');
     expect(Date.now() - sentAt).toBeLessThan(1_500);
     const empty = Date.now();
-    const none = await a.post(`/v1/topics/${t}/groups/g2/receive`, { waitSeconds: 0.5, filter: { expression: 'Nope' } });
+    const none = await a.post(`/v1/topics/${t}/groups/g2/receive`, {
+      waitSeconds: 0.5,
+      filter: { expression: 'Nope' },
+    });
     expect(none.json.messages).toEqual([]);
     expect(Date.now() - empty).toBeGreaterThanOrEqual(400);
     expect(Date.now() - started).toBeLessThan(10_000);
@@ -179,7 +248,9 @@ describe('consume', () => {
   it('streams messages as server-sent events with heartbeats', async () => {
     const t = await topic('rest-sse');
     const ac = new AbortController();
-    const res = await fetch(`${c.http}/v1/topics/${t}/groups/g/stream?autoAck=true`, { signal: ac.signal });
+    const res = await fetch(`${c.http}/v1/topics/${t}/groups/g/stream?autoAck=true`, {
+      signal: ac.signal,
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toContain('text/event-stream');
     const reader = res.body!.getReader();
@@ -195,7 +266,10 @@ describe('consume', () => {
     await a.post(`/v1/topics/${t}/messages`, { body: 'streamed' });
     await read((s) => s.includes('event: message'));
     const event = text.split('\n\n').find((e) => e.includes('event: message'))!;
-    const data = event.split('\n').find((l) => l.startsWith('data: '))!.slice('data: '.length);
+    const data = event
+      .split('\n')
+      .find((l) => l.startsWith('data: '))!
+      .slice('data: '.length);
     expect(event).toMatch(/^id: \S+$/m);
     expect(JSON.parse(data)).toMatchObject({ body: 'streamed', deliveryAttempt: 1 });
     ac.abort();
@@ -206,9 +280,15 @@ describe('consume', () => {
 describe('pull and offsets', () => {
   it('pulls a queue from an offset and commits and reads group offsets', async () => {
     const t = await topic('rest-pull');
-    const sent = await a.post(`/v1/topics/${t}/messages`, { messages: [{ body: 'p0' }, { body: 'p1' }, { body: 'p2' }] });
+    const sent = await a.post(`/v1/topics/${t}/messages`, {
+      messages: [{ body: 'p0' }, { body: 'p1' }, { body: 'p2' }],
+    });
     const q = sent.json.results[0].queueId;
-    const pulled = await a.post(`/v1/topics/${t}/groups/reader/pull`, { queueId: q, offset: 0, max: 32 });
+    const pulled = await a.post(`/v1/topics/${t}/groups/reader/pull`, {
+      queueId: q,
+      offset: 0,
+      max: 32,
+    });
     expect(pulled.status, pulled.text).toBe(200);
     expect(pulled.json.broker).toBe('broker-a');
     expect(pulled.json.messages.length).toBeGreaterThan(0);
@@ -216,10 +296,19 @@ describe('pull and offsets', () => {
     const next = pulled.json.nextOffset;
     expect(next).toBe(pulled.json.messages.at(-1).offset + 1);
     const waitStart = Date.now();
-    const empty = await a.post(`/v1/topics/${t}/groups/reader/pull`, { queueId: q, offset: next, waitSeconds: 0.3 });
+    const empty = await a.post(`/v1/topics/${t}/groups/reader/pull`, {
+      queueId: q,
+      offset: next,
+      waitSeconds: 0.3,
+    });
     expect(empty.json.messages).toEqual([]);
     expect(Date.now() - waitStart).toBeGreaterThanOrEqual(250);
-    const put = await a.put(`/v1/topics/${t}/groups/reader/offsets`, { offsets: [{ queueId: q, offset: next }, { queueId: 99, offset: 0 }] });
+    const put = await a.put(`/v1/topics/${t}/groups/reader/offsets`, {
+      offsets: [
+        { queueId: q, offset: next },
+        { queueId: 99, offset: 0 },
+      ],
+    });
     expect(put.json.results.map((r: any) => r.code)).toEqual([20000, 40000]);
     const offsets = await a.get(`/v1/topics/${t}/groups/reader/offsets`);
     expect(offsets.json.offsets).toContainEqual({ broker: 'broker-a', queueId: q, offset: next });
@@ -233,10 +322,14 @@ describe('transactions', () => {
     const sent = await a.post(`/v1/topics/${t}/messages`, { body: 'half', transactional: true });
     expect(sent.status, sent.text).toBe(200);
     const r = sent.json.results[0];
-    const commit = await a.post(`/v1/transactions/${r.transactionId || 'none'}/commit`, { topic: t, messageId: r.messageId });
+    const commit = await a.post(`/v1/transactions/${r.transactionId || 'none'}/commit`, {
+      topic: t,
+      messageId: r.messageId,
+    });
     // 200 once the broker implements EndTransaction; 501 (NOT_IMPLEMENTED) or a 4xx until then.
     expect([200, 400, 404, 501]).toContain(commit.status);
-    if (commit.status !== 200) expect(commit.headers.get('content-type')).toContain('application/problem+json');
+    if (commit.status !== 200)
+      expect(commit.headers.get('content-type')).toContain('application/problem+json');
     const bad = await a.post('/v1/transactions/x/rollback', { topic: t });
     expectProblem(bad, 400, 40000);
   });
@@ -250,7 +343,12 @@ describe('admin and query', () => {
     expect(cluster.json.brokers[0].addrs['0']).toBe(c.brokers[0]!.addr);
     expect((await a.get('/v1/topics')).json.topics).toContain(t);
     const route = await a.get(`/v1/topics/${t}/route`);
-    expect(route.json.queues[0]).toMatchObject({ broker: 'broker-a', readQueueNums: 2, writeQueueNums: 2, perm: 6 });
+    expect(route.json.queues[0]).toMatchObject({
+      broker: 'broker-a',
+      readQueueNums: 2,
+      writeQueueNums: 2,
+      perm: 6,
+    });
 
     const sent = await a.post(`/v1/topics/${t}/messages`, { body: 'find me', keys: ['order-9'] });
     const id = sent.json.results[0].messageId;
@@ -267,7 +365,9 @@ describe('admin and query', () => {
     expectProblem(await a.get(`/v1/messages/NOPE0000?topic=${t}`), 404, 40401);
 
     const got = await a.post(`/v1/topics/${t}/groups/prog/receive`, { waitSeconds: 2 });
-    await a.post(`/v1/topics/${t}/groups/prog/ack`, { receiptHandles: [got.json.messages[0].receiptHandle] });
+    await a.post(`/v1/topics/${t}/groups/prog/ack`, {
+      receiptHandles: [got.json.messages[0].receiptHandle],
+    });
     await a.put(`/v1/topics/${t}/groups/prog/offsets`, { offsets: [{ queueId: 0, offset: 0 }] });
     const progress = await a.get(`/v1/groups/prog/progress?topic=${t}`);
     expect(progress.status, progress.text).toBe(200);
@@ -285,7 +385,9 @@ describe('operations', () => {
     const doc = (await a.get('/openapi.json')).json;
     expect(doc.openapi).toBe('3.1.0');
     expect(doc.info.title).toBeTruthy();
-    const ops = Object.entries(doc.paths).flatMap(([p, m]: [string, any]) => Object.keys(m).map((x) => `${x.toUpperCase()} ${p}`));
+    const ops = Object.entries(doc.paths).flatMap(([p, m]: [string, any]) =>
+      Object.keys(m).map((x) => `${x.toUpperCase()} ${p}`),
+    );
     for (const op of [
       'POST /v1/topics/{topic}/messages',
       'POST /v1/topics/{topic}/groups/{group}/receive',
@@ -317,7 +419,10 @@ describe('operations', () => {
       expect(op.responses).toBeTruthy();
       expect(op.summary).toBeTruthy();
     }
-    expect(doc.components.schemas.SendMessage.properties.bodyEncoding.enum).toEqual(['utf8', 'base64']);
+    expect(doc.components.schemas.SendMessage.properties.bodyEncoding.enum).toEqual([
+      'utf8',
+      'base64',
+    ]);
     const docs = await a.get('/docs');
     expect(docs.headers.get('content-type')).toContain('text/html');
     expect(docs.text).toContain('/v1/topics/{topic}/groups/{group}/receive');
@@ -327,7 +432,11 @@ describe('operations', () => {
     expect((await a.get('/readyz')).json).toEqual({ ready: true, namesrv: true, broker: true });
     const pre = await fetch(`${c.http}/v1/topics/x/messages`, {
       method: 'OPTIONS',
-      headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'idempotency-key,x-mq-tag' },
+      headers: {
+        origin: 'https://app.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'idempotency-key,x-mq-tag',
+      },
     });
     expect(pre.headers.get('access-control-allow-origin')).toBe('https://app.example');
     expectProblem(await a.get('/v1/nothing'), 404, 40400);

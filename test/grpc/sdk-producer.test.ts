@@ -62,7 +62,11 @@ describe('official Node.js SDK: producer', () => {
     const producer = await sdk.producer({ topic: 'grpc-fifo' });
     const offsets: number[] = [];
     for (let i = 0; i < 10; i++) {
-      const r = await producer.send({ topic: 'grpc-fifo', messageGroup: 'order-42', body: Buffer.from(`fifo-${i}`) });
+      const r = await producer.send({
+        topic: 'grpc-fifo',
+        messageGroup: 'order-42',
+        body: Buffer.from(`fifo-${i}`),
+      });
       offsets.push(Number(r.offset));
     }
     // One group, one queue: offsets grow one by one.
@@ -84,7 +88,11 @@ describe('official Node.js SDK: producer', () => {
     const producer = await sdk.producer({ topic: 'grpc-delay' });
     const consumer = await sdk.consumer('grpc-delay-g', { 'grpc-delay': '*' });
     const due = new Date(Date.now() + 3_000);
-    await producer.send({ topic: 'grpc-delay', body: Buffer.from('later'), deliveryTimestamp: due });
+    await producer.send({
+      topic: 'grpc-delay',
+      body: Buffer.from('later'),
+      deliveryTimestamp: due,
+    });
     const early = await consumer.receive(1, 10_000);
     expect(early).toEqual([]);
     const [m] = await receiveN(consumer, 1, 15_000);
@@ -132,7 +140,10 @@ describe('official Node.js SDK: producer', () => {
     const producer = await sdk.producer({ topic: 'grpc-txorphan', checker });
     const consumer = await sdk.consumer('grpc-txorphan-g', { 'grpc-txorphan': '*' });
     const tx = producer.beginTransaction();
-    const receipt = await producer.send({ topic: 'grpc-txorphan', body: Buffer.from('tx-orphan') }, tx);
+    const receipt = await producer.send(
+      { topic: 'grpc-txorphan', body: Buffer.from('tx-orphan') },
+      tx,
+    );
     // Neither commit nor rollback: the broker finds it undecided and the gateway asks the producer.
     const [m] = await receiveN(consumer, 1, 20_000);
     expect(m?.body.toString()).toBe('tx-orphan');

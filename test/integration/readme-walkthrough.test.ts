@@ -3,7 +3,7 @@
  * on the documented ports and the curl walk-through must work exactly as
  * printed.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,12 +11,13 @@ import { PACKAGE_ROOT } from '../../common/paths.js';
 import { makeTempDir } from '../harness/tmp.js';
 import { waitFor } from '../harness/wait.js';
 
-function walkthrough(): string {
+/** The shell block of the README between `<!-- NAME:start -->` and `<!-- NAME:end -->`. */
+function readmeBlock(name: string): string {
   const readme = readFileSync(join(PACKAGE_ROOT, 'README.md'), 'utf8');
-  const m = /<!-- walkthrough:start -->\s*```sh\n([\s\S]*?)```\s*<!-- walkthrough:end -->/.exec(
-    readme,
-  );
-  if (!m) throw new Error('README has no walkthrough block');
+  const start = readme.indexOf(`<!-- ${name}:start -->`);
+  const end = readme.indexOf(`<!-- ${name}:end -->`);
+  const m = /```sh\n([\s\S]*?)```/.exec(readme.slice(start, end));
+  if (start < 0 || end < 0 || !m) throw new Error(`README has no ${name} block`);
   return m[1]!;
 }
 
@@ -59,16 +60,21 @@ describe('README', () => {
     tmp.remove();
   });
 
-  it('prints its ports and a curl line to try', () => {
+  it('prints its ports and a curl line that works', () => {
     expect(output).toContain('name server  127.0.0.1:9876');
     expect(output).toContain('http://127.0.0.1:8080');
-    expect(output).toMatch(
-      /curl -s -X POST http:\/\/127\.0\.0\.1:8080\/v1\/topics\/demo\/messages/,
+    const curl = output
+      .split('\n')
+      .find((l) => l.trim().startsWith('curl') && l.includes('/messages'));
+    expect(curl).toBeDefined();
+    const sent = JSON.parse(
+      execFileSync('bash', ['-c', curl!], { encoding: 'utf8', timeout: 10_000 }),
     );
+    expect(sent.results[0]).toMatchObject({ status: 'OK', code: 20000 });
   });
 
   it('runs the curl walk-through exactly as printed', () => {
-    const script = walkthrough();
+    const script = readmeBlock('walkthrough');
     const out = execFileSync('bash', ['-euo', 'pipefail', '-c', script], {
       encoding: 'utf8',
       timeout: 30_000,
@@ -95,5 +101,68 @@ describe('README', () => {
     child.kill('SIGINT');
     expect(await exited).toBe(0);
     expect(output).toContain('Stopping Sluice');
+  });
+});
+
+describe('README, starting the parts by hand', () => {
+  // The by-hand block runs on the default ports, after the standalone above stopped.
+  const home = makeTempDir();
+  const env = { ...process.env, HOME: home.path };
+  const children: ChildProcess[] = [];
+
+  afterAll(async () => {
+    for (const c of children.reverse()) {
+      if (c.exitCode !== null || c.signalCode !== null) continue;
+      const exited = new Promise((r) => c.once('exit', r));
+      // npx runs the binary as its own child: signal the whole process group.
+      process.kill(-c.pid!, 'SIGTERM');
+      await exited;
+    }
+    home.remove();
+  });
+
+  it('runs each command of the block as printed (nohup and & aside)', async () => {
+    const lines = readmeBlock('byhand')
+      .split('\n')
+      .map((l) => l.replace(/\s+#.*$/, '').trim())
+      .filter(Boolean);
+    expect(lines).toHaveLength(4);
+    for (const line of lines.slice(0, 3)) {
+      const m = /^nohup (npx .*) &$/.exec(line);
+      expect(m, line).not.toBeNull();
+      const child = spawn('bash', ['-c', `exec ${m![1]}`], {
+        detached: true,
+        cwd: PACKAGE_ROOT,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.push(child);
+      let out = '';
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`no boot line from: ${line}\n${out}`)),
+          30_000,
+        );
+        const onData = (d: Buffer) => {
+          out += d;
+          if (/boot success/.test(out)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        child.stdout!.on('data', onData);
+        child.stderr!.on('data', onData);
+        child.once('exit', (code) => reject(new Error(`exited ${code}: ${line}\n${out}`)));
+      });
+    }
+    const listed = await waitFor('broker-a in clusterList', () => {
+      const out = execFileSync('bash', ['-c', lines[3]!], {
+        cwd: PACKAGE_ROOT,
+        env,
+        encoding: 'utf8',
+      });
+      return /broker-a/.test(out) ? out : undefined;
+    });
+    expect(listed).toMatch(/DefaultCluster\s+broker-a\s+0\s+127\.0\.0\.1:10911/);
   });
 });

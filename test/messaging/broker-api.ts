@@ -40,19 +40,29 @@ export class BrokerApi {
 
   private call<Req, Res>(method: keyof BrokerClient, req: Req, timeoutMs = 10_000): Promise<Res> {
     const c = this.client;
-    // biome-ignore lint/suspicious/noExplicitAny: generated client methods are overloaded
     return callUnary<Req, Res>(c, (c as any)[method], req, timeoutMs);
   }
 
-  async send(topic: string, messages: Array<Partial<Message>>, queueId = -1): Promise<SendResult__Output[]> {
+  async send(
+    topic: string,
+    messages: Array<Partial<Message>>,
+    queueId = -1,
+  ): Promise<SendResult__Output[]> {
     const res = await this.call<unknown, { results: SendResult__Output[] }>('SendMessages', {
-      entries: messages.map((m) => ({ message: { topic, body: Buffer.from(''), ...m }, queue_id: queueId })),
+      entries: messages.map((m) => ({
+        message: { topic, body: Buffer.from(''), ...m },
+        queue_id: queueId,
+      })),
     });
     return res.results;
   }
 
   /** Sends bodies and throws unless every entry is OK. */
-  async sendOk(topic: string, messages: Array<Partial<Message>>, queueId = -1): Promise<SendResult__Output[]> {
+  async sendOk(
+    topic: string,
+    messages: Array<Partial<Message>>,
+    queueId = -1,
+  ): Promise<SendResult__Output[]> {
     const results = await this.send(topic, messages, queueId);
     const bad = results.find((r) => r.status?.code !== OK);
     if (bad) throw new Error(`send failed: ${JSON.stringify(bad.status)}`);
@@ -92,23 +102,37 @@ export class BrokerApi {
     handle: string,
     invisibleMs: number,
   ): Promise<{ status: Status__Output | null; receipt_handle: string }> {
-    const res = await this.call<unknown, { results: Array<{ status: Status__Output | null; receipt_handle: string }> }>(
-      'ChangeInvisibleTime',
-      { consumer_group: group, topic, entries: [{ receipt_handle: handle, invisible_ms: invisibleMs }] },
-    );
+    const res = await this.call<
+      unknown,
+      { results: Array<{ status: Status__Output | null; receipt_handle: string }> }
+    >('ChangeInvisibleTime', {
+      consumer_group: group,
+      topic,
+      entries: [{ receipt_handle: handle, invisible_ms: invisibleMs }],
+    });
     return res.results[0]!;
   }
 
   forwardToDlq(group: string, topic: string, handle: string): Promise<Status__Output> {
-    return this.call('ForwardToDeadLetterQueue', { consumer_group: group, topic, receipt_handle: handle });
+    return this.call('ForwardToDeadLetterQueue', {
+      consumer_group: group,
+      topic,
+      receipt_handle: handle,
+    });
   }
 
   pull(req: PullMessagesRequest): Promise<PullMessagesResponse__Output> {
-    return this.call('PullMessages', { commit_offset: -1, ...req }, Number(req.max_wait_ms ?? 0) + 10_000);
+    return this.call(
+      'PullMessages',
+      { commit_offset: -1, ...req },
+      Number(req.max_wait_ms ?? 0) + 10_000,
+    );
   }
 
   async endTransactions(entries: EndTransactionEntry[]): Promise<Status__Output[]> {
-    const res = await this.call<unknown, { results: Status__Output[] }>('EndTransaction', { entries });
+    const res = await this.call<unknown, { results: Status__Output[] }>('EndTransaction', {
+      entries,
+    });
     return res.results;
   }
 
@@ -129,18 +153,25 @@ export class BrokerApi {
   }
 
   async progress(group: string, topic = ''): Promise<QueueProgress__Output[]> {
-    const res = await this.call<unknown, { queues: QueueProgress__Output[] }>('GetConsumerProgress', {
-      consumer_group: group,
-      topic,
-    });
+    const res = await this.call<unknown, { queues: QueueProgress__Output[] }>(
+      'GetConsumerProgress',
+      {
+        consumer_group: group,
+        topic,
+      },
+    );
     return res.queues;
   }
 
-  async offsets(group: string, topic = '', clientId = ''): Promise<Array<{ topic: string; queue_id: number; offset: number }>> {
-    const res = await this.call<unknown, { offsets: Array<{ topic: string; queue_id: number; offset: number }> }>(
-      'GetConsumerOffsets',
-      { consumer_group: group, topic, client_id: clientId },
-    );
+  async offsets(
+    group: string,
+    topic = '',
+    clientId = '',
+  ): Promise<Array<{ topic: string; queue_id: number; offset: number }>> {
+    const res = await this.call<
+      unknown,
+      { offsets: Array<{ topic: string; queue_id: number; offset: number }> }
+    >('GetConsumerOffsets', { consumer_group: group, topic, client_id: clientId });
     return res.offsets;
   }
 
@@ -166,29 +197,43 @@ export class BrokerApi {
   }
 
   async queryById(topic: string, id: string): Promise<StoredMessage__Output[]> {
-    const res = await this.call<unknown, { messages: StoredMessage__Output[] }>('QueryMessageById', {
-      topic,
-      message_id: id,
-    });
+    const res = await this.call<unknown, { messages: StoredMessage__Output[] }>(
+      'QueryMessageById',
+      {
+        topic,
+        message_id: id,
+      },
+    );
     return res.messages;
   }
 
   async queryByKey(topic: string, key: string): Promise<StoredMessage__Output[]> {
-    const res = await this.call<unknown, { messages: StoredMessage__Output[] }>('QueryMessageByKey', {
-      topic,
-      key,
-      max: 32,
-    });
+    const res = await this.call<unknown, { messages: StoredMessage__Output[] }>(
+      'QueryMessageByKey',
+      {
+        topic,
+        key,
+        max: 32,
+      },
+    );
     return res.messages;
   }
 
-  async queryByOffset(topic: string, queueId: number, offset: number, max = 1): Promise<StoredMessage__Output[]> {
-    const res = await this.call<unknown, { messages: StoredMessage__Output[] }>('QueryMessageByQueueOffset', {
-      topic,
-      queue_id: queueId,
-      offset,
-      max,
-    });
+  async queryByOffset(
+    topic: string,
+    queueId: number,
+    offset: number,
+    max = 1,
+  ): Promise<StoredMessage__Output[]> {
+    const res = await this.call<unknown, { messages: StoredMessage__Output[] }>(
+      'QueryMessageByQueueOffset',
+      {
+        topic,
+        queue_id: queueId,
+        offset,
+        max,
+      },
+    );
     return res.messages;
   }
 
@@ -226,7 +271,9 @@ export async function popAtLeast(
   const out: StoredMessage__Output[] = [];
   const deadline = Date.now() + timeoutMs;
   while (out.length < count && Date.now() < deadline) {
-    out.push(...(await api.pop(group, topic, { waitMs: 1_000, ...o, max: Math.min(32, o.max ?? 32) })));
+    out.push(
+      ...(await api.pop(group, topic, { waitMs: 1_000, ...o, max: Math.min(32, o.max ?? 32) })),
+    );
   }
   return out;
 }

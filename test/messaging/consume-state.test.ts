@@ -6,7 +6,7 @@
 import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../common/logger.js';
+import { QueueState } from '../../broker/messaging/consume-state.js';
 import {
   decodeStateRecord,
   encodeStateRecord,
@@ -14,11 +14,11 @@ import {
   validateStateRecord,
 } from '../../broker/messaging/consume-state-record.js';
 import { ConsumeStateStore, toRuns } from '../../broker/messaging/consume-state-store.js';
-import { OffsetRuns } from '../../broker/messaging/offset-runs.js';
 import { InvisibleIndex } from '../../broker/messaging/invisible-index.js';
-import { QueueState } from '../../broker/messaging/consume-state.js';
+import { OffsetRuns } from '../../broker/messaging/offset-runs.js';
 import { TimerIndex } from '../../broker/messaging/timer-index.js';
 import { parseDelayLevels } from '../../broker/messaging/timer-service.js';
+import { silentLogger } from '../../common/logger.js';
 import { makeTempDir } from '../harness/tmp.js';
 
 describe('OffsetRuns', () => {
@@ -129,13 +129,27 @@ describe('consume-state record', () => {
         '6d67', // "mg"
       ].join(''),
     );
-    const settle = encodeStateRecord({ type: RecordType.SETTLE, group: 'g', topic: 't', queueId: 0, runs: [[1, 3]] });
+    const settle = encodeStateRecord({
+      type: RecordType.SETTLE,
+      group: 'g',
+      topic: 't',
+      queueId: 0,
+      runs: [[1, 3]],
+    });
     expect(settle.subarray(8).toString('hex')).toBe(
       // type | "g" | "t" | queue 0 | one run | start 1.0 | end 3.0
       `02${'000167'}${'000174'}${'00000000'}${'00000001'}${'3ff0000000000000'}${'4008000000000000'}`,
     );
-    const reset = encodeStateRecord({ type: RecordType.RESET, group: 'g', topic: 't', queueId: 0, base: 5 });
-    expect(reset.subarray(8).toString('hex')).toBe(`03${'000167'}${'000174'}${'00000000'}${'4014000000000000'}`);
+    const reset = encodeStateRecord({
+      type: RecordType.RESET,
+      group: 'g',
+      topic: 't',
+      queueId: 0,
+      base: 5,
+    });
+    expect(reset.subarray(8).toString('hex')).toBe(
+      `03${'000167'}${'000174'}${'00000000'}${'4014000000000000'}`,
+    );
     for (const buf of [put, settle, reset]) {
       expect(validateStateRecord(buf, 0)).toBeUndefined();
       expect(encodeStateRecord(decodeStateRecord(buf, 0).record).equals(buf)).toBe(true);
@@ -143,7 +157,13 @@ describe('consume-state record', () => {
   });
 
   it('refuses a torn or corrupted record', () => {
-    const buf = encodeStateRecord({ type: RecordType.RESET, group: 'grp', topic: 'top', queueId: 1, base: 9 });
+    const buf = encodeStateRecord({
+      type: RecordType.RESET,
+      group: 'grp',
+      topic: 'top',
+      queueId: 1,
+      base: 9,
+    });
     expect(validateStateRecord(buf.subarray(0, buf.length - 1), 0)).toBe('truncated record');
     const bad = Buffer.from(buf);
     bad[bad.length - 1] ^= 0xff;
@@ -186,6 +206,7 @@ describe('ConsumeStateStore', () => {
     await a.settleOffsets(st, [100, 102]);
     await a.put(st, [entry(101, 2)]);
     // No close(): the process "dies" here. Append garbage as a torn record.
+    await a.release();
     const journal = readdirSync(tmp.path).find((n) => n.startsWith('journal-'))!;
     appendFileSync(join(tmp.path, journal), Buffer.from([0, 0, 0, 200, 1, 2, 3]));
     const b = await open(tmp.path);
@@ -196,8 +217,10 @@ describe('ConsumeStateStore', () => {
     expect(st2.isSettled(102)).toBe(true);
     // The torn tail was cut; new records append cleanly after it.
     await b.settleOffsets(st2, [101]);
+    await b.release();
     const c = await open(tmp.path);
     expect(c.get('g', 't', 0)!.base).toBe(103);
+    await c.close();
   });
 
   it('compacts into a snapshot and deletes old journals without losing state', async () => {
@@ -210,6 +233,7 @@ describe('ConsumeStateStore', () => {
       if (i % 2 === 0) await a.settleOffsets(st, [i]);
     }
     await a.flush();
+    await a.release();
     const files = readdirSync(tmp.path);
     expect(files).toContain('snapshot.json');
     expect(files.filter((n) => n.startsWith('journal-')).length).toBeLessThanOrEqual(2);
@@ -226,6 +250,7 @@ describe('ConsumeStateStore', () => {
     expect(readdirSync(tmp.path).filter((n) => n.startsWith('journal-'))).toEqual([]);
     const c = await open(tmp.path);
     expect(c.get('g', 't', 1)!.inflight.size).toBe(200);
+    await c.close();
   });
 
   it('SYNC_FLUSH resolves writes after fdatasync, sharing it between concurrent changes', async () => {
@@ -243,8 +268,10 @@ describe('ConsumeStateStore', () => {
     const journal = readdirSync(tmp.path).find((n) => n.startsWith('journal-'))!;
     expect(statSync(join(tmp.path, journal)).size).toBeGreaterThan(200 * 40);
     writeFileSync(join(tmp.path, 'unrelated'), 'x');
+    await s.release();
     const again = await open(tmp.path);
     expect(again.get('g', 't', 0)!.inflight.size).toBe(200);
+    await again.close();
   });
 });
 
@@ -252,7 +279,8 @@ describe('TimerIndex', () => {
   it('never answers a timer before its due time and keeps bucket order', () => {
     const ix = new TimerIndex();
     const base = 1_700_000_000_000;
-    for (let i = 0; i < 1000; i++) ix.add({ offset: i, physicalOffset: i, dueAt: base + (i % 10) * 37 });
+    for (let i = 0; i < 1000; i++)
+      ix.add({ offset: i, physicalOffset: i, dueAt: base + (i % 10) * 37 });
     let taken = 0;
     for (let t = base - 50; t <= base + 400; t += 7) {
       for (const e of ix.takeDue(t, 1_000_000)) {

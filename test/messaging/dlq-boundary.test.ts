@@ -48,7 +48,9 @@ describe('redelivery count and DLQ boundary', () => {
       deliverUntilQuiet(api, 'g16', 'dlq1', 3 * INVISIBLE_MS),
       deliverUntilQuiet(api, 'g3', 'dlq3', 3 * INVISIBLE_MS),
     ]);
-    expect(seen16.map((m) => m.delivery_attempt)).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
+    expect(seen16.map((m) => m.delivery_attempt)).toEqual(
+      Array.from({ length: 16 }, (_, i) => i + 1),
+    );
     expect(new Set(seen16.map((m) => m.message!.message_id)).size).toBe(1);
     expect(seen3.map((m) => m.delivery_attempt)).toEqual([1, 2, 3]);
 

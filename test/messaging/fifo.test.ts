@@ -22,7 +22,12 @@ describe('FIFO', () => {
   });
 
   const orderly = (group: string, retry_max_times = 0) =>
-    api.updateGroup({ group_name: group, consume_enable: true, consume_message_orderly: true, retry_max_times });
+    api.updateGroup({
+      group_name: group,
+      consume_enable: true,
+      consume_message_orderly: true,
+      retry_max_times,
+    });
 
   it('delivers 10k messages of 100 groups in order per group to 4 concurrent consumers', async () => {
     const topic = 'fifo10k';
@@ -60,7 +65,11 @@ describe('FIFO', () => {
         // message of a group as soon as the ack is in, even to another consumer.
         for (const m of got) inFlightGroups.delete(Number(body(m).split(':')[0]));
         if (got.length > 0) {
-          const acks = await api.ack('fg', topic, got.map((m) => m.receipt_handle));
+          const acks = await api.ack(
+            'fg',
+            topic,
+            got.map((m) => m.receipt_handle),
+          );
           if (acks.some((a) => a.code !== OK)) violations.push('ack failed');
           received += got.length;
         }

@@ -76,7 +76,9 @@ describe('pop / ack / change-invisible', () => {
     expect(changed.status!.code).toBe(OK);
     expect(changed.receipt_handle).not.toBe(m!.receipt_handle);
     expect(decodeReceiptHandle(changed.receipt_handle).invisibleMs).toBe(5_000);
-    expect((await api.changeInvisible('g', 'pa3', m!.receipt_handle, 1_000)).status!.code).toBe(40013);
+    expect((await api.changeInvisible('g', 'pa3', m!.receipt_handle, 1_000)).status!.code).toBe(
+      40013,
+    );
 
     const now = await api.changeInvisible('g', 'pa3', changed.receipt_handle, 0);
     expect(now.status!.code).toBe(OK);
@@ -94,10 +96,24 @@ describe('pop / ack / change-invisible', () => {
       { body: Buffer.from('c1'), tag: 'C' },
       { body: Buffer.from('a2'), tag: 'A' },
     ]);
-    const got = await popAtLeast(api, 'gf', 'pa4', 3, { filter: 'A || C', invisibleMs: 1_000 }, 3_000);
+    const got = await popAtLeast(
+      api,
+      'gf',
+      'pa4',
+      3,
+      { filter: 'A || C', invisibleMs: 1_000 },
+      3_000,
+    );
     expect(got.map(body).sort()).toEqual(['a1', 'a2', 'c1']);
     // Let them run out: redeliveries come from %RETRY%gf and still obey the filter.
-    const retried = await popAtLeast(api, 'gf', 'pa4', 1, { filter: 'A', invisibleMs: 5_000 }, 6_000);
+    const retried = await popAtLeast(
+      api,
+      'gf',
+      'pa4',
+      1,
+      { filter: 'A', invisibleMs: 5_000 },
+      6_000,
+    );
     const more = await api.pop('gf', 'pa4', { filter: 'A', waitMs: 1_500, invisibleMs: 5_000 });
     const all = [...retried, ...more];
     expect(all.map(body).sort()).toEqual(['a1', 'a2']);
@@ -140,7 +156,9 @@ describe('pop / ack / change-invisible', () => {
     expect(rows.map((r) => r.queue_id).sort()).toEqual([0, 1]);
     expect(rows.reduce((n, r) => n + r.broker_offset, 0)).toBe(10);
     expect(rows.reduce((n, r) => n + Number(r.in_flight), 0)).toBe(3);
-    expect(rows.reduce((n, r) => n + Number(r.lag), 0)).toBe(10 - rows.reduce((n, r) => n + r.consumer_offset, 0));
+    expect(rows.reduce((n, r) => n + Number(r.lag), 0)).toBe(
+      10 - rows.reduce((n, r) => n + r.consumer_offset, 0),
+    );
     expect(rows.reduce((n, r) => n + Number(r.lag), 0)).toBeGreaterThanOrEqual(9);
   });
 });

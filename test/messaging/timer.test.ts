@@ -9,7 +9,13 @@ import { type Cluster, startCluster } from '../harness/cluster.js';
 import { BrokerApi, body, OK } from './broker-api.js';
 
 /** Pops (and acks) until `count` messages came; records when each arrived. */
-async function receiveTimed(api: BrokerApi, group: string, topic: string, count: number, timeoutMs: number) {
+async function receiveTimed(
+  api: BrokerApi,
+  group: string,
+  topic: string,
+  count: number,
+  timeoutMs: number,
+) {
   const out: Array<{ m: StoredMessage__Output; at: number }> = [];
   const deadline = Date.now() + timeoutMs;
   const consumer = async () => {
@@ -17,7 +23,12 @@ async function receiveTimed(api: BrokerApi, group: string, topic: string, count:
       const got = await api.pop(group, topic, { max: 256, waitMs: 500 });
       const at = Date.now();
       for (const m of got) out.push({ m, at });
-      if (got.length > 0) await api.ack(group, topic, got.map((m) => m.receipt_handle));
+      if (got.length > 0)
+        await api.ack(
+          group,
+          topic,
+          got.map((m) => m.receipt_handle),
+        );
     }
   };
   await Promise.all([consumer(), consumer()]);

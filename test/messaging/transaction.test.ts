@@ -15,7 +15,13 @@ describe('transactions', () => {
   beforeAll(async () => {
     c = await startCluster({
       brokers: [
-        { config: { transactionTimeOut: 600, transactionCheckInterval: 300, transactionCheckMax: 3 } },
+        {
+          config: {
+            transactionTimeOut: 600,
+            transactionCheckInterval: 300,
+            transactionCheckMax: 3,
+          },
+        },
       ],
     });
     api = new BrokerApi(c.brokers[0]!.addr);
@@ -38,8 +44,18 @@ describe('transactions', () => {
     expect((await api.readAll('tx1', sent[0]!.queue_id)).map(body)).not.toContain('commit-me');
 
     const ended = await api.endTransactions([
-      { topic: 'tx1', message_id: sent[0]!.message_id, transaction_id: sent[0]!.transaction_id, commit: true },
-      { topic: 'tx1', message_id: sent[1]!.message_id, transaction_id: sent[1]!.transaction_id, commit: false },
+      {
+        topic: 'tx1',
+        message_id: sent[0]!.message_id,
+        transaction_id: sent[0]!.transaction_id,
+        commit: true,
+      },
+      {
+        topic: 'tx1',
+        message_id: sent[1]!.message_id,
+        transaction_id: sent[1]!.transaction_id,
+        commit: false,
+      },
     ]);
     expect(ended.map((s) => s.code)).toEqual([OK, OK]);
     const got = await popAtLeast(api, 'g', 'tx1', 1);
@@ -83,9 +99,14 @@ describe('transactions', () => {
       50,
     );
     expect(checks).toEqual([1, 2, 3]);
-    await waitFor('the half to be discarded', async () => Number((await api.status()).transactionsDiscarded) >= 1);
+    await waitFor(
+      'the half to be discarded',
+      async () => Number((await api.status()).transactionsDiscarded) >= 1,
+    );
     expect((await api.orphans()).map((o) => o.transaction_id)).not.toContain(half!.transaction_id);
-    const late = await api.endTransactions([{ topic: 'tx2', transaction_id: half!.transaction_id, commit: true }]);
+    const late = await api.endTransactions([
+      { topic: 'tx2', transaction_id: half!.transaction_id, commit: true },
+    ]);
     expect(late[0]!.code).toBe(40008);
     expect(c.brokers[0]!.lines.join('\n')).toMatch(/transaction discarded/);
     expect(await api.pop('g', 'tx2', { waitMs: 300 }).catch(() => [])).toEqual([]);

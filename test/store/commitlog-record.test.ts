@@ -1,18 +1,18 @@
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { crc32Range } from '../../broker/store/crc32.js';
 import {
   BLANK_MAGIC,
   decodeRecord,
   encodeRecord,
   MESSAGE_MAGIC,
+  newDispatchInfo,
   type RecordFields,
   readDispatchInfo,
-  newDispatchInfo,
   validateBlank,
   validateRecord,
   writeBlank,
 } from '../../broker/store/commitlog-record.js';
+import { crc32Range } from '../../broker/store/crc32.js';
 import { SysFlag } from '../../broker/store/index.js';
 
 const FIELDS: RecordFields = {
@@ -134,7 +134,12 @@ describe('commitlog record', () => {
     expect(r.offsetMessageId).toHaveLength(56);
     const info = newDispatchInfo();
     readDispatchInfo(bytes, 0, bytes.length, info);
-    expect(info).toMatchObject({ topic: 'tópico', queueId: 3, tag: 'TagA', tagsCode: 1_700_000_999_000n });
+    expect(info).toMatchObject({
+      topic: 'tópico',
+      queueId: 3,
+      tag: 'TagA',
+      tagsCode: 1_700_000_999_000n,
+    });
   });
 
   it('detects a flipped bit anywhere in the record', () => {

@@ -1,8 +1,9 @@
 /** Shared helpers for store tests: temp dirs, messages, small-sized stores. */
-import { makeTempDir } from '../harness/tmp.js';
+
 import type { MessageInput, MessageStore } from '../../broker/store/index.js';
 import { createMessageStore, type StoreSeams } from '../../broker/store/message-store.js';
 import type { StoreOptionsInput } from '../../broker/store/store-options.js';
+import { makeTempDir } from '../harness/tmp.js';
 
 export interface TempStore {
   dir: string;

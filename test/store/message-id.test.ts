@@ -23,7 +23,10 @@ describe('message ids', () => {
     });
     const v6 = createOffsetMessageId('[fe80::1:2]:8080', 123_456_789_012);
     expect(v6).toHaveLength(56);
-    expect(decodeOffsetMessageId(v6)).toEqual({ storeHost: '[fe80::1:2]:8080', physicalOffset: 123_456_789_012 });
+    expect(decodeOffsetMessageId(v6)).toEqual({
+      storeHost: '[fe80::1:2]:8080',
+      physicalOffset: 123_456_789_012,
+    });
     expect(decodeOffsetMessageId('not-an-id')).toBeUndefined();
     expect(decodeOffsetMessageId('0A00000700002A9F00000000000010')).toBeUndefined();
     expect(decodeOffsetMessageId('ZZ00000700002A9F0000000000001000')).toBeUndefined();

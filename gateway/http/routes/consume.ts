@@ -104,7 +104,10 @@ const streamRoute = createRoute({
 });
 
 /** An AbortSignal that fires when the client goes away or the gateway shuts down. */
-function requestSignal(c: Context, deps: AppDeps): { signal: AbortSignal; done: () => void } {
+function requestSignal(
+  c: Context,
+  deps: AppDeps,
+): { signal: AbortSignal; abort: () => void; done: () => void } {
   const ac = new AbortController();
   const abort = () => ac.abort();
   c.req.raw.signal.addEventListener('abort', abort, { once: true });
@@ -112,6 +115,7 @@ function requestSignal(c: Context, deps: AppDeps): { signal: AbortSignal; done: 
   if (deps.shutdown.aborted) ac.abort();
   return {
     signal: ac.signal,
+    abort,
     done: () => {
       deps.shutdown.removeEventListener('abort', abort);
       c.req.raw.signal.removeEventListener('abort', abort);
@@ -182,8 +186,9 @@ export function mountConsume(app: OpenAPIHono, deps: AppDeps): void {
     await deps.service.readableBrokers(topic, group);
     const heartbeatMs = deps.sseHeartbeatMs ?? DEFAULT_SSE_HEARTBEAT_MS;
     return streamSSE(c, async (stream) => {
-      const { signal, done } = requestSignal(c, deps);
-      stream.onAbort(() => done());
+      const { signal, abort, done } = requestSignal(c, deps);
+      // The client went away: stop waiting at once, so nothing more is popped for it.
+      stream.onAbort(abort);
       const beat = setInterval(() => {
         void stream.write(`: heartbeat ${Date.now()}\n\n`).catch(() => undefined);
       }, heartbeatMs);

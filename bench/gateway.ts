@@ -1,0 +1,590 @@
+/**
+ * Gateway benchmark (`npm run bench:gateway`): the REST API against real
+ * name server, broker and gateway processes, beside its ceiling measured in
+ * the same run — a bare hono app echoing the same 1 KiB JSON body — and, where
+ * nats-server and the nats.js client are installed, NATS JetStream.
+ *
+ * Load comes from wrk when installed (`apt-get install wrk`), else from a
+ * Node keep-alive client; both run on this machine, so they share its cores
+ * with the servers (quote ratios, not absolutes). BENCH_SECONDS sets the
+ * length of each throughput phase (default 8).
+ *
+ * Targets (issue 6): single-message POST ≥ 60% of the ceiling; batched send
+ * (100/request) ≥ 100k msgs/s; receive + ack (32) ≥ 50k msgs/s; send latency
+ * at 2k msgs/s p99 < 5 ms; publish → delivery to a waiting long poll p99 <
+ * 20 ms; RSS with 1,000 idle long polls < 200 MiB.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { callUnary } from '../common/grpc.js';
+import { PACKAGE_ROOT } from '../common/paths.js';
+import { brokerClient } from '../test/harness/clients.js';
+import { startCluster } from '../test/harness/cluster.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const CONNECTIONS = 64;
+const BODY_BYTES = 1024;
+const tmp = mkdtempSync(join(tmpdir(), 'sluice-bench-gw-'));
+
+const payload = 'x'.repeat(BODY_BYTES);
+const singleBody = JSON.stringify({ body: payload });
+const batchBody = JSON.stringify({
+  messages: Array.from({ length: 100 }, () => ({ body: payload })),
+});
+
+interface Row {
+  what: string;
+  value: string;
+  target: string;
+  verdict: string;
+}
+const rows: Row[] = [];
+const row = (what: string, value: string, target = '', verdict = '') => {
+  rows.push({ what, value, target, verdict });
+  process.stdout.write(
+    `  ${what}: ${value}${target ? `  (${target}${verdict ? `: ${verdict}` : ''})` : ''}\n`,
+  );
+};
+const pass = (ok: boolean) => (ok ? 'PASS' : 'MISS');
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function hasBinary(name: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---------- load generation ----------
+
+interface LoadResult {
+  rps: number;
+  errors: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** wrk: POST `body` to `url` for SECONDS with CONNECTIONS connections. */
+function wrkPost(url: string, body: string): LoadResult {
+  const bodyFile = join(tmp, `body-${Math.random().toString(16).slice(2)}.json`);
+  writeFileSync(bodyFile, body);
+  const script = join(tmp, 'post.lua');
+  writeFileSync(
+    script,
+    `local f = io.open("${bodyFile}", "rb")\nwrk.method = "POST"\nwrk.body = f:read("*a")\nf:close()\n` +
+      `wrk.headers["Content-Type"] = "application/json"\n`,
+  );
+  const out = execFileSync(
+    'wrk',
+    ['-t2', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency', '-s', script, url],
+    { encoding: 'utf8' },
+  );
+  const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? Number.NaN);
+  const ms = (re: RegExp) => {
+    const m = re.exec(out);
+    if (!m) return Number.NaN;
+    const v = Number(m[1]);
+    return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+  };
+  return {
+    rps: num(/Requests\/sec:\s+([\d.]+)/),
+    errors: num(/Non-2xx or 3xx responses:\s+(\d+)/) || 0,
+    p50Ms: ms(/50%\s+([\d.]+)(us|ms|s)/),
+    p99Ms: ms(/99%\s+([\d.]+)(us|ms|s)/),
+  };
+}
+
+const agent = new Agent({ keepAlive: true, maxSockets: 2_048 });
+
+/** One request on the keep-alive agent; a reused socket the server just closed is retried once. */
+function httpCall(
+  base: string,
+  method: string,
+  path: string,
+  body?: string,
+  signal?: AbortSignal,
+): Promise<{ status: number; text: string }> {
+  return httpOnce(base, method, path, body, signal).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ECONNRESET' || signal?.aborted) throw err;
+    return httpOnce(base, method, path, body, signal);
+  });
+}
+
+function httpOnce(
+  base: string,
+  method: string,
+  path: string,
+  body?: string,
+  signal?: AbortSignal,
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${base}${path}`,
+      {
+        method,
+        agent,
+        headers: body
+          ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
+          : {},
+        ...(signal ? { signal } : {}),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Node closed-loop load: CONNECTIONS loops POSTing `body` for SECONDS. */
+async function nodePost(base: string, path: string, body: string): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const end = performance.now() + SECONDS * 1000;
+  await Promise.all(
+    Array.from({ length: CONNECTIONS }, async () => {
+      while (performance.now() < end) {
+        const t = performance.now();
+        const r = await httpCall(base, 'POST', path, body).catch(() => ({ status: 0, text: '' }));
+        latencies.push(performance.now() - t);
+        if (r.status !== 200) errors++;
+      }
+    }),
+  );
+  latencies.sort((a, b) => a - b);
+  return {
+    rps: latencies.length / SECONDS,
+    errors,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+  };
+}
+
+const useWrk = hasBinary('wrk');
+const post = (base: string, path: string, body: string) =>
+  useWrk ? Promise.resolve(wrkPost(`${base}${path}`, body)) : nodePost(base, path, body);
+
+// ---------- ceiling: bare hono echo ----------
+
+async function startEcho(): Promise<{ url: string; child: ChildProcess }> {
+  const port = await freePort();
+  const code = `
+    import { Hono } from 'hono';
+    import { serve } from '@hono/node-server';
+    const app = new Hono();
+    app.post('/echo', async (c) => c.json(await c.req.json()));
+    serve({ fetch: app.fetch, port: ${port}, hostname: '127.0.0.1' }, () => console.log('ready'));
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+    cwd: PACKAGE_ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+    child.once('exit', (c) => reject(new Error(`echo server exited ${c}`)));
+  });
+  return { url: `http://127.0.0.1:${port}`, child };
+}
+
+// ---------- REST phases ----------
+
+async function receiveAck(base: string, topic: string): Promise<number> {
+  let acked = 0;
+  let errors = 0;
+  const end = performance.now() + SECONDS * 1000;
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (performance.now() < end) {
+        const r = await httpCall(
+          base,
+          'POST',
+          `/v1/topics/${topic}/groups/bench/receive`,
+          '{"max":32,"invisibleSeconds":60}',
+        ).catch(() => ({ status: 0, text: '' }));
+        if (r.status !== 200) {
+          errors++;
+          continue;
+        }
+        const handles = (JSON.parse(r.text).messages as { receiptHandle: string }[]).map(
+          (m) => m.receiptHandle,
+        );
+        if (handles.length === 0) continue;
+        const a = await httpCall(
+          base,
+          'POST',
+          `/v1/topics/${topic}/groups/bench/ack`,
+          JSON.stringify({ receiptHandles: handles }),
+        ).catch(() => ({ status: 0, text: '' }));
+        if (a.status === 200)
+          acked += (JSON.parse(a.text).results as { code: number }[]).filter(
+            (x) => x.code === 20000,
+          ).length;
+        else errors++;
+      }
+    }),
+  );
+  if (errors > 0) process.stdout.write(`  (receive+ack: ${errors} failed calls)\n`);
+  return acked / SECONDS;
+}
+
+async function steadyLatency(
+  base: string,
+  topic: string,
+  rate: number,
+  seconds: number,
+): Promise<{ p50: number; p99: number; errors: number }> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const start = performance.now();
+  const total = rate * seconds;
+  const inflight: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    inflight.push(
+      httpCall(base, 'POST', `/v1/topics/${topic}/messages`, singleBody).then(
+        (r) => {
+          // Measured from when the request was due (no coordinated omission).
+          latencies.push(performance.now() - due);
+          if (r.status !== 200) errors++;
+        },
+        () => {
+          errors++;
+        },
+      ),
+    );
+  }
+  await Promise.all(inflight);
+  latencies.sort((a, b) => a - b);
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors };
+}
+
+async function gatewayGauge(base: string, name: string): Promise<number> {
+  const r = await httpCall(base, 'GET', '/metrics');
+  const m = new RegExp(`^${name} (\\d+)`, 'm').exec(r.text);
+  return m ? Number(m[1]) : 0;
+}
+
+async function waitUntil(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+async function deliveryLatency(
+  base: string,
+  topic: string,
+  rounds: number,
+): Promise<{ p50: number; p99: number }> {
+  const latencies: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const waiting = httpCall(
+      base,
+      'POST',
+      `/v1/topics/${topic}/groups/lat/receive`,
+      '{"max":1,"waitSeconds":10}',
+    );
+    await waitUntil(
+      async () => (await gatewayGauge(base, 'sluice_gateway_long_polls_waiting')) >= 1,
+    );
+    const t = performance.now();
+    await httpCall(base, 'POST', `/v1/topics/${topic}/messages`, singleBody);
+    const got = await waiting;
+    latencies.push(performance.now() - t);
+    const m = JSON.parse(got.text).messages[0];
+    if (m) {
+      await httpCall(
+        base,
+        'POST',
+        `/v1/topics/${topic}/groups/lat/ack`,
+        JSON.stringify({ receiptHandles: [m.receiptHandle] }),
+      );
+    }
+  }
+  latencies.sort((a, b) => a - b);
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+}
+
+function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
+}
+
+async function idleLongPolls(
+  base: string,
+  topic: string,
+  pid: number,
+  n: number,
+): Promise<{ before: number; during: number }> {
+  const before = rssMiB(pid);
+  const ac = new AbortController();
+  const polls = Array.from({ length: n }, () =>
+    httpCall(
+      base,
+      'POST',
+      `/v1/topics/${topic}/groups/idle/receive`,
+      '{"max":1,"waitSeconds":30}',
+      ac.signal,
+    ).catch(() => undefined),
+  );
+  await waitUntil(
+    async () => (await gatewayGauge(base, 'sluice_gateway_long_polls_waiting')) >= n,
+    30_000,
+  );
+  const during = rssMiB(pid);
+  ac.abort();
+  await Promise.all(polls);
+  return { before, during };
+}
+
+/** The broker alone: SendMessages straight over gRPC (what the gateway's batches cost at best). */
+async function brokerDirect(
+  addr: string,
+  topic: string,
+  batch: number,
+  inFlight: number,
+): Promise<number> {
+  const client = brokerClient(addr);
+  const body = Buffer.from(payload);
+  let sent = 0;
+  const end = performance.now() + (SECONDS * 1000) / 2;
+  try {
+    await Promise.all(
+      Array.from({ length: inFlight }, async () => {
+        while (performance.now() < end) {
+          await callUnary(client, client.SendMessages as never, {
+            entries: Array.from({ length: batch }, () => ({
+              message: { topic, body },
+              queue_id: -1,
+            })),
+          });
+          sent += batch;
+        }
+      }),
+    );
+  } finally {
+    client.close();
+  }
+  return sent / (SECONDS / 2);
+}
+
+// ---------- NATS JetStream ----------
+
+async function natsSideBySide(): Promise<{ publish: number; pullAck: number } | string> {
+  if (!hasBinary('nats-server')) return 'nats-server not installed (apt-get install nats-server)';
+  let nats: any;
+  try {
+    nats = await import('nats' as string);
+  } catch {
+    return 'nats.js client not installed (npm i -D nats); skipped';
+  }
+  const port = await freePort();
+  const dir = join(tmp, 'nats');
+  const server = spawn('nats-server', ['-js', '-p', String(port), '-a', '127.0.0.1', '-sd', dir], {
+    stdio: 'ignore',
+  });
+  try {
+    let nc: any;
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        nc = await nats.connect({ servers: `127.0.0.1:${port}` });
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    const jsm = await nc.jetstreamManager();
+    await jsm.streams.add({ name: 'BENCH', subjects: ['bench.>'], storage: nats.StorageType.File });
+    const js = nc.jetstream();
+    const data = new TextEncoder().encode(payload);
+    let published = 0;
+    const end = performance.now() + SECONDS * 1000;
+    await Promise.all(
+      Array.from({ length: 256 }, async () => {
+        while (performance.now() < end) {
+          await js.publish('bench.x', data);
+          published++;
+        }
+      }),
+    );
+    await jsm.consumers.add('BENCH', { durable_name: 'c', ack_policy: nats.AckPolicy.Explicit });
+    const consumer = await js.consumers.get('BENCH', 'c');
+    let acked = 0;
+    const end2 = performance.now() + SECONDS * 1000;
+    while (performance.now() < end2) {
+      const batch = await consumer.fetch({ max_messages: 32, expires: 1000 });
+      for await (const m of batch) {
+        m.ack();
+        acked++;
+      }
+    }
+    await nc.drain();
+    return { publish: published / SECONDS, pullAck: acked / SECONDS };
+  } finally {
+    server.kill('SIGTERM');
+  }
+}
+
+// ---------- main ----------
+
+async function main(): Promise<void> {
+  process.stdout.write(
+    `gateway benchmark: ${SECONDS}s per phase, ${CONNECTIONS} connections, 1 KiB bodies, load from ${useWrk ? 'wrk' : 'a Node keep-alive client'}\n`,
+  );
+
+  const echo = await startEcho();
+  const ceiling = await post(echo.url, '/echo', singleBody);
+  echo.child.kill('SIGTERM');
+  row(
+    'ceiling: bare hono echo, 1 KiB JSON POST',
+    `${fmt(ceiling.rps)} req/s (p99 ${ceiling.p99Ms.toFixed(2)} ms)`,
+  );
+
+  const c = await startCluster({
+    brokers: [{ config: { mapedFileSizeCommitLog: 256 * 1024 * 1024 } }],
+    gateway: true,
+  });
+  try {
+    const base = c.http;
+    await httpCall(
+      base,
+      'PUT',
+      '/v1/topics/bench-single',
+      '{"readQueueNums":4,"writeQueueNums":4}',
+    );
+    await httpCall(base, 'PUT', '/v1/topics/bench-batch', '{"readQueueNums":4,"writeQueueNums":4}');
+    await httpCall(base, 'PUT', '/v1/topics/bench-lat', '{"readQueueNums":4,"writeQueueNums":4}');
+    await httpCall(base, 'PUT', '/v1/topics/bench-idle', '{"readQueueNums":4,"writeQueueNums":4}');
+    await httpCall(
+      base,
+      'PUT',
+      '/v1/topics/bench-deliver',
+      '{"readQueueNums":4,"writeQueueNums":4}',
+    );
+    await httpCall(
+      base,
+      'PUT',
+      '/v1/topics/bench-direct',
+      '{"readQueueNums":4,"writeQueueNums":4}',
+    );
+
+    const direct1 = await brokerDirect(c.brokers[0]!.addr, 'bench-direct', 1, 64);
+    const direct128 = await brokerDirect(c.brokers[0]!.addr, 'bench-direct', 128, 4);
+    row(
+      'reference: broker alone, SendMessages over gRPC',
+      `${fmt(direct1)} msgs/s unary (64 in flight), ${fmt(direct128)} msgs/s in batches of 128 (4 in flight)`,
+    );
+
+    const single = await post(base, '/v1/topics/bench-single/messages', singleBody);
+    const ratio = single.rps / ceiling.rps;
+    row(
+      'single-message POST …/messages',
+      `${fmt(single.rps)} req/s = ${(ratio * 100).toFixed(0)}% of ceiling (p99 ${single.p99Ms.toFixed(2)} ms, ${single.errors} errors)`,
+      '≥ 60% of ceiling',
+      pass(ratio >= 0.6 && single.errors === 0),
+    );
+
+    const batch = await post(base, '/v1/topics/bench-batch/messages', batchBody);
+    row(
+      'batched send, 100 msgs/request',
+      `${fmt(batch.rps * 100)} msgs/s (${fmt(batch.rps)} req/s, ${batch.errors} errors)`,
+      '≥ 100,000 msgs/s',
+      pass(batch.rps * 100 >= 100_000 && batch.errors === 0),
+    );
+
+    const consumed = await receiveAck(base, 'bench-batch');
+    row(
+      'receive + ack, batches of 32',
+      `${fmt(consumed)} msgs/s`,
+      '≥ 50,000 msgs/s',
+      pass(consumed >= 50_000),
+    );
+
+    const steady = await steadyLatency(
+      base,
+      'bench-lat',
+      2_000,
+      Math.max(3, Math.min(SECONDS, 10)),
+    );
+    row(
+      'send latency at steady 2k msgs/s',
+      `p50 ${steady.p50.toFixed(2)} ms, p99 ${steady.p99.toFixed(2)} ms (${steady.errors} errors)`,
+      'p99 < 5 ms',
+      pass(steady.p99 < 5 && steady.errors === 0),
+    );
+
+    const delivery = await deliveryLatency(base, 'bench-deliver', 200);
+    row(
+      'publish → delivery to a waiting long poll',
+      `p50 ${delivery.p50.toFixed(2)} ms, p99 ${delivery.p99.toFixed(2)} ms`,
+      'p99 < 20 ms',
+      pass(delivery.p99 < 20),
+    );
+
+    const idle = await idleLongPolls(base, 'bench-idle', c.gateway!.child.pid!, 1_000);
+    row(
+      'gateway RSS with 1,000 idle long polls',
+      `${idle.during.toFixed(0)} MiB (${idle.before.toFixed(0)} MiB before)`,
+      '< 200 MiB',
+      pass(idle.during < 200),
+    );
+
+    const nats = await natsSideBySide();
+    if (typeof nats === 'string') row('NATS JetStream side by side', nats);
+    else {
+      row(
+        'NATS JetStream publish (256 in flight, file storage)',
+        `${fmt(nats.publish)} msgs/s`,
+        `ours/NATS single-message REST: ${(single.rps / nats.publish).toFixed(2)}×`,
+      );
+      row(
+        'NATS JetStream pull + ack (32)',
+        `${fmt(nats.pullAck)} msgs/s`,
+        `ours/NATS: ${(consumed / nats.pullAck).toFixed(2)}×`,
+      );
+    }
+  } finally {
+    agent.destroy();
+    await c.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+
+  process.stdout.write('\n| measurement | result | target | verdict |\n|---|---|---|---|\n');
+  for (const r of rows)
+    process.stdout.write(`| ${r.what} | ${r.value} | ${r.target} | ${r.verdict} |\n`);
+}
+
+await main();

@@ -1,0 +1,402 @@
+/**
+ * Store benchmark: `npm run bench:store` (= `npx tsx bench/store.ts`). Prints one table with
+ * each figure beside its target and, for appends, beside the raw sequential write ceiling
+ * measured in the same run with the same write sizes.
+ *
+ *   --quick        sizes / 8 and shorter timed runs (also SLUICE_BENCH_QUICK=1)
+ *   --dir=PATH     where data goes (default: a new directory under the OS temp dir; removed after)
+ *
+ * Sections: raw ceiling vs commitlog append (128 B, 1 KiB, 16 KiB, batched, in-process);
+ * ASYNC_FLUSH / SYNC_FLUSH with 1, 16 and 64 concurrent writers; sequential read via the
+ * consume queue; recovery of a 1 GiB log after SIGKILL (a child process is killed mid-stream,
+ * then the restart is timed), plus the worst case (checkpoint, consume queues and index gone);
+ * peak RSS of a child writing 4 GiB.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { MessageInput, MessageStore } from '../broker/store/index.js';
+import { newUniqueMessageId } from '../broker/store/message-id.js';
+import { createMessageStore } from '../broker/store/message-store.js';
+import type { StoreOptionsInput } from '../broker/store/store-options.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+const SELF = fileURLToPath(import.meta.url);
+
+const args = process.argv.slice(2);
+const flag = (name: string) => args.includes(`--${name}`);
+const value = (name: string) =>
+  args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const QUICK = flag('quick') || process.env.SLUICE_BENCH_QUICK === '1';
+const SCALE = QUICK ? 8 : 1;
+const TIMED_MS = QUICK ? 1000 : 3000;
+
+// ------------------------------------------------------------------ helpers
+
+function makeBatch(topic: string, queueId: number, bodyBytes: number, n: number): MessageInput[] {
+  const body = Buffer.alloc(bodyBytes, 0x61);
+  return Array.from({ length: n }, (_, i) => ({
+    topic,
+    queueId,
+    body,
+    tag: 'TagA',
+    keys: [`key-${i}`],
+    properties: { producer: 'bench' },
+    messageId: newUniqueMessageId(),
+    bornTimestamp: Date.now(),
+    bornHost: '10.0.0.1:50000',
+  }));
+}
+
+async function openStore(
+  dir: string,
+  options: Partial<StoreOptionsInput> = {},
+): Promise<MessageStore> {
+  const store = createMessageStore({ storePathRootDir: dir, cleanResourceInterval: 0, ...options });
+  await store.start();
+  return store;
+}
+
+/** Appends `total` messages in batches, `inflight` batches at a time; answers elapsed seconds. */
+async function appendBatched(
+  store: MessageStore,
+  batch: MessageInput[],
+  total: number,
+  inflight: number,
+): Promise<number> {
+  let sent = 0;
+  const t0 = performance.now();
+  const worker = async () => {
+    while (sent < total) {
+      sent += batch.length;
+      await store.appendBatch(batch);
+    }
+  };
+  await Promise.all(Array.from({ length: inflight }, worker));
+  return (performance.now() - t0) / 1000;
+}
+
+/** Plain positioned writes of `writeBytes` each, one at a time, to a file in `dir`; answers MB/s. */
+async function rawCeiling(dir: string, writeBytes: number, totalBytes: number): Promise<number> {
+  const path = join(dir, 'raw-ceiling.bin');
+  const fd = fs.openSync(path, 'w');
+  const buf = Buffer.alloc(writeBytes, 0x61);
+  const write = (pos: number) =>
+    new Promise<void>((resolve, reject) =>
+      fs.write(fd, buf, 0, buf.length, pos, (err) => (err ? reject(err) : resolve())),
+    );
+  const t0 = performance.now();
+  for (let pos = 0; pos < totalBytes; pos += writeBytes) await write(pos);
+  const seconds = (performance.now() - t0) / 1000;
+  fs.fdatasyncSync(fd);
+  fs.closeSync(fd);
+  fs.rmSync(path);
+  return totalBytes / seconds / 1e6;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted.length === 0
+    ? 0
+    : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+interface Row {
+  test: string;
+  result: string;
+  target?: string;
+  ok?: boolean;
+}
+const rows: Row[] = [];
+function row(test: string, result: string, target?: string, ok?: boolean): void {
+  rows.push({ test, result, target, ok });
+  process.stderr.write(`  ${test}: ${result}\n`);
+}
+
+// ------------------------------------------------------------------ sections
+
+async function appendSection(root: string): Promise<{ readDir: string; readCount: number }> {
+  const cases = [
+    { body: 128, batch: 512, totalBytes: (256 * MiB) / SCALE },
+    { body: KiB, batch: 256, totalBytes: GiB / SCALE },
+    { body: 16 * KiB, batch: 32, totalBytes: GiB / SCALE },
+  ];
+  let readDir = '';
+  let readCount = 0;
+  for (const c of cases) {
+    const dir = join(root, `append-${c.body}`);
+    const store = await openStore(dir);
+    const batch = makeBatch('bench', 0, c.body, c.batch);
+    const recordBytes = (await store.appendBatch(batch.slice(0, 1)))[0]!.size;
+    const total = Math.ceil(c.totalBytes / c.body / c.batch) * c.batch;
+    const writeBytes = recordBytes * c.batch;
+    const raw = await rawCeiling(dir, writeBytes, writeBytes * (total / c.batch));
+    const seconds = await appendBatched(store, batch, total, 4);
+    await store.close();
+    const msgs = total / seconds;
+    const diskMBs = (msgs * recordBytes) / 1e6;
+    const label = c.body >= KiB ? `${c.body / KiB} KiB` : `${c.body} B`;
+    row(`raw sequential write, ${fmt(writeBytes / KiB)} KiB writes`, `${fmt(raw)} MB/s`);
+    const ratio = diskMBs / raw;
+    if (c.body === KiB) {
+      row(
+        `append ${label} ASYNC, batch ${c.batch}`,
+        `${fmt(msgs)} msg/s, ${fmt((msgs * c.body) / 1e6)} MB/s body, ${fmt(diskMBs)} MB/s disk (${fmt(ratio * 100)}% of raw)`,
+        '>= 300,000 msg/s',
+        msgs >= 300_000,
+      );
+      readDir = dir;
+      readCount = total + 1;
+    } else if (c.body === 16 * KiB) {
+      row(
+        `append ${label} ASYNC, batch ${c.batch}`,
+        `${fmt(msgs)} msg/s, ${fmt((msgs * c.body) / 1e6)} MB/s body, ${fmt(diskMBs)} MB/s disk (${fmt(ratio * 100)}% of raw)`,
+        '>= 50% of raw',
+        ratio >= 0.5,
+      );
+    } else {
+      row(
+        `append ${label} ASYNC, batch ${c.batch}`,
+        `${fmt(msgs)} msg/s, ${fmt((msgs * c.body) / 1e6)} MB/s body, ${fmt(diskMBs)} MB/s disk (${fmt(ratio * 100)}% of raw)`,
+      );
+    }
+    if (c.body !== KiB) await rm(dir, { recursive: true, force: true });
+  }
+  return { readDir, readCount };
+}
+
+async function flushSection(root: string): Promise<void> {
+  for (const mode of ['ASYNC_FLUSH', 'SYNC_FLUSH'] as const) {
+    for (const writers of [1, 16, 64]) {
+      const dir = join(root, `flush-${mode}-${writers}`);
+      const store = await openStore(dir, { flushDiskType: mode });
+      const syncsBefore = store.stats().commitlogSyncs ?? 0;
+      const latencies: number[] = [];
+      let count = 0;
+      const deadline = performance.now() + TIMED_MS;
+      const t0 = performance.now();
+      const worker = async (w: number) => {
+        const batch = makeBatch('bench', w % 8, KiB, 1);
+        while (performance.now() < deadline) {
+          const t = performance.now();
+          await store.appendBatch(batch);
+          latencies.push(performance.now() - t);
+          count++;
+        }
+      };
+      await Promise.all(Array.from({ length: writers }, (_, w) => worker(w)));
+      const seconds = (performance.now() - t0) / 1000;
+      const syncs = (store.stats().commitlogSyncs ?? 0) - syncsBefore;
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+      latencies.sort((a, b) => a - b);
+      const msgs = count / seconds;
+      const detail = `${fmt(msgs)} msg/s, p50 ${fmt(percentile(latencies, 50), 2)} ms, p99 ${fmt(percentile(latencies, 99), 2)} ms${mode === 'SYNC_FLUSH' ? `, ${fmt(count / Math.max(1, syncs), 1)} appends per fdatasync` : ''}`;
+      if (mode === 'SYNC_FLUSH' && writers === 64) {
+        row(`${mode}, ${writers} writers, 1 KiB`, detail, '>= 40,000 msg/s', msgs >= 40_000);
+      } else {
+        row(`${mode}, ${writers} writer${writers > 1 ? 's' : ''}, 1 KiB`, detail);
+      }
+    }
+  }
+}
+
+async function readSection(dir: string, expected: number): Promise<void> {
+  const store = await openStore(dir);
+  for (const batchSize of [256, 32]) {
+    let n = 0;
+    let offset = 0;
+    const t0 = performance.now();
+    for (;;) {
+      const r = await store.read('bench', 0, offset, batchSize);
+      n += r.records.length;
+      if (r.nextOffset === offset) break;
+      offset = r.nextOffset;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    if (n !== expected) throw new Error(`read ${n} records, expected ${expected}`);
+    const msgs = n / seconds;
+    if (batchSize === 256) {
+      row(
+        `sequential read via consume queue, 1 KiB, ${batchSize} per read`,
+        `${fmt(msgs)} msg/s`,
+        '>= 300,000 msg/s',
+        msgs >= 300_000,
+      );
+    } else {
+      row(`sequential read via consume queue, 1 KiB, ${batchSize} per read`, `${fmt(msgs)} msg/s`);
+    }
+  }
+  await store.close();
+}
+
+function child(
+  mode: string,
+  dir: string,
+  bytes: number,
+  onLine: (line: Record<string, number>) => boolean,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(
+      process.execPath,
+      ['--import', 'tsx', SELF, `--child=${mode}`, `--dir=${dir}`, `--bytes=${bytes}`],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    createInterface({ input: p.stdout }).on('line', (text) => {
+      if (onLine(JSON.parse(text) as Record<string, number>)) p.kill('SIGKILL');
+    });
+    p.on('error', reject);
+    p.on('exit', (code, signal) =>
+      code === 0 || signal === 'SIGKILL'
+        ? resolve()
+        : reject(new Error(`child ${mode} exited ${code}`)),
+    );
+  });
+}
+
+async function recoverySection(root: string): Promise<void> {
+  const dir = join(root, 'recovery');
+  const bytes = GiB / SCALE;
+  await child('write', dir, bytes, (line) => line.written !== undefined);
+  let t0 = performance.now();
+  let store = await openStore(dir);
+  let ms = performance.now() - t0;
+  const r = store.stats().recovery!;
+  row(
+    `recovery after SIGKILL, ${fmt(r.maxPhysicalOffset / GiB, 2)} GiB log`,
+    `${fmt(ms)} ms (re-validated ${fmt((r.maxPhysicalOffset - r.validatedFrom) / MiB)} MiB from the checkpoint, cut ${fmt(r.truncatedBytes)} B)`,
+    '< 5,000 ms',
+    ms < 5000,
+  );
+  await store.close();
+  // Worst case: no checkpoint, consume queues and index gone, abort file present.
+  await rm(join(dir, 'consumequeue'), { recursive: true, force: true });
+  await rm(join(dir, 'index'), { recursive: true, force: true });
+  await rm(join(dir, 'checkpoint'), { force: true });
+  await writeFile(join(dir, 'abort'), '');
+  t0 = performance.now();
+  store = await openStore(dir);
+  ms = performance.now() - t0;
+  const w = store.stats().recovery!;
+  row(
+    `  worst case: no checkpoint, queues + index rebuilt`,
+    `${fmt(ms)} ms (${fmt((w.maxPhysicalOffset - w.validatedFrom) / MiB)} MiB CRC-checked, ${fmt(w.scannedRecords)} records)`,
+  );
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+}
+
+async function rssSection(root: string): Promise<void> {
+  const dir = join(root, 'rss');
+  const bytes = (4 * GiB) / SCALE;
+  let result: Record<string, number> = {};
+  await child('rss', dir, bytes, (line) => {
+    result = line;
+    return false;
+  });
+  row(
+    `peak RSS writing ${fmt(bytes / GiB, 1)} GiB (child, 1 KiB batched)`,
+    `${fmt(result.peakRss! / MiB)} MiB (idle baseline with tsx ${fmt(result.baselineRss! / MiB)} MiB; ${fmt(result.msgsPerSec!)} msg/s)`,
+    '< 200 MiB',
+    result.peakRss! < 200 * MiB,
+  );
+  await rm(dir, { recursive: true, force: true });
+}
+
+// ------------------------------------------------------------------ children
+
+async function childWrite(dir: string, bytes: number): Promise<void> {
+  const store = await openStore(dir);
+  const batch = makeBatch('bench', 0, KiB, 256);
+  let announced = false;
+  const worker = async () => {
+    for (;;) {
+      await store.appendBatch(batch);
+      if (!announced && store.maxPhysicalOffset() >= bytes) {
+        announced = true;
+        // Keep appending: the parent kills us mid-stream.
+        process.stdout.write(`${JSON.stringify({ written: store.maxPhysicalOffset() })}\n`);
+      }
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+}
+
+async function childRss(dir: string, bytes: number): Promise<void> {
+  const baselineRss = process.memoryUsage().rss;
+  let peakRss = baselineRss;
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  }, 20);
+  const store = await openStore(dir);
+  const batch = makeBatch('bench', 0, KiB, 256);
+  const recordBytes = (await store.appendBatch(batch.slice(0, 1)))[0]!.size;
+  const total = Math.ceil(bytes / recordBytes / batch.length) * batch.length;
+  const seconds = await appendBatched(store, batch, total, 4);
+  await store.close();
+  clearInterval(sampler);
+  peakRss = Math.max(peakRss, process.memoryUsage().rss, process.resourceUsage().maxRSS * 1024);
+  process.stdout.write(
+    `${JSON.stringify({ baselineRss, peakRss, msgsPerSec: total / seconds })}\n`,
+  );
+}
+
+// ------------------------------------------------------------------ main
+
+async function main(): Promise<void> {
+  const childMode = value('child');
+  if (childMode) {
+    const dir = value('dir')!;
+    const bytes = Number(value('bytes'));
+    if (childMode === 'write') await childWrite(dir, bytes);
+    else await childRss(dir, bytes);
+    return;
+  }
+  const root = value('dir') ?? (await mkdtemp(join(tmpdir(), 'sluice-bench-')));
+  const cleanup = () => fs.rmSync(root, { recursive: true, force: true });
+  process.on('SIGINT', () => {
+    cleanup();
+    process.exit(130);
+  });
+  process.stderr.write(`sluice store benchmark${QUICK ? ' (--quick)' : ''}, data in ${root}\n`);
+  try {
+    const { readDir, readCount } = await appendSection(root);
+    await readSection(readDir, readCount);
+    await rm(readDir, { recursive: true, force: true });
+    await flushSection(root);
+    await recoverySection(root);
+    await rssSection(root);
+  } finally {
+    cleanup();
+  }
+  const w = [
+    Math.max(4, ...rows.map((r) => r.test.length)),
+    Math.max(6, ...rows.map((r) => r.result.length)),
+    Math.max(6, ...rows.map((r) => (r.target ?? '').length)),
+  ];
+  const line = (a: string, b: string, c: string, d: string) =>
+    `| ${a.padEnd(w[0]!)} | ${b.padEnd(w[1]!)} | ${c.padEnd(w[2]!)} | ${d.padEnd(4)} |`;
+  console.log(line('test', 'result', 'target', 'met'));
+  console.log(
+    `|${'-'.repeat(w[0]! + 2)}|${'-'.repeat(w[1]! + 2)}|${'-'.repeat(w[2]! + 2)}|------|`,
+  );
+  for (const r of rows)
+    console.log(
+      line(r.test, r.result, r.target ?? '', r.ok === undefined ? '' : r.ok ? 'yes' : 'NO'),
+    );
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,189 @@
+/**
+ * Replication for one broker, by role: a master (ASYNC_MASTER or
+ * SYNC_MASTER) serves the Replication stream and, when SYNC_MASTER, holds
+ * sends until a slave acked them; a SLAVE follows its master. main.ts wires
+ * it: `register` before the gRPC server binds, `start` once the broker's
+ * address is known, `ctx.replication = ha`, `services.status = () =>
+ * ha.stats()`, the registry's master_addr into `setMasterAddr`.
+ *
+ * GetBrokerStatus stats (all values strings):
+ *   every role   haRole                   ASYNC_MASTER | SYNC_MASTER | SLAVE
+ *   master       haConnectedSlaves        slaves with an open stream
+ *                haInSyncSlaves           of those, within haMaxGapNotInSync
+ *                haSlaves                 "id@addr:ackedOffset;…"
+ *                haPush2SlaveMaxOffset    highest offset any slave acked
+ *                haReplicationLagBytes    commitlog end - that (only with a slave)
+ *                haSyncWaiting            SYNC_MASTER sends waiting for an ack now
+ *                haSyncTimeouts           … answered FLUSH_SLAVE_TIMEOUT so far
+ *                haSyncSlaveNotAvailable  … answered SLAVE_NOT_AVAILABLE so far
+ *   slave        haMasterAddress          master replicated from ('' = unknown yet)
+ *                haConnected              true while a stream is open
+ *                haMasterMaxOffset        master's commitlog end, last heard
+ *                haSlaveAckOffset         written here and acked
+ *                haReplicationLagBytes    master end - own end
+ *                haReplicationLagMsP50/P99/Max, haReplicationLagSamples
+ *                                         master store time → written here, last 10 s
+ *                haReconnects             streams reopened since start
+ *                haLastMetadataSyncMs     epoch ms of the last metadata applied (0 = never)
+ */
+import { join } from 'node:path';
+import type { Server, ServerDuplexStream } from '@grpc/grpc-js';
+import { errors } from '../../common/errors.js';
+import { toGrpcError } from '../../common/errors-grpc.js';
+import type { ReplicationAck__Output } from '../../common/generated/sluice/v1/ReplicationAck.js';
+import type { ReplicationData } from '../../common/generated/sluice/v1/ReplicationData.js';
+import type { Status } from '../../common/generated/sluice/v1/Status.js';
+import type { Logger } from '../../common/logger.js';
+import { sluiceProto } from '../../common/proto.js';
+import type { ConsumeStateStore } from '../messaging/consume-state-store.js';
+import { isInternalReader } from '../messaging/system-topics.js';
+import type { ConsumerOffsetManager } from '../metadata/consumer-offset-manager.js';
+import type { SubscriptionGroupManager } from '../metadata/subscription-group-manager.js';
+import type { TopicConfigManager } from '../metadata/topic-config-manager.js';
+import type { BrokerOptions } from '../options.js';
+import type { AppendResult, MessageStore } from '../store/index.js';
+import type { ReplicationHook } from './index.js';
+import { MetadataApplier } from './metadata-applier.js';
+import { type ReaderProgress, readMetadataSnapshot } from './metadata-snapshot.js';
+import { ReplicationMaster } from './replication-master.js';
+import { ReplicationSlave } from './replication-slave.js';
+import { suggestBrokerId } from './slave-read-advice.js';
+
+export interface HaDeps {
+  options: BrokerOptions;
+  /** The real store (a slave's appendRaw goes here). */
+  store: MessageStore;
+  /** storePathRootDir with `~` expanded; metadata lives in ROOT/config. */
+  rootDir: string;
+  topics: TopicConfigManager;
+  groups: SubscriptionGroupManager;
+  offsets: ConsumerOffsetManager;
+  /** Timer / transaction progress and pop states. */
+  consumeStates?: ConsumeStateStore;
+  logger: Logger;
+  clock?: () => number;
+}
+
+export class HaService implements ReplicationHook {
+  readonly master: ReplicationMaster | undefined;
+  private slave: ReplicationSlave | undefined;
+  private readonly applier: MetadataApplier | undefined;
+  private readonly isSync: boolean;
+  private readonly clock: () => number;
+  private unsubscribe: (() => void) | undefined;
+
+  constructor(private readonly deps: HaDeps) {
+    const { options, store, logger } = deps;
+    this.clock = deps.clock ?? Date.now;
+    this.isSync = options.brokerRole === 'SYNC_MASTER';
+    const configDir = join(deps.rootDir, 'config');
+    if (options.brokerRole === 'SLAVE') {
+      this.applier = new MetadataApplier({
+        configDir,
+        topics: deps.topics,
+        groups: deps.groups,
+        offsets: deps.offsets,
+        ...(deps.consumeStates ? { states: deps.consumeStates } : {}),
+        logger,
+      });
+    } else {
+      this.master = new ReplicationMaster({
+        options,
+        store,
+        logger,
+        clock: this.clock,
+        snapshot: () => readMetadataSnapshot(configDir, this.readers()),
+      });
+    }
+  }
+
+  /** Adds the Replication service to the broker's gRPC server (before it binds). */
+  register(server: Server): void {
+    const definition = sluiceProto().grpc.sluice.v1.Replication.service;
+    server.addService(definition, {
+      Replicate: (call: ServerDuplexStream<ReplicationAck__Output, ReplicationData>) => {
+        if (this.master) {
+          this.master.serve(call);
+        } else {
+          call.emit(
+            'error',
+            toGrpcError(errors.notMaster(`${this.deps.options.brokerName} (this broker)`)),
+          );
+        }
+      },
+    });
+  }
+
+  /** Starts replication once the broker's own address is known. */
+  start(brokerAddr: string): void {
+    const master = this.master;
+    if (master) {
+      // Every record dispatched wakes the pumps at once (no waiting for their idle poll).
+      this.unsubscribe = this.deps.store.onDispatch(() => master.notifyAppended());
+      master.start();
+      return;
+    }
+    const applier = this.applier!;
+    this.slave = new ReplicationSlave({
+      options: this.deps.options,
+      store: this.deps.store,
+      logger: this.deps.logger,
+      clock: this.clock,
+      brokerAddr,
+      applyMetadata: (s) => applier.apply(s),
+    });
+    this.slave.start();
+  }
+
+  /** The group's master address as a name server answered it (slaves only). */
+  setMasterAddr(addr: string): void {
+    this.slave?.setMasterAddr(addr);
+  }
+
+  /** New bytes are in the commitlog: replicate them now rather than at the next poll. */
+  notifyAppended(): void {
+    this.master?.notifyAppended();
+  }
+
+  waitForSlaves(appended: readonly AppendResult[]): Promise<Status | undefined> | undefined {
+    if (!this.master || appended.length === 0) return undefined;
+    if (!this.isSync) {
+      this.master.notifyAppended();
+      return undefined;
+    }
+    let end = 0;
+    for (const r of appended) end = Math.max(end, r.physicalOffset + r.size);
+    return this.master.waitForSlaves(end);
+  }
+
+  suggestBrokerId(group: string, lastPulledPhysicalOffset: number): number {
+    return suggestBrokerId(this.deps, group, lastPulledPhysicalOffset);
+  }
+
+  stats(): Record<string, string> {
+    const role = { haRole: this.deps.options.brokerRole };
+    if (this.master) return { ...role, ...this.master.stats() };
+    return {
+      ...role,
+      ...(this.slave?.stats() ?? {}),
+      haLastMetadataSyncMs: String(this.applier?.lastAppliedAt ?? 0),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.unsubscribe?.();
+    this.master?.close();
+    await this.slave?.close();
+  }
+
+  /** Progress of the broker's own readers (timer, transactions), for the slaves. */
+  private readers(): ReaderProgress[] {
+    const out: ReaderProgress[] = [];
+    for (const st of this.deps.consumeStates?.all() ?? []) {
+      if (isInternalReader(st.group)) {
+        out.push({ group: st.group, topic: st.topic, queueId: st.queueId, base: st.base });
+      }
+    }
+    return out;
+  }
+}

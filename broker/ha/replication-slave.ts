@@ -1,0 +1,307 @@
+/**
+ * Slave side of replication: finds the master (haMasterAddress, else the
+ * master_addr the name servers answer for this brokerName), opens the
+ * Replication stream, reports its own commitlog end, and writes what arrives
+ * at the same offsets with MessageStore.appendRaw (which CRC-checks the
+ * records and rebuilds consume queues and index). Metadata snapshots go to
+ * the MetadataApplier.
+ *
+ * Pipelining: appendRaw calls are issued in arrival order without waiting
+ * (the store reserves offsets synchronously); acks report the end of the
+ * longest prefix of completed writes. While more than `windowBytes` are
+ * being written the stream is paused (gRPC flow control then holds the
+ * master back).
+ *
+ * Reconnects after any error with a backoff (IDLE … MAX_RETRY_DELAY_MS); a
+ * restarted slave resumes from its own offset, a new one from zero. Before
+ * reconnecting every write of the old stream settles, so the offset it
+ * reports is the true end of its log.
+ */
+import { type ClientDuplexStream, credentials } from '@grpc/grpc-js';
+import { errors } from '../../common/errors.js';
+import { fromGrpcError } from '../../common/errors-grpc.js';
+import type { ReplicationClient } from '../../common/generated/sluice/v1/Replication.js';
+import type { ReplicationAck } from '../../common/generated/sluice/v1/ReplicationAck.js';
+import type { ReplicationData__Output } from '../../common/generated/sluice/v1/ReplicationData.js';
+import { GRPC_CHANNEL_OPTIONS } from '../../common/grpc.js';
+import type { Logger } from '../../common/logger.js';
+import { sluiceProto } from '../../common/proto.js';
+import type { BrokerOptions } from '../options.js';
+import { BLANK_MAGIC, OFF_MAGIC, readStoreTimestamp } from '../store/commitlog-record.js';
+import type { MessageStore } from '../store/index.js';
+import { LagWindow } from './lag-window.js';
+import { decodeMetadata, validateMetadata } from './metadata-snapshot.js';
+import { Wakeup } from './wakeup.js';
+
+export const MIN_RETRY_DELAY_MS = 200;
+export const MAX_RETRY_DELAY_MS = 2_000;
+/** Bytes being written before the stream is paused, in batches of haTransferBatchSize. */
+const WRITE_WINDOW_BATCHES = 64;
+
+export interface SlaveDeps {
+  options: BrokerOptions;
+  store: MessageStore;
+  logger: Logger;
+  clock: () => number;
+  /** This broker's registered address (sent to the master for its stats). */
+  brokerAddr: string;
+  applyMetadata: (snapshot: ReturnType<typeof validateMetadata>) => Promise<unknown>;
+}
+
+interface PendingWrite {
+  end: number;
+  done: boolean;
+}
+
+export class ReplicationSlave {
+  private masterAddr = '';
+  private client: { addr: string; client: ReplicationClient } | undefined;
+  private call: ClientDuplexStream<ReplicationAck, ReplicationData__Output> | undefined;
+  private readonly wake = new Wakeup();
+  private closed = false;
+  private loop: Promise<void> | undefined;
+  /** Everything below is written on this slave (acked to the master). */
+  private confirmed = 0;
+  private masterMax = 0;
+  private connected = false;
+  private reconnects = 0;
+  private lastError = '';
+  readonly lag = new LagWindow();
+
+  constructor(private readonly deps: SlaveDeps) {}
+
+  /** The address replication uses now: haMasterAddress wins over what the name servers say. */
+  get master(): string {
+    return this.deps.options.haMasterAddress || this.masterAddr;
+  }
+
+  /** Told by the registry whenever a name server names this group's master. */
+  setMasterAddr(addr: string): void {
+    if (!addr || addr === this.masterAddr) return;
+    const before = this.master;
+    this.masterAddr = addr;
+    if (this.master !== before) {
+      this.deps.logger.info({ master: this.master }, 'master address learned');
+      // A stream to an old address is dropped; the loop reconnects to the new one.
+      this.call?.cancel();
+      this.wake.notify();
+    }
+  }
+
+  start(): void {
+    this.confirmed = this.deps.store.maxPhysicalOffset();
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    let delay = MIN_RETRY_DELAY_MS;
+    while (!this.closed) {
+      const addr = this.master;
+      if (!addr) {
+        await this.wake.wait(MAX_RETRY_DELAY_MS);
+        continue;
+      }
+      let received = false;
+      try {
+        received = await this.session(addr);
+      } catch (err) {
+        const e = fromGrpcError(err, addr);
+        if (e.message !== this.lastError) {
+          this.deps.logger.warn({ master: addr, err: e.message }, 'replication stream failed');
+          this.lastError = e.message;
+        }
+      }
+      this.connected = false;
+      if (this.closed) break;
+      this.reconnects++;
+      delay = received ? MIN_RETRY_DELAY_MS : Math.min(delay * 2, MAX_RETRY_DELAY_MS);
+      await this.wake.wait(delay);
+    }
+  }
+
+  private clientFor(addr: string): ReplicationClient {
+    if (this.client?.addr !== addr) {
+      this.client?.client.close();
+      const Replication = sluiceProto().grpc.sluice.v1.Replication;
+      this.client = {
+        addr,
+        client: new Replication(addr, credentials.createInsecure(), GRPC_CHANNEL_OPTIONS),
+      };
+    }
+    return this.client.client;
+  }
+
+  /**
+   * One stream: resolves when it ends (true when it carried data or metadata),
+   * rejects with its error. Every write it started has settled by then.
+   */
+  private session(addr: string): Promise<boolean> {
+    const { store, options, logger, clock } = this.deps;
+    const call = this.clientFor(addr).Replicate();
+    this.call = call;
+    const pending: PendingWrite[] = [];
+    const writes = new Set<Promise<void>>();
+    let expected = store.maxPhysicalOffset();
+    this.confirmed = expected;
+    let received = false;
+    let inflightBytes = 0;
+    let paused = false;
+    let ackScheduled = false;
+    let failure: Error | undefined;
+    let lastHeard = clock();
+    let ended = false;
+    const windowBytes = options.haTransferBatchSize * WRITE_WINDOW_BATCHES;
+
+    const ack = () => {
+      ackScheduled = false;
+      if (failure || ended) return;
+      call.write({
+        broker_name: options.brokerName,
+        broker_id: options.brokerId,
+        max_physical_offset: this.confirmed,
+        broker_addr: this.deps.brokerAddr,
+      });
+    };
+    const scheduleAck = () => {
+      if (ackScheduled) return;
+      ackScheduled = true;
+      setImmediate(ack);
+    };
+    const fail = (err: unknown) => {
+      if (failure) return;
+      failure = err instanceof Error ? err : errors.internal(String(err));
+      call.cancel();
+    };
+    const onData = (d: ReplicationData__Output) => {
+      lastHeard = clock();
+      if (failure) return;
+      if (!this.connected) {
+        this.connected = true;
+        this.lastError = '';
+        logger.info({ master: addr, from: expected }, 'replicating from master');
+      }
+      this.masterMax = Math.max(this.masterMax, d.master_max_offset);
+      if (d.metadata.length > 0) {
+        received = true;
+        try {
+          const snapshot = validateMetadata(decodeMetadata(d.metadata));
+          this.deps
+            .applyMetadata(snapshot)
+            .catch((err: unknown) =>
+              logger.warn({ err }, 'applying replicated metadata failed; next snapshot retries'),
+            );
+        } catch (err) {
+          logger.warn({ err }, 'replicated metadata refused');
+        }
+      }
+      if (d.data.length === 0) return;
+      received = true;
+      const emptyStart = expected === 0 && store.maxPhysicalOffset() === 0 && pending.length === 0;
+      if (d.offset !== expected && !emptyStart) {
+        fail(errors.illegalOffset(`master sent offset ${d.offset}, slave expected ${expected}`));
+        return;
+      }
+      const bornAt = firstStoreTimestamp(d.data);
+      const p: PendingWrite = { end: d.offset + d.data.length, done: false };
+      expected = p.end;
+      pending.push(p);
+      inflightBytes += d.data.length;
+      const size = d.data.length;
+      const w = store.appendRaw(d.offset, d.data).then(
+        () => {
+          p.done = true;
+          inflightBytes -= size;
+          if (bornAt > 0) this.lag.record(clock() - bornAt);
+          while (pending.length > 0 && pending[0]!.done) this.confirmed = pending.shift()!.end;
+          if (paused && inflightBytes <= windowBytes / 2) {
+            paused = false;
+            call.resume();
+          }
+          scheduleAck();
+        },
+        (err: unknown) => {
+          inflightBytes -= size;
+          fail(err);
+        },
+      );
+      writes.add(w);
+      void w.finally(() => writes.delete(w));
+      if (!paused && inflightBytes > windowBytes) {
+        paused = true;
+        call.pause();
+      }
+    };
+
+    return new Promise<boolean>((resolve, reject) => {
+      const heartbeat = setInterval(() => {
+        if (clock() - lastHeard > options.haHousekeepingInterval) {
+          fail(errors.unavailable(`master ${addr} silent for more than haHousekeepingInterval`));
+          return;
+        }
+        scheduleAck();
+      }, options.haSendHeartbeatInterval);
+      heartbeat.unref();
+      const finish = async (err: unknown) => {
+        if (ended) return;
+        ended = true;
+        clearInterval(heartbeat);
+        if (this.call === call) this.call = undefined;
+        await Promise.allSettled([...writes]);
+        const cause = failure ?? err;
+        if (cause && !this.closed) reject(cause);
+        else resolve(received);
+      };
+      call.on('data', onData);
+      call.on('error', (err) => void finish(err));
+      call.on('end', () => void finish(undefined));
+      call.on('status', (s) => {
+        if (s.code !== 0) void finish(fromGrpcError(s, addr));
+        else void finish(undefined);
+      });
+      // Handshake: this slave's end of log.
+      call.write({
+        broker_name: options.brokerName,
+        broker_id: options.brokerId,
+        max_physical_offset: expected,
+        broker_addr: this.deps.brokerAddr,
+      });
+    });
+  }
+
+  /** Replication stats for GetBrokerStatus (names documented in ha-service.ts). */
+  stats(): Record<string, string> {
+    const lag = this.lag.summary();
+    const own = this.deps.store.maxPhysicalOffset();
+    return {
+      haMasterAddress: this.master,
+      haConnected: String(this.connected),
+      haMasterMaxOffset: String(this.masterMax),
+      haSlaveAckOffset: String(this.confirmed),
+      haReplicationLagBytes: String(Math.max(0, this.masterMax - own)),
+      haReplicationLagMsP50: String(lag.p50),
+      haReplicationLagMsP99: String(lag.p99),
+      haReplicationLagMsMax: String(lag.max),
+      haReplicationLagSamples: String(lag.samples),
+      haReconnects: String(this.reconnects),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.call?.cancel();
+    this.wake.notify();
+    await this.loop;
+    this.client?.client.close();
+  }
+}
+
+/** Store timestamp of the first message record in raw commitlog bytes; 0 when none. */
+function firstStoreTimestamp(data: Buffer): number {
+  for (let p = 0; p + 8 <= data.length; ) {
+    const size = data.readInt32BE(p);
+    if (size < 8) return 0;
+    if (data.readUInt32BE(p + OFF_MAGIC) !== BLANK_MAGIC) return readStoreTimestamp(data, p);
+    p += size;
+  }
+  return 0;
+}

@@ -1,0 +1,222 @@
+/**
+ * Master side of one slave's Replication stream.
+ *
+ * Protocol (proto/sluice/v1/replication.proto):
+ *  1. the slave opens the stream and sends a ReplicationAck with its max
+ *     commitlog offset (the handshake);
+ *  2. the master streams ReplicationData from that offset: raw commitlog
+ *     bytes (whole records, never across a segment end, at most
+ *     haTransferBatchSize per message), plus `metadata` whenever it changed,
+ *     plus an empty heartbeat every haSendHeartbeatInterval when idle;
+ *  3. the slave acks what it has written (max_physical_offset), as writes
+ *     complete and every haSendHeartbeatInterval.
+ *
+ * Back-pressure: at most `windowBytes` are sent beyond what the slave acked,
+ * and a write() that returns false waits for 'drain' — memory on both sides
+ * stays bounded however far behind the slave is.
+ *
+ * Start offset: the slave's own offset. An empty slave (offset 0) of a master
+ * whose oldest segments were deleted starts at the master's minimum (a
+ * segment start). A slave ahead of the master, or behind its minimum with
+ * data of its own, cannot be served: the stream ends with ILLEGAL_OFFSET.
+ */
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import { errors } from '../../common/errors.js';
+import { toGrpcError } from '../../common/errors-grpc.js';
+import type { ReplicationAck__Output } from '../../common/generated/sluice/v1/ReplicationAck.js';
+import type { ReplicationData } from '../../common/generated/sluice/v1/ReplicationData.js';
+import type { Logger } from '../../common/logger.js';
+import type { MessageStore } from '../store/index.js';
+import { Wakeup } from './wakeup.js';
+
+/** Fallback poll while idle, ms (appends normally wake the pump at once). */
+export const IDLE_POLL_MS = 10;
+
+export interface SessionHost {
+  store: MessageStore;
+  logger: Logger;
+  brokerName: string;
+  batchBytes: number;
+  windowBytes: number;
+  heartbeatMs: number;
+  clock: () => number;
+  /** The current encoded metadata snapshot and its version (0 = none yet). */
+  metadata(): { version: number; data: Buffer | undefined };
+  onAck(session: SlaveSession): void;
+  onClose(session: SlaveSession): void;
+}
+
+export class SlaveSession {
+  readonly wake = new Wakeup();
+  /** Set by the handshake. */
+  slaveName = '';
+  slaveId = 0;
+  slaveAddr = '';
+  /** Next commitlog offset to send; -1 before the handshake. */
+  sendOffset = -1;
+  /** Everything below this offset is on the slave. */
+  acked = 0;
+  lastHeardAt: number;
+  private lastSentAt = 0;
+  private metadataSent = 0;
+  private closed = false;
+  readonly connectedAt: number;
+  private readonly peer: string;
+
+  constructor(
+    private readonly call: ServerDuplexStream<ReplicationAck__Output, ReplicationData>,
+    private readonly host: SessionHost,
+  ) {
+    this.connectedAt = host.clock();
+    this.lastHeardAt = this.connectedAt;
+    this.peer = call.getPeer();
+    call.on('data', (ack: ReplicationAck__Output) => this.onAck(ack));
+    call.on('end', () => this.close());
+    call.on('error', () => this.close());
+    call.on('cancelled', () => this.close());
+    call.on('close', () => this.close());
+  }
+
+  get handshaken(): boolean {
+    return this.sendOffset >= 0;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private onAck(ack: ReplicationAck__Output): void {
+    if (this.closed) return;
+    this.lastHeardAt = this.host.clock();
+    if (!this.handshaken) {
+      this.handshake(ack);
+      return;
+    }
+    if (ack.max_physical_offset > this.acked) {
+      this.acked = Math.min(ack.max_physical_offset, this.sendOffset);
+      this.host.onAck(this);
+      this.wake.notify();
+    }
+  }
+
+  private handshake(ack: ReplicationAck__Output): void {
+    const { store, brokerName } = this.host;
+    this.slaveName = ack.broker_name;
+    this.slaveId = ack.broker_id;
+    this.slaveAddr = ack.broker_addr || this.peer;
+    if (ack.broker_name !== brokerName) {
+      this.fail(
+        errors.forbidden(
+          `slave of ${ack.broker_name} cannot replicate ${brokerName}: brokerName differs`,
+        ),
+      );
+      return;
+    }
+    const from = ack.max_physical_offset;
+    const max = store.maxPhysicalOffset();
+    const min = store.minPhysicalOffset();
+    if (from > max) {
+      this.fail(
+        errors.illegalOffset(
+          `slave ${this.slaveAddr} is ahead of the master (slave ${from}, master ${max}): its commitlog holds bytes the master lost; rebuild the slave's store`,
+        ),
+      );
+      return;
+    }
+    if (from < min && from !== 0) {
+      this.fail(
+        errors.illegalOffset(
+          `slave ${this.slaveAddr} stops at ${from}, before the master's oldest commitlog byte ${min}: rebuild the slave's store`,
+        ),
+      );
+      return;
+    }
+    this.sendOffset = Math.max(from, min);
+    this.acked = from;
+    this.host.logger.info(
+      { slave: this.slaveAddr, slaveId: this.slaveId, from: this.sendOffset, masterMax: max },
+      'slave connected; replicating',
+    );
+    this.host.onAck(this);
+    void this.pump().catch((err: unknown) => this.fail(err));
+  }
+
+  private async pump(): Promise<void> {
+    const { store, batchBytes, windowBytes, heartbeatMs } = this.host;
+    while (!this.closed) {
+      const meta = this.host.metadata();
+      if (meta.data && meta.version > this.metadataSent) {
+        this.metadataSent = meta.version;
+        await this.send({
+          offset: this.sendOffset,
+          master_max_offset: store.maxPhysicalOffset(),
+          metadata: meta.data,
+        });
+        continue;
+      }
+      const max = store.maxPhysicalOffset();
+      if (this.sendOffset < max && this.sendOffset - this.acked < windowBytes) {
+        const data = await store.readRaw(this.sendOffset, batchBytes);
+        if (this.closed) break;
+        if (data.length > 0) {
+          const offset = this.sendOffset;
+          this.sendOffset += data.length;
+          await this.send({ offset, data, master_max_offset: store.maxPhysicalOffset() });
+          continue;
+        }
+      }
+      const now = this.host.clock();
+      if (now - this.lastSentAt >= heartbeatMs) {
+        await this.send({ offset: this.sendOffset, master_max_offset: max });
+        continue;
+      }
+      await this.wake.wait(Math.min(IDLE_POLL_MS, heartbeatMs));
+    }
+  }
+
+  /** Writes one message; waits for 'drain' when the stream's buffer is full. */
+  private async send(msg: ReplicationData): Promise<void> {
+    if (this.closed) return;
+    this.lastSentAt = this.host.clock();
+    if (this.call.write(msg)) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        this.call.off('drain', done);
+        this.call.off('close', done);
+        this.wake.notify();
+        resolve();
+      };
+      this.call.on('drain', done);
+      this.call.on('close', done);
+    });
+  }
+
+  /** Ends the stream with an error status (the slave logs it and reconnects later). */
+  fail(err: unknown): void {
+    if (this.closed) return;
+    this.host.logger.warn(
+      { slave: this.slaveAddr || this.peer, err: (err as Error).message },
+      'replication stream to slave closed with an error',
+    );
+    this.call.emit('error', toGrpcError(err));
+    this.close();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.wake.notify();
+    if (this.handshaken) {
+      this.host.logger.info(
+        { slave: this.slaveAddr, acked: this.acked },
+        'slave replication stream closed',
+      );
+    }
+    try {
+      this.call.end();
+    } catch {
+      // already ended
+    }
+    this.host.onClose(this);
+  }
+}

@@ -1,0 +1,360 @@
+/**
+ * The public protocol's edges, with a raw client loaded from our own .proto
+ * files: malformed requests get the right apache.rocketmq.v2 Code (missing
+ * topic, bad receipt handle, oversized bodies and batches …), unsupported
+ * features answer cleanly, the authorization header is accepted and ignored,
+ * and every server of the cluster (gateway, broker, name server) answers
+ * grpc.health.v1 and server reflection.
+ */
+
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import {
+  type Client,
+  credentials,
+  loadPackageDefinition,
+  Metadata,
+  makeGenericClientConstructor,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { service as healthService } from 'grpc-health-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MessagingServiceClient } from '../../common/generated/apache/rocketmq/v2/MessagingService.js';
+import type { Settings } from '../../common/generated/apache/rocketmq/v2/Settings.js';
+import { encodeReceiptHandle } from '../../common/receipt-handle.js';
+import { messagingProto } from '../../gateway/grpc/messaging-proto.js';
+import { type Cluster, startCluster } from '../harness/cluster.js';
+import { SdkClients } from './sdk-helpers.js';
+
+const MAX_MESSAGE_SIZE = 64 * 1024;
+const MAX_REQUEST_BYTES = 128 * 1024;
+
+const require = createRequire(import.meta.url);
+
+function md(extra: Record<string, string> = {}): Metadata {
+  const m = new Metadata();
+  m.set('x-mq-client-id', 'edge-client');
+  m.set('x-mq-request-id', 'req-1');
+  for (const [k, v] of Object.entries(extra)) m.set(k, v);
+  return m;
+}
+
+function call<T>(
+  client: MessagingServiceClient,
+  method: string,
+  req: unknown,
+  meta = md(),
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    (client as any)[method](
+      req,
+      meta,
+      { deadline: Date.now() + 20_000 },
+      (err: ServiceError | null, res: T) => (err ? reject(err) : resolve(res)),
+    );
+  });
+}
+
+async function receiveAll(client: MessagingServiceClient, req: unknown): Promise<any[]> {
+  const out: any[] = [];
+  for await (const r of client.ReceiveMessage(req as never, md(), {
+    deadline: Date.now() + 20_000,
+  }))
+    out.push(r);
+  return out;
+}
+
+const topic = (name: string) => ({ resource_namespace: '', name });
+const msg = (t: string, body: Buffer, sp: Record<string, unknown> = {}) => ({
+  topic: topic(t),
+  body,
+  system_properties: { message_id: `ID-${Math.random()}`, message_type: 'NORMAL', ...sp },
+});
+
+describe('apache.rocketmq.v2 protocol edges', () => {
+  let c: Cluster;
+  let client: MessagingServiceClient;
+  beforeAll(async () => {
+    c = await startCluster({
+      brokers: [{}],
+      gateway: { config: { maxMessageSize: MAX_MESSAGE_SIZE, maxRequestBytes: MAX_REQUEST_BYTES } },
+    });
+    const Svc = messagingProto().grpc.apache.rocketmq.v2.MessagingService;
+    client = new Svc(`127.0.0.1:${c.gateway!.grpcPort}`, credentials.createInsecure());
+    // A topic that exists, for the receipt handle cases.
+    const sent: any = await call(client, 'SendMessage', {
+      messages: [msg('edge-t', Buffer.from('x'))],
+    });
+    expect(sent.status.code).toBe('OK');
+  });
+  afterAll(async () => {
+    client?.close();
+    await c?.close();
+  });
+
+  it('a send without a topic is ILLEGAL_TOPIC; without messages BAD_REQUEST', async () => {
+    const noTopic: any = await call(client, 'SendMessage', {
+      messages: [{ body: Buffer.from('x'), system_properties: { message_id: 'a' } }],
+    });
+    expect(noTopic.status.code).toBe('ILLEGAL_TOPIC');
+    const bad: any = await call(client, 'SendMessage', {
+      messages: [msg('bad topic!', Buffer.from('x'))],
+    });
+    expect(bad.status.code).toBe('ILLEGAL_TOPIC');
+    const none: any = await call(client, 'SendMessage', { messages: [] });
+    expect(none.status.code).toBe('BAD_REQUEST');
+  });
+
+  it('a receive without a topic or group is refused with the matching code', async () => {
+    const noTopic = await receiveAll(client, {
+      group: topic('g'),
+      message_queue: { id: 0 },
+      batch_size: 1,
+      filter_expression: { type: 'TAG', expression: '*' },
+    });
+    expect(noTopic).toEqual([
+      { status: { code: 'ILLEGAL_TOPIC', message: expect.any(String) }, content: 'status' },
+    ]);
+    const noGroup = await receiveAll(client, {
+      message_queue: { topic: topic('edge-t'), id: 0 },
+      batch_size: 1,
+    });
+    expect(noGroup[0].status.code).toBe('ILLEGAL_CONSUMER_GROUP');
+    const unknown = await receiveAll(client, {
+      group: topic('g'),
+      message_queue: { topic: topic('edge-nowhere'), id: 0 },
+      batch_size: 1,
+      long_polling_timeout: { seconds: 1 },
+    });
+    expect(unknown[0].status.code).toBe('TOPIC_NOT_FOUND');
+  });
+
+  it('a bad receipt handle is INVALID_RECEIPT_HANDLE (garbled, forged, on ack and on change-invisible)', async () => {
+    const forged = encodeReceiptHandle(
+      {
+        brokerName: 'broker-a',
+        topic: 'edge-t',
+        queueId: 0,
+        offset: 0,
+        popTime: Date.now(),
+        invisibleMs: 30_000,
+        attempt: 1,
+        group: 'g',
+      },
+      'not-the-cluster-secret',
+    );
+    for (const handle of ['garbage', forged]) {
+      const acked: any = await call(client, 'AckMessage', {
+        group: topic('g'),
+        topic: topic('edge-t'),
+        entries: [{ message_id: 'm', receipt_handle: handle }],
+      });
+      expect(acked.status.code).toBe('INVALID_RECEIPT_HANDLE');
+      expect(acked.entries[0].status.code).toBe('INVALID_RECEIPT_HANDLE');
+      const changed: any = await call(client, 'ChangeInvisibleDuration', {
+        group: topic('g'),
+        topic: topic('edge-t'),
+        receipt_handle: handle,
+        invisible_duration: { seconds: 10 },
+        message_id: 'm',
+      });
+      expect(changed.status.code).toBe('INVALID_RECEIPT_HANDLE');
+    }
+  });
+
+  it('a body over maxMessageSize is MESSAGE_BODY_TOO_LARGE; a batch over the request limit PAYLOAD_TOO_LARGE', async () => {
+    const big: any = await call(client, 'SendMessage', {
+      messages: [msg('edge-t', Buffer.alloc(MAX_MESSAGE_SIZE + 1, 1))],
+    });
+    expect(big.status.code).toBe('MESSAGE_BODY_TOO_LARGE');
+    const batch: any = await call(client, 'SendMessage', {
+      messages: [1, 2, 3].map(() => msg('edge-t', Buffer.alloc(MAX_MESSAGE_SIZE - 1, 2))),
+    });
+    expect(batch.status.code).toBe('PAYLOAD_TOO_LARGE');
+    const empty: any = await call(client, 'SendMessage', {
+      messages: [msg('edge-t', Buffer.alloc(0))],
+    });
+    expect(empty.status.code).toBe('MESSAGE_BODY_EMPTY');
+  });
+
+  it('a message type that contradicts its fields is MESSAGE_PROPERTY_CONFLICT_WITH_TYPE', async () => {
+    const fifoNoGroup: any = await call(client, 'SendMessage', {
+      messages: [msg('edge-t', Buffer.from('x'), { message_type: 'FIFO' })],
+    });
+    expect(fifoNoGroup.status.code).toBe('MESSAGE_PROPERTY_CONFLICT_WITH_TYPE');
+    const corrupt: any = await call(client, 'SendMessage', {
+      messages: [
+        msg('edge-t', Buffer.from('x'), { body_digest: { type: 'MD5', checksum: 'ABC' } }),
+      ],
+    });
+    expect(corrupt.status.code).toBe('MESSAGE_CORRUPTED');
+  });
+
+  it('unknown transactions, SQL filters and recall answer their codes; unknown methods UNIMPLEMENTED', async () => {
+    const tx: any = await call(client, 'EndTransaction', {
+      topic: topic('edge-t'),
+      message_id: 'm',
+      transaction_id: 'no-such-transaction',
+      resolution: 'COMMIT',
+      source: 'SOURCE_CLIENT',
+    });
+    expect(tx.status.code).toBe('INVALID_TRANSACTION_ID');
+    const sql = await receiveAll(client, {
+      group: topic('g'),
+      message_queue: { topic: topic('edge-t'), id: 0 },
+      batch_size: 1,
+      filter_expression: { type: 'SQL', expression: 'a > 1' },
+    });
+    expect(sql[0].status.code).toBe('UNSUPPORTED');
+    const recall: any = await call(client, 'RecallMessage', {
+      topic: topic('edge-t'),
+      recall_handle: 'h',
+    });
+    expect(recall.status.code).toBe('NOT_IMPLEMENTED');
+
+    const Raw = makeGenericClientConstructor(
+      {
+        SyncLiteSubscription: {
+          path: '/apache.rocketmq.v2.MessagingService/SyncLiteSubscription',
+          requestStream: false,
+          responseStream: false,
+          requestSerialize: (v: Buffer) => v,
+          requestDeserialize: (v: Buffer) => v,
+          responseSerialize: (v: Buffer) => v,
+          responseDeserialize: (v: Buffer) => v,
+        },
+      },
+      'Raw',
+    );
+    const raw = new Raw(
+      `127.0.0.1:${c.gateway!.grpcPort}`,
+      credentials.createInsecure(),
+    ) as Client & Record<string, any>;
+    const err = await new Promise<ServiceError>((resolve) =>
+      raw.SyncLiteSubscription(Buffer.alloc(0), (e: ServiceError) => resolve(e)),
+    );
+    expect(err.code).toBe(12); // UNIMPLEMENTED
+    raw.close();
+  });
+
+  it('a Telemetry session without a client id or with an unknown client type gets a status, not a hang', async () => {
+    const ask = (meta: Metadata, settings: Settings) =>
+      new Promise<any>((resolve, reject) => {
+        const stream = client.Telemetry(meta);
+        stream.on('data', (cmd) => {
+          resolve(cmd);
+          stream.end();
+        });
+        stream.on('error', reject);
+        stream.write({ settings });
+      });
+    const noId = await ask(new Metadata(), { client_type: 'PRODUCER', publishing: { topics: [] } });
+    expect(noId.status.code).toBe('CLIENT_ID_REQUIRED');
+    expect(noId.command).toBeUndefined();
+    const lite = await ask(md(), { client_type: 'LITE_PUSH_CONSUMER', subscription: {} });
+    expect(lite.status.code).toBe('UNRECOGNIZED_CLIENT_TYPE');
+    const producer = await ask(md(), {
+      client_type: 'PRODUCER',
+      publishing: { topics: [topic('edge-t')] },
+    });
+    expect(producer.status.code).toBe('OK');
+    expect(producer.settings.publishing.max_body_size).toBe(MAX_MESSAGE_SIZE);
+    expect(producer.settings.backoff_policy.strategy).toBe('exponential_backoff');
+    const consumer = await ask(md(), {
+      client_type: 'SIMPLE_CONSUMER',
+      subscription: {
+        group: topic('g'),
+        subscriptions: [{ topic: topic('edge-t'), expression: { type: 'TAG', expression: '*' } }],
+      },
+    });
+    expect(consumer.settings.subscription.group.name).toBe('g');
+    expect(consumer.settings.subscription.receive_batch_size).toBeGreaterThan(0);
+  });
+
+  it('accepts and ignores an MQv2-HMAC-SHA1 authorization header (raw client and the official SDK)', async () => {
+    const auth = md({
+      authorization:
+        'MQv2-HMAC-SHA1 Credential=AK123, SignedHeaders=x-mq-date-time, Signature=0123ABCD',
+      'x-mq-date-time': '20260101T000000Z',
+      'x-mq-namespace': '',
+    });
+    const sent: any = await call(
+      client,
+      'SendMessage',
+      { messages: [msg('edge-t', Buffer.from('auth'))] },
+      auth,
+    );
+    expect(sent.status.code).toBe('OK');
+    const garbled: any = await call(
+      client,
+      'SendMessage',
+      { messages: [msg('edge-t', Buffer.from('auth'))] },
+      md({ authorization: 'nonsense' }),
+    );
+    expect(garbled.status.code).toBe('OK');
+
+    const sdk = new SdkClients(c);
+    try {
+      const producer = await sdk.producer({
+        topic: 'edge-auth',
+        sessionCredentials: { accessKey: 'AK123', accessSecret: 'secret' },
+      });
+      const receipt = await producer.send({ topic: 'edge-auth', body: Buffer.from('signed') });
+      expect(receipt.messageId).toBeTruthy();
+    } finally {
+      await sdk.shutdownAll();
+    }
+  });
+
+  it('gateway, broker and name server answer grpc.health.v1 and server reflection', async () => {
+    const Health = makeGenericClientConstructor(healthService, 'Health');
+    const reflectionPath = join(
+      dirname(require.resolve('@grpc/reflection/package.json')),
+      'build/proto/grpc/reflection/v1/reflection.proto',
+    );
+    const reflection = loadPackageDefinition(
+      loadSync(reflectionPath, { keepCase: true, oneofs: true }),
+    ) as any;
+    const servers = [
+      { addr: `127.0.0.1:${c.gateway!.grpcPort}`, expect: 'apache.rocketmq.v2.MessagingService' },
+      { addr: c.brokers[0]!.addr, expect: 'sluice.v1.Broker' },
+      { addr: c.namesrvs[0]!.addr, expect: 'sluice.v1.NameServer' },
+    ];
+    for (const s of servers) {
+      const health = new Health(s.addr, credentials.createInsecure()) as Client &
+        Record<string, any>;
+      const status = await new Promise<any>((resolve, reject) =>
+        health.Check({ service: '' }, (e: Error | null, r: unknown) =>
+          e ? reject(e) : resolve(r),
+        ),
+      );
+      expect(status.status, s.addr).toBe('SERVING');
+      health.close();
+
+      const r = new reflection.grpc.reflection.v1.ServerReflection(
+        s.addr,
+        credentials.createInsecure(),
+      );
+      const answers = await new Promise<any[]>((resolve, reject) => {
+        const out: any[] = [];
+        const stream = r.ServerReflectionInfo();
+        stream.on('data', (d: any) => {
+          out.push(d);
+          if (out.length === 2) stream.end();
+        });
+        stream.on('end', () => resolve(out));
+        stream.on('error', reject);
+        stream.write({ list_services: '' });
+        stream.write({ file_containing_symbol: s.expect });
+      });
+      r.close();
+      const names = answers[0].list_services_response.service.map((x: any) => x.name);
+      expect(names, s.addr).toContain(s.expect);
+      expect(
+        answers[1].file_descriptor_response?.file_descriptor_proto.length,
+        s.addr,
+      ).toBeGreaterThan(0);
+    }
+  });
+});

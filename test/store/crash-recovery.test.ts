@@ -1,0 +1,339 @@
+import { spawn } from 'node:child_process';
+import { readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { crc32 } from 'node:zlib';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MESSAGE_MAGIC } from '../../broker/store/commitlog-record.js';
+import type { AppendResult, MessageStore } from '../../broker/store/index.js';
+import { createMessageStore } from '../../broker/store/message-store.js';
+import { makeTempDir } from '../harness/tmp.js';
+import {
+  bodyFor,
+  CHILD_QUEUES,
+  CHILD_TOPIC,
+  type StoreState,
+  stateOf,
+} from './fixtures/store-child.js';
+import { message, readAll, SMALL, tempStore } from './helpers.js';
+
+const CHILD = fileURLToPath(new URL('./fixtures/store-child.ts', import.meta.url));
+
+const cleanups: Array<() => void | Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+interface ChildLine {
+  started?: boolean;
+  ack?: Array<[string, number, number]>;
+  state?: StoreState;
+}
+
+/** Runs the child; `onLine` answers true to SIGKILL it. Resolves once it exited. */
+function runChild(
+  mode: 'append' | 'recover',
+  options: object,
+  onLine: (line: ChildLine) => boolean,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', CHILD, mode, JSON.stringify(options)],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    let killed = false;
+    createInterface({ input: child.stdout }).on('line', (text) => {
+      if (killed) return;
+      if (onLine(JSON.parse(text) as ChildLine)) {
+        killed = true;
+        child.kill('SIGKILL');
+      }
+    });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      if (signal === 'SIGKILL') resolve();
+      else reject(new Error(`child exited with ${code}: ${stderr}`));
+    });
+  });
+}
+
+function capturingLogger() {
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+  return { logger, lines };
+}
+
+async function started(options: object): Promise<MessageStore> {
+  const store = createMessageStore(options as { storePathRootDir: string });
+  await store.start();
+  cleanups.push(() => store.close());
+  return store;
+}
+
+async function killMidStream(flushDiskType: 'SYNC_FLUSH' | 'ASYNC_FLUSH') {
+  const tmp = makeTempDir('sluice-crash-');
+  cleanups.push(tmp.remove);
+  const options = {
+    storePathRootDir: tmp.path,
+    flushDiskType,
+    mapedFileSizeCommitLog: 256 * 1024,
+    mapedFileSizeConsumeQueue: 20 * 200,
+    flushIntervalCommitLog: 20,
+    flushIntervalConsumeQueue: 50,
+    cleanResourceInterval: 0,
+  };
+  const acked: Array<[string, number, number]> = [];
+  await runChild('append', options, (line) => {
+    if (line.ack) acked.push(...line.ack);
+    return acked.length >= 1500;
+  });
+  return { options, acked };
+}
+
+/** Message records in the commitlog, walked with readRaw (whole records only). */
+async function countRecords(store: MessageStore): Promise<number> {
+  let n = 0;
+  for (let at = store.minPhysicalOffset(); at < store.maxPhysicalOffset(); ) {
+    const chunk = await store.readRaw(at, 1 << 20);
+    for (let p = 0; p < chunk.length; p += chunk.readInt32BE(p)) {
+      if (chunk.readUInt32BE(p + 4) === MESSAGE_MAGIC) n++;
+    }
+    at += chunk.length;
+  }
+  return n;
+}
+
+async function expectAckedIntact(store: MessageStore, acked: Array<[string, number, number]>) {
+  const byId = new Map<
+    string,
+    { queueId: number; queueOffset: number; body: Buffer; crc: number }
+  >();
+  for (let q = 0; q < CHILD_QUEUES; q++) {
+    const records = await readAll(store, CHILD_TOPIC, q);
+    records.forEach((r, i) => {
+      expect(r.queueOffset).toBe(i); // no holes
+      expect(r.body.equals(bodyFor(r.messageId)), `body of ${r.messageId}`).toBe(true);
+      expect(crc32(r.body)).toBe(r.bodyCrc);
+      byId.set(r.messageId, {
+        queueId: q,
+        queueOffset: r.queueOffset,
+        body: r.body,
+        crc: r.bodyCrc,
+      });
+    });
+  }
+  for (const [id, queueId, queueOffset] of acked) {
+    expect(byId.get(id), `acknowledged ${id} missing`).toMatchObject({ queueId, queueOffset });
+  }
+  return byId;
+}
+
+describe('crash recovery (real SIGKILL)', () => {
+  it('keeps every SYNC_FLUSH-acknowledged append, and recovering twice gives the same state', async () => {
+    const { options, acked } = await killMidStream('SYNC_FLUSH');
+    expect(acked.length).toBeGreaterThanOrEqual(1500);
+    // First recovery in a child that is killed right after it (so the abort file stays)…
+    let first: StoreState | undefined;
+    await runChild('recover', options, (line) => {
+      first = line.state;
+      return true;
+    });
+    // …then a second recovery here.
+    const store = await started(options);
+    expect(store.stats().recovery?.abnormal).toBe(true);
+    expect(await stateOf(store)).toEqual(first);
+    await expectAckedIntact(store, acked);
+  });
+
+  it('keeps an intact prefix under ASYNC_FLUSH', async () => {
+    const { options, acked } = await killMidStream('ASYNC_FLUSH');
+    const store = await started(options);
+    expect(store.stats().recovery?.abnormal).toBe(true);
+    // A process kill leaves written bytes in the page cache, so even ASYNC-acknowledged
+    // appends survive it; only a power cut could lose the unflushed tail.
+    const present = await expectAckedIntact(store, acked);
+    // A prefix: the log holds whole records up to its end and the queues index exactly them.
+    expect(await countRecords(store)).toBe(present.size);
+    const max = store.maxPhysicalOffset();
+    const [next] = await store.appendBatch([message({ topic: CHILD_TOPIC })]);
+    expect(next!.physicalOffset).toBeGreaterThanOrEqual(max);
+    expect(next!.queueOffset).toBe(store.maxOffset(CHILD_TOPIC, 0) - 1);
+  });
+});
+
+describe('crash recovery (damaged tail)', () => {
+  /**
+   * A store whose checkpoint is older than its tail (as after a crash): appends, flushes
+   * (checkpoint), appends a tail, closes, then puts back the old checkpoint and an abort file.
+   */
+  async function crashedStore() {
+    const t = tempStore('sluice-tail-');
+    cleanups.push(t.remove);
+    const store = t.open();
+    await store.start();
+    const head: AppendResult[] = [];
+    for (let b = 0; b < 30; b++) {
+      head.push(
+        ...(await store.appendBatch(
+          Array.from({ length: 5 }, (_, i) => message({ queueId: i % 2, keys: [`h${b}-${i}`] })),
+        )),
+      );
+    }
+    await store.flush();
+    const checkpoint = readFileSync(join(t.dir, 'checkpoint'));
+    const tail: AppendResult[] = [];
+    for (let b = 0; b < 5; b++) {
+      tail.push(
+        ...(await store.appendBatch([
+          message({ queueId: 0, keys: [`tail-${b}`], body: Buffer.alloc(300, b) }),
+        ])),
+      );
+    }
+    await store.close();
+    writeFileSync(join(t.dir, 'checkpoint'), checkpoint);
+    writeFileSync(join(t.dir, 'abort'), '');
+    const last = tail.at(-1)!;
+    const segment = join(
+      t.dir,
+      'commitlog',
+      String(last.physicalOffset - (last.physicalOffset % 65536)).padStart(20, '0'),
+    );
+    return { t, head, tail, last, segment };
+  }
+
+  async function recover(t: ReturnType<typeof tempStore>) {
+    const { logger, lines } = capturingLogger();
+    const store = t.open({}, { logger });
+    await store.start();
+    return { store, lines };
+  }
+
+  async function expectCutAt(
+    t: ReturnType<typeof tempStore>,
+    head: AppendResult[],
+    tail: AppendResult[],
+    cut: number,
+  ) {
+    const { store, lines } = await recover(t);
+    expect(store.maxPhysicalOffset()).toBe(cut);
+    expect(store.stats().recovery).toMatchObject({ abnormal: true, maxPhysicalOffset: cut });
+    expect(store.stats().recovery!.truncatedBytes).toBeGreaterThan(0);
+    const truncation = lines.find((l) => String(l.msg).includes('truncated'));
+    expect(truncation?.offset).toBe(cut);
+    // Everything before the damaged record is intact; the damaged one and nothing after is gone.
+    const q0 = await readAll(store, 'T', 0);
+    const kept = [...head, ...tail].filter((r) => r.physicalOffset < cut);
+    expect(q0.length + (await readAll(store, 'T', 1)).length).toBe(kept.length);
+    expect(q0.at(-1)!.physicalOffset).toBeLessThan(cut);
+    expect(await store.lookupByKey('T', 'tail-4', 10)).toEqual([]);
+    expect((await store.lookupByKey('T', 'tail-3', 10)).length).toBe(1);
+    const state = {
+      max: store.maxPhysicalOffset(),
+      q0: store.maxOffset('T', 0),
+      q1: store.maxOffset('T', 1),
+    };
+    // Recovering again (another crash before any write) finds the same state.
+    rmSync(join(t.dir, 'checkpoint'));
+    writeFileSync(join(t.dir, 'abort'), '');
+    const again = await recover(t);
+    expect({
+      max: again.store.maxPhysicalOffset(),
+      q0: again.store.maxOffset('T', 0),
+      q1: again.store.maxOffset('T', 1),
+    }).toEqual(state);
+    expect(again.store.stats().recovery!.truncatedBytes).toBe(0);
+    // New appends continue exactly where the damaged record was.
+    const [next] = await again.store.appendBatch([message({ queueId: 0 })]);
+    expect(next!.physicalOffset).toBe(cut);
+    expect(next!.queueOffset).toBe(state.q0);
+    await again.store.close();
+  }
+
+  it('truncates a torn tail (file cut mid-record) exactly at that record', async () => {
+    const { t, head, tail, last, segment } = await crashedStore();
+    truncateSync(segment, (last.physicalOffset % 65536) + Math.floor(last.size / 2));
+    await expectCutAt(t, head, tail, last.physicalOffset);
+  });
+
+  it('truncates at a last record with flipped bytes', async () => {
+    const { t, head, tail, last, segment } = await crashedStore();
+    const bytes = readFileSync(segment);
+    const at = (last.physicalOffset % 65536) + last.size - 30; // in the properties
+    bytes[at]! ^= 0x5a;
+    bytes[at + 1]! ^= 0x5a;
+    writeFileSync(segment, bytes);
+    await expectCutAt(t, head, tail, last.physicalOffset);
+  });
+});
+
+describe('rebuilding from the commitlog', () => {
+  it('rebuilds deleted consume queues and index on start', async () => {
+    const t = tempStore('sluice-rebuild-');
+    cleanups.push(t.remove);
+    const store = t.open();
+    await store.start();
+    const results: AppendResult[] = [];
+    for (let b = 0; b < 40; b++) {
+      results.push(
+        ...(await store.appendBatch(
+          Array.from({ length: 10 }, (_, i) =>
+            message({ topic: `t${i % 3}`, queueId: i % 2, keys: [`k${b}`], tag: `g${i}` }),
+          ),
+        )),
+      );
+    }
+    const before = new Map<string, string[]>();
+    for (const topic of ['t0', 't1', 't2']) {
+      for (const q of [0, 1])
+        before.set(
+          `${topic}/${q}`,
+          (await readAll(store, topic, q)).map((r) => r.messageId),
+        );
+    }
+    await store.close();
+    rmSync(join(t.dir, 'consumequeue'), { recursive: true });
+    rmSync(join(t.dir, 'index'), { recursive: true });
+
+    const again = t.open();
+    await again.start();
+    cleanups.push(() => again.close());
+    expect(again.stats().recovery).toMatchObject({ abnormal: false, dispatchedFrom: 0 });
+    for (const topic of ['t0', 't1', 't2']) {
+      expect(again.queueIds(topic).sort()).toEqual([0, 1]);
+      for (const q of [0, 1]) {
+        expect((await readAll(again, topic, q)).map((r) => r.messageId)).toEqual(
+          before.get(`${topic}/${q}`),
+        );
+      }
+    }
+    const filtered = await again.read('t1', 1, 0, 100, { tags: new Set(['g1']) });
+    expect(filtered.records.length).toBe(40);
+    expect((await again.lookupByKey('t2', 'k17', 10)).length).toBe(3); // i = 2, 5, 8 of batch 17
+    expect((await again.lookupById('t2', results[5]!.messageId))?.physicalOffset).toBe(
+      results[5]!.physicalOffset,
+    );
+  });
+
+  it('starts cleanly without scanning when nothing lags', async () => {
+    const t = tempStore('sluice-clean-');
+    cleanups.push(t.remove);
+    const store = t.open(SMALL);
+    await store.start();
+    await store.appendBatch(Array.from({ length: 100 }, () => message()));
+    await store.close();
+    const again = t.open(SMALL);
+    await again.start();
+    cleanups.push(() => again.close());
+    expect(again.stats().recovery).toMatchObject({ abnormal: false, scannedRecords: 0 });
+    expect(again.maxOffset('T', 0)).toBe(100);
+  });
+});

@@ -1,0 +1,78 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { CommitLog } from '../../broker/store/commitlog.js';
+import { FlushService } from '../../broker/store/flush-service.js';
+import type { MessageStore } from '../../broker/store/index.js';
+import { Code, isSluiceError } from '../../common/errors.js';
+import { silentLogger } from '../../common/logger.js';
+import { waitFor } from '../harness/wait.js';
+import { message, type TempStore, tempStore } from './helpers.js';
+
+let cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c();
+  cleanups = [];
+});
+
+async function setup(options: object): Promise<{ t: TempStore; store: MessageStore }> {
+  const t = tempStore('sluice-flush-');
+  const store = t.open({ mapedFileSizeCommitLog: 1024 * 1024, ...options });
+  await store.start();
+  cleanups.push(t.remove, () => store.close());
+  return { t, store };
+}
+
+describe('flush', () => {
+  it('SYNC_FLUSH: concurrent appends share fdatasyncs (group commit) and are answered only once durable', async () => {
+    const { store } = await setup({ flushDiskType: 'SYNC_FLUSH' });
+    const before = store.stats().commitlogSyncs!;
+    const n = 300;
+    const durableAtAnswer: boolean[] = [];
+    await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        store.appendBatch([message({ body: Buffer.alloc(512, i) })]).then(([r]) => {
+          durableAtAnswer.push(store.stats().flushedPhysicalOffset >= r!.physicalOffset + r!.size);
+        }),
+      ),
+    );
+    const syncs = store.stats().commitlogSyncs! - before;
+    expect(durableAtAnswer).toHaveLength(n);
+    expect(durableAtAnswer.every(Boolean)).toBe(true);
+    expect(syncs).toBeGreaterThan(0);
+    expect(syncs).toBeLessThan(n / 5);
+  });
+
+  it('SYNC_FLUSH: a sync that does not finish in syncFlushTimeout fails the append with FLUSH_DISK_TIMEOUT', async () => {
+    // A disk that never completes an fdatasync cannot be produced for real; the flush service
+    // runs against a commitlog whose segment sync hangs.
+    const hung = { start: 0, end: 1 << 20, sync: () => new Promise<void>(() => undefined) };
+    const log = { writtenOffset: 0, lastWrittenStoreTimestamp: 0, segments: [hung] };
+    const flush = new FlushService(
+      log as unknown as CommitLog,
+      'SYNC_FLUSH',
+      500,
+      80,
+      silentLogger,
+    );
+    flush.start(0);
+    cleanups.push(() => flush.stop());
+    log.writtenOffset = 4096;
+    const started = performance.now();
+    const err = await new Promise<Error | undefined>((resolve) => flush.waitFor(4096, resolve));
+    const waited = performance.now() - started;
+    expect(isSluiceError(err, Code.MASTER_PERSISTENCE_TIMEOUT)).toBe(true);
+    expect(err?.message).toMatch(/FLUSH_DISK_TIMEOUT/);
+    expect(waited).toBeGreaterThanOrEqual(75);
+    expect(waited).toBeLessThan(2000);
+    expect(flush.pendingWaiters).toBe(0);
+    expect(flush.flushedOffset).toBe(0);
+  });
+
+  it('ASYNC_FLUSH: appends are answered once written and flushed in the background', async () => {
+    const { store } = await setup({ flushDiskType: 'ASYNC_FLUSH', flushIntervalCommitLog: 30 });
+    const results = await store.appendBatch(Array.from({ length: 50 }, () => message()));
+    const end = results.at(-1)!.physicalOffset + results.at(-1)!.size;
+    expect(store.stats().writtenPhysicalOffset).toBe(end);
+    await waitFor('background flush', () => store.stats().flushedPhysicalOffset === end, 5000, 10);
+    expect(store.stats().commitlogSyncs).toBeGreaterThan(0);
+  });
+});
