@@ -100,6 +100,9 @@ export function fail(name: string, err: unknown): never {
   process.exit(1);
 }
 
+/** Longest a clean shutdown may take before the process exits anyway. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 20_000;
+
 /** SIGINT / SIGTERM close the component once; a second signal exits at once. */
 export function onShutdown(logger: Logger, close: () => Promise<void>): void {
   let closing = false;
@@ -107,6 +110,10 @@ export function onShutdown(logger: Logger, close: () => Promise<void>): void {
     if (closing) process.exit(130);
     closing = true;
     logger.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      logger.error({ timeoutMs: DEFAULT_SHUTDOWN_TIMEOUT_MS }, 'shutdown took too long; exiting');
+      process.exit(1);
+    }, DEFAULT_SHUTDOWN_TIMEOUT_MS).unref();
     close().then(
       () => process.exit(0),
       (err: unknown) => {

@@ -22,8 +22,10 @@ import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MessagingServiceClient } from '../../common/generated/apache/rocketmq/v2/MessagingService.js';
 import type { Settings } from '../../common/generated/apache/rocketmq/v2/Settings.js';
+import { callUnary } from '../../common/grpc.js';
 import { encodeReceiptHandle } from '../../common/receipt-handle.js';
 import { messagingProto } from '../../gateway/grpc/messaging-proto.js';
+import { brokerClient } from '../harness/clients.js';
 import { type Cluster, startCluster } from '../harness/cluster.js';
 import { SdkClients } from './sdk-helpers.js';
 
@@ -270,6 +272,20 @@ describe('apache.rocketmq.v2 protocol edges', () => {
     });
     expect(consumer.settings.subscription.group.name).toBe('g');
     expect(consumer.settings.subscription.receive_batch_size).toBeGreaterThan(0);
+    expect(consumer.settings.subscription.fifo).toBe(false);
+
+    const broker = brokerClient(c.brokers[0]!.addr);
+    await callUnary(broker, broker.UpdateSubscriptionGroup as never, {
+      group_name: 'g-orderly',
+      consume_enable: true,
+      consume_message_orderly: true,
+    });
+    broker.close();
+    const orderly = await ask(md(), {
+      client_type: 'PUSH_CONSUMER',
+      subscription: { group: topic('g-orderly') },
+    });
+    expect(orderly.settings.subscription.fifo).toBe(true);
   });
 
   it('accepts and ignores an MQv2-HMAC-SHA1 authorization header (raw client and the official SDK)', async () => {

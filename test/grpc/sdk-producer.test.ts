@@ -6,6 +6,8 @@
  */
 import type { MessageView, TransactionChecker } from 'rocketmq-client-nodejs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { callUnary } from '../../common/grpc.js';
+import { brokerClient } from '../harness/clients.js';
 import { type Cluster, startCluster } from '../harness/cluster.js';
 import { waitFor } from '../harness/wait.js';
 import { bodies, receiveN, SdkClients, sdkDefinition } from './sdk-helpers.js';
@@ -82,6 +84,33 @@ describe('official Node.js SDK: producer', () => {
     });
     expect(bodies(got)).toEqual([...Array(10).keys()].map((i) => `fifo-${i}`));
     expect(got.every((m) => m.messageGroup === 'order-42')).toBe(true);
+  });
+
+  it('an orderly group gets a message group one message at a time, in order', async () => {
+    const broker = brokerClient(c.brokers[0]!.addr);
+    await callUnary(broker, broker.UpdateSubscriptionGroup as never, {
+      group_name: 'grpc-fifo-orderly',
+      consume_enable: true,
+      consume_message_orderly: true,
+      retry_max_times: 16,
+    });
+    broker.close();
+    const producer = await sdk.producer({ topic: 'grpc-fifo2' });
+    for (let i = 0; i < 3; i++) {
+      await producer.send({
+        topic: 'grpc-fifo2',
+        messageGroup: 'acct-7',
+        body: Buffer.from(`step-${i}`),
+      });
+    }
+    const consumer = await sdk.consumer('grpc-fifo-orderly', { 'grpc-fifo2': '*' });
+    for (let i = 0; i < 3; i++) {
+      const [m] = await receiveN(consumer, 1, 10_000);
+      expect(m?.body.toString()).toBe(`step-${i}`);
+      // The group's next message waits until this one is settled.
+      expect(await consumer.receive(32, 30_000)).toEqual([]);
+      await consumer.ack(m!);
+    }
   });
 
   it('delivers a delayed message at its delivery time, not before', async () => {
