@@ -2,9 +2,9 @@
  * Broker benchmark (`npx tsx bench/broker.ts`, `npm run bench:broker`).
  *
  * Starts a real name server and broker (ASYNC_FLUSH) as child processes and
- * measures through the internal gRPC API:
- *   1. send: 128 × 1 KiB per call, SEND_IN_FLIGHT calls in flight;
- *   2. pop + ack: batches of 32, POP_CONSUMERS consumers;
+ * measures through the internal gRPC API, from CLIENT_PROCS load processes:
+ *   1. send: 128 × 1 KiB per call, SEND_IN_FLIGHT calls in flight per process;
+ *   2. pop + ack: batches of 32, POP_CONSUMERS consumers per process;
  *   3. timers: TIMERS messages due within one window (default one minute),
  *      each delivery's lateness = receive time - due time (early = negative).
  * Beside each figure it prints the grpc-js ceiling measured in the same run: the
@@ -12,12 +12,27 @@
  * that answers without storing anything.
  *
  * Environment knobs: BENCH_SEND_MESSAGES, BENCH_POP_MESSAGES, BENCH_TIMERS,
- * BENCH_TIMER_WINDOW_MS, BENCH_SEND_IN_FLIGHT, BENCH_POP_CONSUMERS, BENCH_BROKER_ADDR (use
+ * BENCH_TIMER_WINDOW_MS, BENCH_SEND_IN_FLIGHT, BENCH_POP_CONSUMERS, BENCH_CLIENT_PROCS,
+ * BENCH_BROKER_ADDR (use
  * a running broker instead of starting one).
  */
 import { fork } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import { ArrivalNotifier } from '../broker/messaging/arrival-notifier.js';
+import type { BrokerContext } from '../broker/messaging/broker-context.js';
+import { ConsumeStateStore } from '../broker/messaging/consume-state-store.js';
+import { PopService } from '../broker/messaging/pop-service.js';
+import { SendService } from '../broker/messaging/send-service.js';
+import { TimerService } from '../broker/messaging/timer-service.js';
+import { TransactionService } from '../broker/messaging/transaction-service.js';
+import { ConsumerOffsetManager } from '../broker/metadata/consumer-offset-manager.js';
+import { SubscriptionGroupManager } from '../broker/metadata/subscription-group-manager.js';
+import { TopicConfigManager } from '../broker/metadata/topic-config-manager.js';
+import { BROKER_SCHEMA } from '../broker/options.js';
+import { createMessageStore } from '../broker/store/index.js';
+import { defaultsOf } from '../common/config/options.js';
 import type { BrokerClient } from '../common/generated/sluice/v1/Broker.js';
 import type { BrokerStatus__Output } from '../common/generated/sluice/v1/BrokerStatus.js';
 import type { Empty } from '../common/generated/sluice/v1/Empty.js';
@@ -27,9 +42,11 @@ import type { SendMessagesRequest } from '../common/generated/sluice/v1/SendMess
 import type { SendMessagesResponse__Output } from '../common/generated/sluice/v1/SendMessagesResponse.js';
 import type { StoredMessage } from '../common/generated/sluice/v1/StoredMessage.js';
 import { callUnary, GRPC_CHANNEL_OPTIONS } from '../common/grpc.js';
+import { silentLogger } from '../common/logger.js';
 import { sluiceProto } from '../common/proto.js';
 import { brokerClient } from '../test/harness/clients.js';
 import { startCluster } from '../test/harness/cluster.js';
+import { makeTempDir } from '../test/harness/tmp.js';
 
 const env = (k: string, d: number) => Number(process.env[k] ?? d);
 const SEND_BATCH = 128;
@@ -41,6 +58,8 @@ const TIMERS = env('BENCH_TIMERS', 100_000);
 const TIMER_WINDOW_MS = env('BENCH_TIMER_WINDOW_MS', 60_000);
 const SEND_IN_FLIGHT = env('BENCH_SEND_IN_FLIGHT', 8);
 const POP_CONSUMERS = env('BENCH_POP_CONSUMERS', 8);
+/** Load-generating processes for send and pop+ack (one Node process cannot saturate the broker). */
+const CLIENT_PROCS = env('BENCH_CLIENT_PROCS', 2);
 const TOPIC = 'bench_broker';
 const QUEUES = 8;
 
@@ -115,6 +134,53 @@ async function runEchoServer(): Promise<void> {
     ),
   );
   process.send?.({ port });
+}
+
+interface ClientJob {
+  addr: string;
+  kind: 'send' | 'pop';
+  total: number;
+  name: string;
+  group: string;
+}
+
+/** Child: runs one share of a load against addr and reports its Figure. */
+async function runClient(job: ClientJob): Promise<void> {
+  const client = brokerClient(job.addr);
+  const f =
+    job.kind === 'send'
+      ? await sendLoad(client, job.total, job.name)
+      : await popAckLoad(client, job.total, job.name, job.group);
+  client.close();
+  process.send?.(f);
+}
+
+/** Runs a load from CLIENT_PROCS processes at once; msgs/s is the sum over the wall time. */
+async function distributed(job: Omit<ClientJob, 'total'>, total: number): Promise<Figure> {
+  const start = performance.now();
+  const share = Math.ceil(total / CLIENT_PROCS);
+  const parts = await Promise.all(
+    Array.from(
+      { length: CLIENT_PROCS },
+      () =>
+        new Promise<Figure>((resolve, reject) => {
+          const child = fork(fileURLToPath(import.meta.url), [
+            '--client',
+            JSON.stringify({ ...job, total: share }),
+          ]);
+          child.once('message', (f: Figure) => resolve(f));
+          child.once('exit', (code) =>
+            code ? reject(new Error(`client exited ${code}`)) : undefined,
+          );
+        }),
+    ),
+  );
+  return {
+    name: job.name,
+    messages: parts.reduce((n, f) => n + f.messages, 0),
+    ms: performance.now() - start,
+    latencies: parts.flatMap((f) => f.latencies),
+  };
 }
 
 async function startEcho(): Promise<{ addr: string; stop(): void }> {
@@ -253,9 +319,125 @@ async function timerLoad(client: BrokerClient) {
   return { sent, received: lateness.length, early, lateness };
 }
 
+// ------------------------------------------------------------------ in process
+
+/**
+ * The broker's own send and pop+ack paths without gRPC (store, journal and
+ * messaging services wired as in broker/main.ts): what the broker can do when
+ * the transport is not the limit.
+ */
+async function inProcess(): Promise<Figure[]> {
+  const tmp = makeTempDir('sluice-bench-');
+  const options = {
+    ...defaultsOf(BROKER_SCHEMA),
+    storePathRootDir: tmp.path,
+    mapedFileSizeCommitLog: 256 * 1024 * 1024,
+    defaultTopicQueueNums: QUEUES,
+  };
+  const store = createMessageStore({
+    storePathRootDir: tmp.path,
+    mapedFileSizeCommitLog: options.mapedFileSizeCommitLog,
+    flushDiskType: 'ASYNC_FLUSH',
+  });
+  await store.start();
+  const states = new ConsumeStateStore({
+    dir: join(tmp.path, 'popstate'),
+    flushDiskType: 'ASYNC_FLUSH',
+    flushIntervalMs: options.flushIntervalCommitLog,
+    logger: silentLogger,
+  });
+  await states.open();
+  const ctx: BrokerContext = {
+    options,
+    brokerAddr: '127.0.0.1:10911',
+    store,
+    topics: new TopicConfigManager(tmp.path, options),
+    groups: new SubscriptionGroupManager(tmp.path, true, options.maxReconsumeTimes),
+    offsets: new ConsumerOffsetManager(tmp.path),
+    notifier: new ArrivalNotifier(),
+    logger: silentLogger,
+    clock: Date.now,
+    perm: () => 6,
+  };
+  const timer = new TimerService(ctx, states);
+  const transactions = new TransactionService(ctx, states);
+  const send = new SendService(ctx, timer, transactions);
+  const pop = new PopService(ctx, states);
+  await ctx.topics.upsert({ topic_name: TOPIC, read_queue_nums: QUEUES, write_queue_nums: QUEUES });
+  const body = Buffer.alloc(BODY_BYTES, 97);
+  const entries = () =>
+    Array.from({ length: SEND_BATCH }, () => ({
+      message: { topic: TOPIC, body, tag: '', keys: [], properties: {} },
+      queue_id: -1,
+    })) as unknown as Parameters<SendService['send']>[0];
+  const figures: Figure[] = [];
+  try {
+    let latencies: number[] = [];
+    let start = performance.now();
+    const total = SEND_MESSAGES;
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: SEND_IN_FLIGHT }, async () => {
+        while (next < total) {
+          next += SEND_BATCH;
+          const t0 = performance.now();
+          await send.send(entries());
+          latencies.push(performance.now() - t0);
+        }
+      }),
+    );
+    figures.push({
+      name: 'in-process send 128 (no gRPC)',
+      messages: next,
+      ms: performance.now() - start,
+      latencies,
+    });
+    latencies = [];
+    start = performance.now();
+    let got = 0;
+    await Promise.all(
+      Array.from({ length: POP_CONSUMERS }, async () => {
+        while (got < POP_MESSAGES) {
+          const t0 = performance.now();
+          const msgs = await pop.pop({
+            group: 'g',
+            topic: TOPIC,
+            queueId: -1,
+            max: POP_BATCH,
+            invisibleMs: 60_000,
+            waitMs: 0,
+            filter: '',
+          });
+          if (msgs.length === 0) break;
+          got += msgs.length;
+          await pop.ack(
+            'g',
+            TOPIC,
+            msgs.map((m) => m.receipt_handle ?? ''),
+          );
+          latencies.push(performance.now() - t0);
+        }
+      }),
+    );
+    figures.push({
+      name: 'in-process pop+ack 32 (no gRPC)',
+      messages: got,
+      ms: performance.now() - start,
+      latencies,
+    });
+  } finally {
+    await states.close();
+    await ctx.offsets.close();
+    await store.close();
+    tmp.remove();
+  }
+  return figures;
+}
+
 // ------------------------------------------------------------------ main
 
 async function main(): Promise<void> {
+  const local = process.env.BENCH_IN_PROCESS === '0' ? [] : await inProcess();
   const echo = await startEcho();
   // BENCH_BROKER_ADDR: measure a broker started elsewhere (e.g. under --cpu-prof).
   const external = process.env.BENCH_BROKER_ADDR;
@@ -293,19 +475,23 @@ async function main(): Promise<void> {
     await popAckLoad(broker, 10_000, 'warm-up', 'bench_warm');
     await sendLoad(echoClient, 10_000, 'warm-up');
 
-    const echoSend = await sendLoad(
-      echoClient,
+    const brokerAddr = external ?? cluster!.brokers[0]!.addr;
+    const echoSend = await distributed(
+      { addr: echo.addr, kind: 'send', name: 'grpc-js echo (send)', group: '' },
       Math.min(SEND_MESSAGES, 320_000),
-      'grpc-js echo (send)',
     );
-    const send = await sendLoad(broker, SEND_MESSAGES, 'send 128 × 1 KiB');
-    const echoPop = await popAckLoad(
-      echoClient,
+    const send = await distributed(
+      { addr: brokerAddr, kind: 'send', name: 'send 128 × 1 KiB', group: '' },
+      SEND_MESSAGES,
+    );
+    const echoPop = await distributed(
+      { addr: echo.addr, kind: 'pop', name: 'grpc-js echo (pop+ack)', group: 'g' },
       Math.min(POP_MESSAGES, 160_000),
-      'grpc-js echo (pop+ack)',
-      'g',
     );
-    const pop = await popAckLoad(broker, POP_MESSAGES, 'pop + ack 32', 'bench_pop');
+    const pop = await distributed(
+      { addr: brokerAddr, kind: 'pop', name: 'pop + ack 32', group: 'bench_pop' },
+      POP_MESSAGES,
+    );
     const stats1 = await callUnary<Empty, BrokerStatus__Output>(broker, broker.GetBrokerStatus, {});
     process.stdout.write(
       `\nTimers: ${TIMERS} due within ${TIMER_WINDOW_MS / 1000} s, window starts in 10 s …\n`,
@@ -341,6 +527,7 @@ async function main(): Promise<void> {
     row(echoPop);
     row(pop, echoPop);
     row(timers.sent);
+    for (const f of local) row(f);
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     process.stdout.write('\n');
     for (const r of rows)
@@ -363,8 +550,11 @@ async function main(): Promise<void> {
   }
 }
 
+const clientArg = process.argv.indexOf('--client');
 if (process.argv.includes('--echo-server')) {
   await runEchoServer();
+} else if (clientArg > 0) {
+  await runClient(JSON.parse(process.argv[clientArg + 1]!) as ClientJob);
 } else {
   await main();
 }

@@ -189,7 +189,7 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
   handlers = withSlaveReadAdvice(brokerHandlers(services), ha);
   topics.onChange(() => void registry.registerNow());
   registry.start();
-  ha.start(brokerAddr);
+  ha.start(brokerAddr, () => void registry.registerNow());
 
   const namesrvText = namesrvAddrs.length > 0 ? namesrvAddrs.join(';') : '(none)';
   process.stdout.write(

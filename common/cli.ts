@@ -28,6 +28,8 @@ export interface ComponentSpec<S extends Schema> {
   namesrvKey?: keyof S & string;
   /** Extra help text (examples). */
   examples?: string;
+  /** Component-specific flags, each setting one schema key (e.g. `--redis <url>` → redisUrl). */
+  flags?: readonly { flags: string; description: string; key: keyof S & string }[];
   start(options: OptionsOf<S>, logger: Logger): Promise<Running>;
 }
 
@@ -54,6 +56,7 @@ export function componentCommand<S extends Schema>(spec: ComponentSpec<S>): Comm
       'name server addresses, ";"-separated (env NAMESRV_ADDR)',
     );
   }
+  for (const f of spec.flags ?? []) program.option(f.flags, f.description);
   program.action(
     async (overrides: string[], flags: Record<string, string | boolean | undefined>) => {
       let loaded: LoadedOptions<S>;
@@ -61,15 +64,29 @@ export function componentCommand<S extends Schema>(spec: ComponentSpec<S>): Comm
         const file = flags.config as string | undefined;
         const key = spec.namesrvKey;
         const flagAddr = flags.namesrvAddr as string | undefined;
+        // Commander stores `--redis <url>` as `redis`: the first long flag, camel-cased.
+        const flagSettings = (): Record<string, string> => {
+          const out: Record<string, string> = {};
+          for (const f of spec.flags ?? []) {
+            const long = /--([a-z0-9-]+)/.exec(f.flags)?.[1] ?? '';
+            const value = flags[long.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase())];
+            if (typeof value === 'string') out[f.key] = value;
+          }
+          return out;
+        };
         loaded = loadOptions(spec.schema, {
           file,
           overrides,
-          explicit: key && flagAddr ? { [key]: flagAddr } : {},
+          explicit: { ...flagSettings(), ...(key && flagAddr ? { [key]: flagAddr } : {}) },
         });
         // NAMESRV_ADDR applies only when neither -n, the file nor an override set the key.
         const envAddr = process.env.NAMESRV_ADDR;
         if (key && !flagAddr && envAddr && loaded.sources[key] === undefined) {
-          loaded = loadOptions(spec.schema, { file, overrides, explicit: { [key]: envAddr } });
+          loaded = loadOptions(spec.schema, {
+            file,
+            overrides,
+            explicit: { ...flagSettings(), [key]: envAddr },
+          });
         }
       } catch (err) {
         fail(spec.name, err);

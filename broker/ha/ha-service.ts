@@ -3,7 +3,7 @@
  * SYNC_MASTER) serves the Replication stream and, when SYNC_MASTER, holds
  * sends until a slave acked them; a SLAVE follows its master. main.ts wires
  * it: `register` before the gRPC server binds, `start` once the broker's
- * address is known, `ctx.replication = ha`, `services.status = () =>
+ * address is known (with a way to re-register for a fresh master_addr), `ctx.replication = ha`, `services.status = () =>
  * ha.stats()`, the registry's master_addr into `setMasterAddr`.
  *
  * GetBrokerStatus stats (all values strings):
@@ -16,6 +16,7 @@
  *                haSyncWaiting            SYNC_MASTER sends waiting for an ack now
  *                haSyncTimeouts           … answered FLUSH_SLAVE_TIMEOUT so far
  *                haSyncSlaveNotAvailable  … answered SLAVE_NOT_AVAILABLE so far
+ *                haAckRoundTripMsP50/P99  data sent → acked by a slave, last 10 s
  *   slave        haMasterAddress          master replicated from ('' = unknown yet)
  *                haConnected              true while a stream is open
  *                haMasterMaxOffset        master's commitlog end, last heard
@@ -77,6 +78,12 @@ export class HaService implements ReplicationHook {
     this.clock = deps.clock ?? Date.now;
     this.isSync = options.brokerRole === 'SYNC_MASTER';
     const configDir = join(deps.rootDir, 'config');
+    if ((options.brokerRole === 'SLAVE') !== options.brokerId > 0) {
+      logger.warn(
+        { brokerRole: options.brokerRole, brokerId: options.brokerId },
+        'brokerId 0 is the master of its group and ids > 0 are slaves; this role and id disagree',
+      );
+    }
     if (options.brokerRole === 'SLAVE') {
       this.applier = new MetadataApplier({
         configDir,
@@ -114,8 +121,12 @@ export class HaService implements ReplicationHook {
     });
   }
 
-  /** Starts replication once the broker's own address is known. */
-  start(brokerAddr: string): void {
+  /**
+   * Starts replication once the broker's own address is known. A slave calls
+   * `refreshMaster` (re-register with the name servers, whose answer carries
+   * master_addr) while it has no working master.
+   */
+  start(brokerAddr: string, refreshMaster?: () => void): void {
     const master = this.master;
     if (master) {
       // Every record dispatched wakes the pumps at once (no waiting for their idle poll).
@@ -131,6 +142,7 @@ export class HaService implements ReplicationHook {
       clock: this.clock,
       brokerAddr,
       applyMetadata: (s) => applier.apply(s),
+      ...(refreshMaster ? { refreshMaster } : {}),
     });
     this.slave.start();
   }

@@ -17,6 +17,7 @@ import type { Status } from '../../common/generated/sluice/v1/Status.js';
 import type { Logger } from '../../common/logger.js';
 import type { BrokerOptions } from '../options.js';
 import type { MessageStore } from '../store/index.js';
+import { LagWindow } from './lag-window.js';
 import { encodeMetadata, type MetadataSnapshot } from './metadata-snapshot.js';
 import { SlaveAckWaiters } from './slave-ack-waiters.js';
 import { type SessionHost, SlaveSession } from './slave-session.js';
@@ -41,6 +42,8 @@ export class ReplicationMaster {
   private metadataVersion = 0;
   private metadataBusy = false;
   private timers: NodeJS.Timeout[] = [];
+  /** Data message → slave ack round trips, ms. */
+  readonly roundTrips = new LagWindow();
   /** SYNC_MASTER sends answered SLAVE_NOT_AVAILABLE. */
   slaveNotAvailable = 0;
 
@@ -57,6 +60,7 @@ export class ReplicationMaster {
       clock: deps.clock,
       metadata: () => ({ version: this.metadataVersion, data: this.metadataData }),
       onAck: (s) => this.waiters.advance(s.acked),
+      onRoundTrip: (ms) => this.roundTrips.record(ms),
       onClose: (s) => this.sessions.delete(s),
     };
   }
@@ -77,6 +81,8 @@ export class ReplicationMaster {
   serve(call: ServerDuplexStream<ReplicationAck__Output, ReplicationData>): void {
     const session = new SlaveSession(call, this.host);
     this.sessions.add(session);
+    // Metadata is only read while someone listens: bring it up to date for the newcomer.
+    void this.refreshMetadata();
   }
 
   /** New bytes were appended: wake every pump. */
@@ -109,7 +115,7 @@ export class ReplicationMaster {
   }
 
   private async refreshMetadata(): Promise<void> {
-    if (this.metadataBusy) return;
+    if (this.metadataBusy || this.sessions.size === 0) return;
     this.metadataBusy = true;
     try {
       const data = encodeMetadata(await this.deps.snapshot());
@@ -153,6 +159,9 @@ export class ReplicationMaster {
       haSyncSlaveNotAvailable: String(this.slaveNotAvailable),
     };
     if (live.length > 0) out.haReplicationLagBytes = String(Math.max(0, max - best));
+    const rtt = this.roundTrips.summary();
+    out.haAckRoundTripMsP50 = String(rtt.p50);
+    out.haAckRoundTripMsP99 = String(rtt.p99);
     return out;
   }
 

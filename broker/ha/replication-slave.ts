@@ -37,6 +37,13 @@ export const MIN_RETRY_DELAY_MS = 200;
 export const MAX_RETRY_DELAY_MS = 2_000;
 /** Bytes being written before the stream is paused, in batches of haTransferBatchSize. */
 const WRITE_WINDOW_BATCHES = 64;
+/**
+ * HTTP/2 receive window of the replication channel. The default 64 KiB makes
+ * the master wait for a WINDOW_UPDATE every 64 KiB, so any pause of this
+ * process stalls the stream; a wide window lets bursts through (memory stays
+ * bounded by it and by WRITE_WINDOW_BATCHES).
+ */
+export const REPLICATION_FLOW_CONTROL_WINDOW_BYTES = 16 * 1024 * 1024;
 
 export interface SlaveDeps {
   options: BrokerOptions;
@@ -46,6 +53,13 @@ export interface SlaveDeps {
   /** This broker's registered address (sent to the master for its stats). */
   brokerAddr: string;
   applyMetadata: (snapshot: ReturnType<typeof validateMetadata>) => Promise<unknown>;
+  /**
+   * Asks the name servers again who the master is (re-registers now); called
+   * when no master is known or its stream failed, at most every
+   * MAX_RETRY_DELAY_MS, so a master restarted on another address is found
+   * without waiting a whole registerBrokerInterval.
+   */
+  refreshMaster?: () => void;
 }
 
 interface PendingWrite {
@@ -66,6 +80,7 @@ export class ReplicationSlave {
   private connected = false;
   private reconnects = 0;
   private lastError = '';
+  private lastRefreshAt = 0;
   readonly lag = new LagWindow();
 
   constructor(private readonly deps: SlaveDeps) {}
@@ -98,6 +113,7 @@ export class ReplicationSlave {
     while (!this.closed) {
       const addr = this.master;
       if (!addr) {
+        this.refreshMaster();
         await this.wake.wait(MAX_RETRY_DELAY_MS);
         continue;
       }
@@ -114,9 +130,17 @@ export class ReplicationSlave {
       this.connected = false;
       if (this.closed) break;
       this.reconnects++;
+      if (!received) this.refreshMaster();
       delay = received ? MIN_RETRY_DELAY_MS : Math.min(delay * 2, MAX_RETRY_DELAY_MS);
       await this.wake.wait(delay);
     }
+  }
+
+  private refreshMaster(): void {
+    const now = this.deps.clock();
+    if (!this.deps.refreshMaster || now - this.lastRefreshAt < MAX_RETRY_DELAY_MS) return;
+    this.lastRefreshAt = now;
+    this.deps.refreshMaster();
   }
 
   private clientFor(addr: string): ReplicationClient {
@@ -125,7 +149,10 @@ export class ReplicationSlave {
       const Replication = sluiceProto().grpc.sluice.v1.Replication;
       this.client = {
         addr,
-        client: new Replication(addr, credentials.createInsecure(), GRPC_CHANNEL_OPTIONS),
+        client: new Replication(addr, credentials.createInsecure(), {
+          ...GRPC_CHANNEL_OPTIONS,
+          'grpc-node.flow_control_window': REPLICATION_FLOW_CONTROL_WINDOW_BYTES,
+        }),
       };
     }
     return this.client.client;

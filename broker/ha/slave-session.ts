@@ -43,6 +43,8 @@ export interface SessionHost {
   /** The current encoded metadata snapshot and its version (0 = none yet). */
   metadata(): { version: number; data: Buffer | undefined };
   onAck(session: SlaveSession): void;
+  /** Round trip of one data message: written to the stream → acked by the slave, ms. */
+  onRoundTrip(ms: number): void;
   onClose(session: SlaveSession): void;
 }
 
@@ -58,6 +60,8 @@ export class SlaveSession {
   acked = 0;
   lastHeardAt: number;
   private lastSentAt = 0;
+  /** [end offset, time sent] of data messages not acked yet, in offset order. */
+  private readonly unacked: Array<[number, number]> = [];
   private metadataSent = 0;
   private closed = false;
   readonly connectedAt: number;
@@ -94,6 +98,13 @@ export class SlaveSession {
     }
     if (ack.max_physical_offset > this.acked) {
       this.acked = Math.min(ack.max_physical_offset, this.sendOffset);
+      const now = this.host.clock();
+      let n = 0;
+      while (n < this.unacked.length && this.unacked[n]![0] <= this.acked) n++;
+      if (n > 0) {
+        this.host.onRoundTrip(now - this.unacked[n - 1]![1]);
+        this.unacked.splice(0, n);
+      }
       this.host.onAck(this);
       this.wake.notify();
     }
@@ -161,6 +172,7 @@ export class SlaveSession {
         if (data.length > 0) {
           const offset = this.sendOffset;
           this.sendOffset += data.length;
+          this.unacked.push([this.sendOffset, this.host.clock()]);
           await this.send({ offset, data, master_max_offset: store.maxPhysicalOffset() });
           continue;
         }

@@ -16,6 +16,7 @@ import {
   MAX_PROPERTIES_BYTES,
   MAX_TOPIC_BYTES,
   measureProperties,
+  recordHeaderBytes,
   recordSize,
   writeBlank,
   writeRecord,
@@ -40,11 +41,20 @@ export interface EncodedBatch {
   end: number;
 }
 
+/**
+ * Bodies at least this big are not copied into the encode buffer: the write
+ * takes them straight from the caller's buffer (see writeRecord).
+ */
+export const ZERO_COPY_BODY_BYTES = 4096;
+
 interface Run {
   start: number;
   first: number;
   last: number;
+  /** Bytes in the log (records of this run). */
   bytes: number;
+  /** Bytes in the encode buffer (records minus bodies written in place). */
+  encodedBytes: number;
   padding: number;
 }
 
@@ -139,6 +149,7 @@ export function encodeBatch(
   let segEnd = pos - (pos % segmentSize) + segmentSize;
   let runStart = pos;
   let runFirst = 0;
+  let encoded = 0;
   const runs: Run[] = [];
   for (let i = 0; i < n; i++) {
     const size = scratchSizes[i]!;
@@ -148,29 +159,41 @@ export function encodeBatch(
         first: runFirst,
         last: i,
         bytes: pos - runStart,
+        encodedBytes: encoded,
         padding: segEnd - pos,
       });
       pos = segEnd;
       segEnd += segmentSize;
       runStart = pos;
       runFirst = i;
+      encoded = 0;
     }
     scratchPositions[i] = pos;
     pos += size;
+    const bodyBytes = messages[i]!.body.length;
+    encoded += bodyBytes >= ZERO_COPY_BODY_BYTES ? size - bodyBytes : size;
   }
-  runs.push({ start: runStart, first: runFirst, last: n, bytes: pos - runStart, padding: 0 });
+  runs.push({
+    start: runStart,
+    first: runFirst,
+    last: n,
+    bytes: pos - runStart,
+    encodedBytes: encoded,
+    padding: 0,
+  });
   // 3. Assign queue offsets and encode each run into one buffer.
   const results: AppendResult[] = new Array(n);
   const jobs: WriteJob[] = [];
   for (const run of runs) {
     const segment = commitlog.segmentForWrite(run.start);
     const bufs: Buffer[] = [];
-    const region = run.bytes > 0 ? commitlog.ring.take(run.bytes) : undefined;
+    const region = run.encodedBytes > 0 ? commitlog.ring.take(run.encodedBytes) : undefined;
     if (region) {
       const buf = region.buf;
-      bufs.push(buf);
       const dv = new DataView(buf.buffer, buf.byteOffset, buf.length);
       let off = 0;
+      /** Start of the encode-buffer piece not yet handed to bufs. */
+      let piece = 0;
       for (let i = run.first; i < run.last; i++) {
         const m = messages[i]!;
         const size = scratchSizes[i]!;
@@ -180,7 +203,9 @@ export function encodeBatch(
           tx === SysFlag.TRANSACTION_PREPARED || tx === SysFlag.TRANSACTION_ROLLBACK
             ? 0
             : encoder.assignQueueOffset(m.topic, m.queueId);
-        writeRecord(
+        const inline = m.body.length < ZERO_COPY_BODY_BYTES;
+        const born = scratchBorn[i]!;
+        const used = writeRecord(
           buf,
           dv,
           off,
@@ -188,13 +213,20 @@ export function encodeBatch(
           m,
           scratchPropBytes[i]!,
           scratchTopics[i]!,
-          scratchBorn[i]!,
+          born,
           store,
           queueOffset,
           physicalOffset,
           storeTimestamp,
+          inline,
         );
-        off += size;
+        if (!inline) {
+          // header | caller's body | rest: three pieces of the same writev.
+          const headerEnd = off + recordHeaderBytes(born.v6, store.v6);
+          bufs.push(buf.subarray(piece, headerEnd), m.body);
+          piece = headerEnd;
+        }
+        off += used;
         const offsetMessageId = offsetMessageIdWithPrefix(encoder.offsetIdPrefix, physicalOffset);
         results[i] = {
           messageId: m.messageId || offsetMessageId,
@@ -205,6 +237,7 @@ export function encodeBatch(
           storeTimestamp,
         };
       }
+      if (off > piece) bufs.push(piece === 0 ? buf : buf.subarray(piece, off));
     }
     if (run.padding > 0) {
       const blank = Buffer.alloc(run.padding);

@@ -235,9 +235,15 @@ export function parseProperties(text: string): Record<string, string> {
 }
 
 /**
- * Writes one message record of exactly `size` bytes at buf[off…] (hot path:
- * the caller has measured topic and properties and parsed the hosts). `dv` is
- * a DataView over exactly `buf` (same offsets).
+ * Writes one message record of `size` bytes at buf[off…] (hot path: the caller
+ * has measured topic and properties and parsed the hosts). `dv` is a DataView
+ * over exactly `buf` (same offsets).
+ *
+ * With `inlineBody` false the body is left out: the bytes after the header go
+ * straight after it in `buf` (size − body bytes in all), and the caller writes
+ * header, the body buffer itself and the rest as three pieces of one writev —
+ * the same bytes on disk without copying a large body. Answers the bytes used
+ * in `buf`.
  */
 export function writeRecord(
   buf: Buffer,
@@ -252,7 +258,8 @@ export function writeRecord(
   queueOffset: number,
   physicalOffset: number,
   storeTimestamp: number,
-): void {
+  inlineBody = true,
+): number {
   const body = m.body;
   const sysFlag =
     ((m.sysFlag ?? 0) & ~(SysFlag.BORNHOST_V6 | SysFlag.STOREHOST_V6)) |
@@ -274,16 +281,27 @@ export function writeRecord(
   setInt64(dv, p + 4, m.preparedTransactionOffset ?? 0);
   dv.setInt32(p + 12, body.length);
   const bodyStart = p + 16;
-  buf.set(body, bodyStart);
-  p = bodyStart + body.length;
+  let tailStart = bodyStart;
+  if (inlineBody) {
+    buf.set(body, bodyStart);
+    tailStart += body.length;
+  }
+  p = tailStart;
   dv.setUint16(p, topic.length);
   p = copySmall(topic, buf, p + 2);
   dv.setUint16(p, propertiesBytes);
   if (propertiesBytes > 0) p = writeProperties(buf, p + 2, m);
   else p += 2;
-  const crcEnd = off + size - 4;
-  const crc = crc32Range(buf, bodyStart + body.length, crcEnd, crc32Range(buf, off, bodyStart));
-  dv.setUint32(crcEnd, crc);
+  const crc = inlineBody
+    ? crc32Range(buf, tailStart, p, crc32Range(buf, off, bodyStart))
+    : crc32Range(buf, off, p); // header and tail are contiguous here
+  dv.setUint32(p, crc);
+  return p + 4 - off;
+}
+
+/** Bytes of a record before its body (88 with IPv4 hosts). */
+export function recordHeaderBytes(bornV6: boolean, storeV6: boolean): number {
+  return 88 + (bornV6 ? HOST_V6 - HOST_V4 : 0) + (storeV6 ? HOST_V6 - HOST_V4 : 0);
 }
 
 function setInt64(dv: DataView, off: number, value: number): void {
@@ -365,7 +383,10 @@ interface Layout {
   propertiesLength: number;
 }
 
-/** Structural layout of the record at buf[off…] within `available` bytes, or a problem. */
+/**
+ * Structural layout of the record at buf[off…] within `available` bytes, or a
+ * problem. The answer is a shared object, valid until the next call.
+ */
 function layoutOf(buf: Buffer, off: number, available: number): Layout | string {
   if (available < RECORD_FIXED_BYTES)
     return `only ${available} bytes left, a record needs ${RECORD_FIXED_BYTES}`;
@@ -394,21 +415,37 @@ function layoutOf(buf: Buffer, off: number, available: number): Layout | string 
   if (propertiesAt + propertiesLength + 4 !== total) {
     return `lengths add up to ${propertiesAt + propertiesLength + 4}, totalSize says ${total}`;
   }
-  return {
-    sysFlag,
-    bornV6,
-    storeV6,
-    storeTimestampAt,
-    storeHostAt,
-    reconsumeAt,
-    bodyAt,
-    bodyLength,
-    topicAt,
-    topicLength,
-    propertiesAt,
-    propertiesLength,
-  };
+  // One shared object, filled in place: callers read it before any await (no garbage per record).
+  const l = LAYOUT;
+  l.sysFlag = sysFlag;
+  l.bornV6 = bornV6;
+  l.storeV6 = storeV6;
+  l.storeTimestampAt = storeTimestampAt;
+  l.storeHostAt = storeHostAt;
+  l.reconsumeAt = reconsumeAt;
+  l.bodyAt = bodyAt;
+  l.bodyLength = bodyLength;
+  l.topicAt = topicAt;
+  l.topicLength = topicLength;
+  l.propertiesAt = propertiesAt;
+  l.propertiesLength = propertiesLength;
+  return l;
 }
+
+const LAYOUT: Layout = {
+  sysFlag: 0,
+  bornV6: false,
+  storeV6: false,
+  storeTimestampAt: 0,
+  storeHostAt: 0,
+  reconsumeAt: 0,
+  bodyAt: 0,
+  bodyLength: 0,
+  topicAt: 0,
+  topicLength: 0,
+  propertiesAt: 0,
+  propertiesLength: 0,
+};
 
 /**
  * Validates the message record at buf[off…] (`available` bytes readable from
@@ -466,10 +503,16 @@ function prefixFor(storeHost: string): string {
 
 /**
  * Decodes the message record at buf[off…] (`available` bytes readable). The
- * body is a copy the caller owns. Checks structure, not CRCs (validateRecord
+ * body is a copy the caller owns. `expectedTopic`, when the bytes say exactly
+ * that, is reused instead of decoding a new string. Checks structure, not CRCs (validateRecord
  * does); throws MESSAGE_CORRUPTED when the structure is broken.
  */
-export function decodeRecord(buf: Buffer, off: number, available: number): StoredRecord {
+export function decodeRecord(
+  buf: Buffer,
+  off: number,
+  available: number,
+  expectedTopic?: string,
+): StoredRecord {
   const l = layoutOf(buf, off, available);
   if (typeof l === 'string') throw errors.messageCorrupted(`commitlog record is corrupt: ${l}`);
   // Properties: the store's own names go to their fields, the rest to `properties`
@@ -504,8 +547,12 @@ export function decodeRecord(buf: Buffer, off: number, available: number): Store
   const offsetMessageId = offsetMessageIdWithPrefix(prefixFor(storeHost), physicalOffset);
   const body = Buffer.allocUnsafe(l.bodyLength);
   buf.copy(body, 0, off + l.bodyAt, off + l.bodyAt + l.bodyLength);
+  const topicAt = off + l.topicAt;
   const record: StoredRecord = {
-    topic: buf.toString('utf8', off + l.topicAt, off + l.topicAt + l.topicLength),
+    topic:
+      expectedTopic !== undefined && sameAscii(buf, topicAt, l.topicLength, expectedTopic)
+        ? expectedTopic
+        : buf.toString('utf8', topicAt, topicAt + l.topicLength),
     queueId: buf.readInt32BE(off + OFF_QUEUE_ID),
     queueOffset: readInt64(buf, off + OFF_QUEUE_OFFSET),
     physicalOffset,
@@ -528,6 +575,13 @@ export function decodeRecord(buf: Buffer, off: number, available: number): Store
   };
   if (tagsCodeText !== undefined) record.tagsCode = BigInt(tagsCodeText);
   return record;
+}
+
+/** True when buf[at, at + len) is exactly the ASCII string s (then s can be reused, not decoded). */
+function sameAscii(buf: Buffer, at: number, len: number, s: string): boolean {
+  if (s.length !== len) return false;
+  for (let i = 0; i < len; i++) if (buf[at + i] !== s.charCodeAt(i)) return false;
+  return true;
 }
 
 function splitKeys(text: string): string[] {
@@ -568,7 +622,29 @@ export function newDispatchInfo(): DispatchInfo {
   };
 }
 
-/** Fills `out` from the (already validated) message record at buf[off…]. */
+/** Value of the store-owned property `name` in a properties string, or undefined. */
+function ownProperty(text: string, name: string, needle: string): string | undefined {
+  let at: number;
+  if (text.startsWith(name) && text.charCodeAt(name.length) === 1) {
+    at = name.length + 1;
+  } else {
+    const i = text.indexOf(needle);
+    if (i < 0) return undefined;
+    at = i + needle.length;
+  }
+  const end = text.indexOf(PROPERTY_SEPARATOR, at);
+  return text.slice(at, end < 0 ? text.length : end);
+}
+
+const NEEDLE_TAGS = `${PROPERTY_SEPARATOR}${PROPERTY_TAGS}${NAME_VALUE_SEPARATOR}`;
+const NEEDLE_KEYS = `${PROPERTY_SEPARATOR}${PROPERTY_KEYS}${NAME_VALUE_SEPARATOR}`;
+const NEEDLE_UNIQ_KEY = `${PROPERTY_SEPARATOR}${PROPERTY_UNIQ_KEY}${NAME_VALUE_SEPARATOR}`;
+const NEEDLE_TAGS_CODE = `${PROPERTY_SEPARATOR}${PROPERTY_TAGS_CODE}${NAME_VALUE_SEPARATOR}`;
+
+/**
+ * Fills `out` from the (already validated) message record at buf[off…]; looks
+ * up only the properties dispatch needs (no object of all of them).
+ */
 export function readDispatchInfo(
   buf: Buffer,
   off: number,
@@ -577,11 +653,13 @@ export function readDispatchInfo(
 ): void {
   const l = layoutOf(buf, off, available);
   if (typeof l === 'string') throw errors.messageCorrupted(`commitlog record is corrupt: ${l}`);
-  const props = parseProperties(
-    buf.toString('utf8', off + l.propertiesAt, off + l.propertiesAt + l.propertiesLength),
+  const text = buf.toString(
+    'utf8',
+    off + l.propertiesAt,
+    off + l.propertiesAt + l.propertiesLength,
   );
-  const keysText = props[PROPERTY_KEYS];
-  const tagsCodeText = props[PROPERTY_TAGS_CODE];
+  const keysText = ownProperty(text, PROPERTY_KEYS, NEEDLE_KEYS);
+  const tagsCodeText = ownProperty(text, PROPERTY_TAGS_CODE, NEEDLE_TAGS_CODE);
   out.size = buf.readInt32BE(off);
   out.topic = buf.toString('utf8', off + l.topicAt, off + l.topicAt + l.topicLength);
   out.queueId = buf.readInt32BE(off + OFF_QUEUE_ID);
@@ -589,9 +667,9 @@ export function readDispatchInfo(
   out.physicalOffset = readInt64(buf, off + OFF_PHYSICAL_OFFSET);
   out.sysFlag = l.sysFlag;
   out.storeTimestamp = readInt64(buf, off + l.storeTimestampAt);
-  out.tag = props[PROPERTY_TAGS] ?? '';
+  out.tag = ownProperty(text, PROPERTY_TAGS, NEEDLE_TAGS) ?? '';
   out.keys = keysText ? splitKeys(keysText) : [];
-  out.messageId = props[PROPERTY_UNIQ_KEY] ?? '';
+  out.messageId = ownProperty(text, PROPERTY_UNIQ_KEY, NEEDLE_UNIQ_KEY) ?? '';
   out.tagsCode = tagsCodeText === undefined ? undefined : BigInt(tagsCodeText);
 }
 

@@ -1,18 +1,24 @@
 /**
- * Commitlog recovery: scanning records from a known record boundary, and the
- * start-up decision of how much of the log is valid.
+ * Commitlog recovery: one scan that re-validates what may be damaged and
+ * re-dispatches what consume queues and index lack.
  *
  * Clean start (no abort file): the files were flushed and closed; the log ends
- * where the last segment's bytes end. Nothing is scanned.
+ * where the last segment's bytes end. Only records the consume queues or index
+ * lack (e.g. their directories were deleted) are scanned, to re-dispatch them.
  *
  * Abnormal start: bytes past the checkpoint's flushed offset may be torn or
  * corrupt. Every record from that safe point (or, without a usable checkpoint,
  * from the start of the last three segments, as RocketMQ does) is re-validated:
  * structure, its physical-offset field, body CRC and record CRC. The log is cut
- * at the first invalid record, and the cut is logged with its offset. Running
- * it again finds the same end, so recovering twice gives the same state.
+ * at the first invalid record there, and the cut is logged with its offset.
+ * Bytes before the safe point were flushed: a bad record there is logged and
+ * its segment skipped, never cut. Running it again finds the same end, so
+ * recovering twice gives the same state.
+ *
+ * The scan reads 4 MiB chunks with positioned reads, the next chunk in flight
+ * while the current one is parsed; a record cut by a chunk boundary is carried
+ * over to the next buffer.
  */
-import { errors } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { CommitLog } from './commitlog.js';
 import {
@@ -23,9 +29,12 @@ import {
   validateBlank,
   validateRecord,
 } from './commitlog-record.js';
+import type { CommitLogSegment } from './commitlog-segment.js';
 
 /** Bytes read per positioned read while scanning. */
-export const SCAN_CHUNK_BYTES = 8 * 1024 * 1024;
+export const SCAN_CHUNK_BYTES = 4 * 1024 * 1024;
+/** Room before each chunk for a record cut by the previous chunk's end. */
+const SCAN_CARRY_BYTES = 4 * 1024 * 1024 + 64 * 1024;
 /** Without a checkpoint, validation starts this many segments before the last one's end. */
 export const RECOVER_LAST_SEGMENTS = 3;
 
@@ -42,8 +51,8 @@ export interface ScanResult {
 }
 
 export interface ScanOptions {
-  /** Check both CRCs (always checked: structure and the physical-offset field). */
-  verifyCrc: boolean;
+  /** Records at or past this offset get both CRCs checked (structure is always checked). */
+  verifyFrom: number;
   /** Stop here (default: end of the files). */
   until?: number;
   /** Called for each valid message record; buf[off…off+size) is the record, valid only during the call. */
@@ -52,6 +61,16 @@ export interface ScanOptions {
   onBlank?: (segmentEnd: number) => void;
   /** Awaited after each chunk (lets callers write out what the records produced). */
   afterChunk?: () => Promise<void>;
+}
+
+interface Chunk {
+  buf: Buffer;
+  /** Index in buf of the first valid byte. */
+  at: number;
+  /** Valid bytes from `at`. */
+  len: number;
+  /** Physical offset of buf[at]. */
+  pos: number;
 }
 
 /**
@@ -64,15 +83,19 @@ export async function scanCommitLog(
   options: ScanOptions,
 ): Promise<ScanResult> {
   const until = Math.min(options.until ?? Number.POSITIVE_INFINITY, commitlog.fileEnd);
-  let buf = Buffer.allocUnsafe(SCAN_CHUNK_BYTES);
-  let pos = from;
   let records = 0;
   const fail = (offset: number, reason: string): ScanResult => ({
     end: offset,
     records,
     problem: { offset, reason },
   });
-  while (pos < until) {
+  let spare = Buffer.allocUnsafe(SCAN_CARRY_BYTES + SCAN_CHUNK_BYTES);
+  let current = Buffer.allocUnsafe(SCAN_CARRY_BYTES + SCAN_CHUNK_BYTES);
+  const readChunk = (seg: CommitLogSegment, buf: Buffer, pos: number, dataEnd: number) =>
+    seg.read(buf, SCAN_CARRY_BYTES, Math.min(SCAN_CHUNK_BYTES, dataEnd - pos), pos - seg.start);
+
+  let pos = from;
+  segments: while (pos < until) {
     const seg = commitlog.segmentFor(pos);
     if (!seg) return fail(pos, 'no segment holds this offset');
     const dataEnd = seg.start + seg.length;
@@ -81,101 +104,191 @@ export async function scanCommitLog(
       if (seg === commitlog.segments.at(-1)) break;
       return fail(pos, 'segment ends without a blank record');
     }
-    const want = Math.min(buf.length, dataEnd - pos);
-    const n = await seg.read(buf, 0, want, pos - seg.start);
-    let p = 0;
-    let grew = false;
-    while (p < n && pos + p < until) {
-      const here = pos + p;
-      const left = n - p;
-      if (left < BLANK_MIN_BYTES) {
-        if (here + left >= dataEnd) return fail(here, `torn: ${left} bytes left in the segment`);
-        break; // refill from here
-      }
-      const size = buf.readInt32BE(p);
-      const magic = buf.readUInt32BE(p + OFF_MAGIC);
-      if (magic === BLANK_MAGIC) {
-        const problem = validateBlank(buf, p, seg.end - here);
-        if (problem) return fail(here, problem);
-        if (dataEnd < seg.end) return fail(here, 'torn: blank record not fully written');
-        options.onBlank?.(seg.end);
-        p = seg.end - pos;
-        break;
-      }
-      if (magic !== MESSAGE_MAGIC)
-        return fail(here, size === 0 && magic === 0 ? 'zero bytes (torn write)' : 'bad magic');
-      if (size > left) {
-        if (size > 0 && here + size <= dataEnd && size + BLANK_MIN_BYTES <= seg.capacity) {
-          if (size > buf.length) {
-            buf = Buffer.allocUnsafe(size);
-            grew = true;
-          }
-          break; // refill from here, the whole record fits in the next read
+    const first = await readChunk(seg, current, pos, dataEnd);
+    if (first === 0) return fail(pos, 'read past the end of the file');
+    let chunk: Chunk = { buf: current, at: SCAN_CARRY_BYTES, len: first, pos };
+    for (;;) {
+      const nextPos = chunk.pos + chunk.len;
+      const next = nextPos < dataEnd ? readChunk(seg, spare, nextPos, dataEnd) : undefined;
+      // Parse whole records of this chunk.
+      const buf = chunk.buf;
+      const limit = chunk.at + chunk.len;
+      let p = chunk.at;
+      while (p < limit) {
+        const here = chunk.pos + (p - chunk.at);
+        if (here >= until) {
+          await next;
+          return { end: here, records, problem: undefined };
         }
-        return fail(here, `torn: record of ${size} bytes, ${dataEnd - here} written`);
+        const left = limit - p;
+        if (left < BLANK_MIN_BYTES) break;
+        const size = buf.readInt32BE(p);
+        const magic = buf.readUInt32BE(p + OFF_MAGIC);
+        if (magic === BLANK_MAGIC) {
+          await next;
+          const problem = validateBlank(buf, p, seg.end - here);
+          if (problem) return fail(here, problem);
+          if (dataEnd < seg.end) return fail(here, 'torn: blank record not fully written');
+          options.onBlank?.(seg.end);
+          pos = seg.end;
+          if (options.afterChunk) await options.afterChunk();
+          continue segments;
+        }
+        if (magic !== MESSAGE_MAGIC) {
+          await next;
+          return fail(here, size === 0 && magic === 0 ? 'zero bytes (torn write)' : 'bad magic');
+        }
+        if (size > left) {
+          if (
+            size < BLANK_MIN_BYTES ||
+            here + size > dataEnd ||
+            size + BLANK_MIN_BYTES > seg.capacity
+          ) {
+            await next;
+            return fail(here, `torn: record of ${size} bytes, ${dataEnd - here} written`);
+          }
+          if (size > SCAN_CARRY_BYTES) {
+            // Bigger than any carry-over: read it on its own, then restart the pipeline after it.
+            await next;
+            const whole = Buffer.allocUnsafe(size);
+            if ((await seg.read(whole, 0, size, here - seg.start)) < size) {
+              return fail(here, 'torn: record not fully written');
+            }
+            const problem = validateRecord(whole, 0, size, here, here >= options.verifyFrom);
+            if (problem) return fail(here, problem);
+            options.onRecord?.(whole, 0, size, here);
+            records++;
+            pos = here + size;
+            continue segments;
+          }
+          break; // carried over to the next chunk
+        }
+        const problem = validateRecord(buf, p, left, here, here >= options.verifyFrom);
+        if (problem) {
+          await next;
+          return fail(here, problem);
+        }
+        options.onRecord?.(buf, p, size, here);
+        records++;
+        p += size;
       }
-      const problem = validateRecord(buf, p, left, here, options.verifyCrc);
-      if (problem) return fail(here, problem);
-      options.onRecord?.(buf, p, size, here);
-      records++;
-      p += size;
+      const carry = limit - p;
+      const carryPos = chunk.pos + (p - chunk.at);
+      if (options.afterChunk) await options.afterChunk();
+      if (!next) {
+        if (carry > 0)
+          return fail(carryPos, `torn: ${carry} bytes of a record at the end of the data`);
+        pos = carryPos;
+        continue segments;
+      }
+      const n = await next;
+      if (n === 0) return fail(nextPos, 'read past the end of the file');
+      // The new data is in `spare`; the partial record goes right before it, then swap.
+      buf.copy(spare, SCAN_CARRY_BYTES - carry, p, limit);
+      const filled = spare;
+      spare = current;
+      current = filled;
+      chunk = { buf: current, at: SCAN_CARRY_BYTES - carry, len: carry + n, pos: carryPos };
     }
-    if (p === 0 && n > 0 && !grew)
-      throw errors.internal(`commitlog scan made no progress at ${pos}`);
-    if (n === 0) return fail(pos, 'read past the end of the file');
-    pos += p;
-    if (options.afterChunk) await options.afterChunk();
   }
   return { end: Math.min(pos, until), records, problem: undefined };
+}
+
+export interface RecoverOptions {
+  abnormal: boolean;
+  /** The checkpoint's flushed offset, if a checkpoint was read. */
+  checkpointOffset: number | undefined;
+  /** Where consume queues / index need records re-dispatched from (the end when nothing lags). */
+  dispatchFrom: number;
+  onRecord: NonNullable<ScanOptions['onRecord']>;
+  onBlank: NonNullable<ScanOptions['onBlank']>;
+  afterChunk: NonNullable<ScanOptions['afterChunk']>;
+  logger: Logger;
 }
 
 export interface CommitLogRecovery {
   /** Valid end of the log. */
   end: number;
-  /** Where re-validation started (the end when nothing was validated). */
+  /** Where CRC re-validation started (the end when nothing was validated). */
   validatedFrom: number;
+  /** Where the scan started. */
+  scannedFrom: number;
   truncatedBytes: number;
   records: number;
 }
 
 /**
- * Decides the valid end of the log and cuts what lies past it. `safeOffset`
- * is the checkpoint's flushed offset, if one was read.
+ * Decides the valid end of the log, cuts what lies past it, and passes every
+ * record from min(safe point, dispatchFrom) to `onRecord` in one scan.
  */
 export async function recoverCommitLog(
   commitlog: CommitLog,
-  abnormal: boolean,
-  safeOffset: number | undefined,
-  logger: Logger,
+  options: RecoverOptions,
 ): Promise<CommitLogRecovery> {
+  const { logger } = options;
   const fileEnd = commitlog.fileEnd;
-  if (!abnormal || commitlog.segments.length === 0) {
-    return { end: fileEnd, validatedFrom: fileEnd, truncatedBytes: 0, records: 0 };
-  }
   const segs = commitlog.segments;
-  const fallback = segs[Math.max(0, segs.length - RECOVER_LAST_SEGMENTS)]!.start;
-  let from =
-    safeOffset !== undefined && safeOffset >= commitlog.minOffset && safeOffset <= fileEnd
-      ? safeOffset
-      : fallback;
-  let result = await scanCommitLog(commitlog, from, { verifyCrc: true });
-  if (result.problem && result.problem.offset === from && from !== fallback && from > fallback) {
-    // The checkpoint's offset is not a record start here: distrust it.
-    logger.warn(
-      { checkpoint: from, fallback },
-      'recovery: checkpoint offset is not a valid record; scanning from an earlier segment',
-    );
-    from = fallback;
-    result = await scanCommitLog(commitlog, from, { verifyCrc: true });
+  let verifyFrom = fileEnd;
+  let fallback = fileEnd;
+  if (options.abnormal && segs.length > 0) {
+    fallback = segs[Math.max(0, segs.length - RECOVER_LAST_SEGMENTS)]!.start;
+    const cp = options.checkpointOffset;
+    verifyFrom = cp !== undefined && cp >= commitlog.minOffset && cp <= fileEnd ? cp : fallback;
   }
-  const end = result.end;
-  const truncatedBytes = fileEnd - end;
-  if (result.problem) {
+  let start = Math.max(commitlog.minOffset, Math.min(verifyFrom, options.dispatchFrom));
+  const scannedFrom = start;
+  let records = 0;
+  let end = fileEnd;
+  while (start < fileEnd) {
+    const result = await scanCommitLog(commitlog, start, {
+      verifyFrom,
+      onRecord: options.onRecord,
+      onBlank: options.onBlank,
+      afterChunk: options.afterChunk,
+    });
+    records += result.records;
+    const problem = result.problem;
+    if (!problem) {
+      end = result.end;
+      break;
+    }
+    if (problem.offset === verifyFrom && verifyFrom !== fallback && fallback < verifyFrom) {
+      // The checkpoint's offset is not a record start here: distrust it.
+      logger.warn(
+        { checkpoint: verifyFrom, fallback },
+        'recovery: checkpoint offset is not a valid record; validating from an earlier segment',
+      );
+      verifyFrom = fallback;
+      start = Math.min(start, fallback);
+      continue;
+    }
+    if (problem.offset < verifyFrom) {
+      // Flushed bytes are trusted: do not cut them; skip the rest of that segment.
+      const seg = commitlog.segmentFor(problem.offset);
+      logger.error(
+        { offset: problem.offset, reason: problem.reason },
+        'recovery: unreadable record before the checkpoint; skipping to the next segment',
+      );
+      if (!seg || seg.end >= fileEnd) {
+        end = fileEnd;
+        break;
+      }
+      start = seg.end;
+      continue;
+    }
+    end = problem.offset;
     logger.warn(
-      { offset: end, reason: result.problem.reason, truncatedBytes },
-      `recovery: commitlog truncated at offset ${end}: ${result.problem.reason}`,
+      { offset: end, reason: problem.reason, truncatedBytes: fileEnd - end },
+      `recovery: commitlog truncated at offset ${end}: ${problem.reason}`,
     );
+    break;
   }
-  if (end < fileEnd || result.problem) await commitlog.truncateTo(end);
-  return { end, validatedFrom: from, truncatedBytes, records: result.records };
+  if (end < fileEnd) await commitlog.truncateTo(end);
+  return {
+    end,
+    validatedFrom: Math.min(verifyFrom, end),
+    scannedFrom,
+    truncatedBytes: fileEnd - end,
+    records,
+  };
 }

@@ -31,7 +31,7 @@ const MAX_WRITE_BYTES = 16 * 1024 * 1024;
 /** Buffers in one writev at most (IOV_MAX on Linux). */
 const MAX_WRITE_BUFFERS = 1024;
 /** Encode ring for append batches. */
-export const DEFAULT_ENCODE_RING_BYTES = 32 * 1024 * 1024;
+export const DEFAULT_ENCODE_RING_BYTES = 16 * 1024 * 1024;
 
 /** Bytes to write at one position of one segment; `done` runs once they are in the file (or failed). */
 export interface WriteJob {
@@ -62,6 +62,7 @@ export class CommitLog {
   private queueHead = 0;
   private writing = false;
   private repair: Promise<void> | undefined;
+  private inflight: Promise<void> | undefined;
   private idleWaiters: Array<() => void> = [];
   /** Set when a failed write could not be rolled back; appends are refused from then on. */
   broken: Error | undefined;
@@ -161,6 +162,11 @@ export class CommitLog {
     if (!this.writing) void this.writeLoop();
   }
 
+  /** Resolves when the write in flight (if any) has finished; never fails. */
+  currentWrite(): Promise<void> {
+    return this.inflight ?? Promise.resolve();
+  }
+
   /** Resolves once every queued job has been written (or failed). */
   idle(): Promise<void> {
     if (!this.writing && this.queueHead >= this.queue.length) return Promise.resolve();
@@ -200,9 +206,16 @@ export class CommitLog {
               `commitlog write at ${first.position}, but the log ends at ${this.writtenOffset}`,
             );
           }
-          await seg.write(bufs, first.position - seg.start, bytes);
+          const write = seg.write(bufs, first.position - seg.start, bytes);
+          this.inflight = write.then(
+            () => undefined,
+            () => undefined,
+          );
+          await write;
+          this.inflight = undefined;
           if (isNewFile) await fsyncDirectory(this.dir);
         } catch (err) {
+          this.inflight = undefined;
           this.failQueued(err as Error);
           continue;
         }

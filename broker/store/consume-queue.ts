@@ -330,12 +330,21 @@ export class ConsumeQueue {
 
   /** The file holding queue offset q (created in memory when `create`). */
   private fileFor(q: number, create: boolean): CqFile | undefined {
+    // Files are sorted by start: binary search for the last one starting at or before q.
     const files = this.files;
-    for (let i = files.length - 1; i >= 0; i--) {
-      const f = files[i]!;
-      if (q >= f.start)
-        return q < f.start + this.entriesPerFile ? f : create ? this.addFile(q) : undefined;
+    let lo = 0;
+    let hi = files.length - 1;
+    let found: CqFile | undefined;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (files[mid]!.start <= q) {
+        found = files[mid];
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
     }
+    if (found && q < found.start + this.entriesPerFile) return found;
     return create ? this.addFile(q) : undefined;
   }
 

@@ -6,7 +6,7 @@
  * File layout, big-endian:
  *
  *    header (64 bytes)
- *      0  magic int32 0x534C4931 ("SLI1")   4  flags int32 (bit 0: sealed)
+ *      0  magic int32 0x534C4931 ("SLI1")   4  flags int32 (bit 0: sealed, bit 1: slots valid)
  *      8  beginTimestamp int64              16 endTimestamp int64
  *     24  beginPhyOffset int64              32 endPhyOffset int64
  *     40  slotCount int32                   44 maxEntries int32
@@ -23,12 +23,14 @@
  * Durability: entries are append-only and the header (count, endPhyOffset) is
  * written after the entries it covers, so after a crash the header describes a
  * valid prefix. The slot table of the file being filled lives in memory (Node
- * has no mmap) and is written once, when the file is sealed; an unsealed file's
- * slots are rebuilt from its entries at load. Sealed files keep nothing in
+ * has no mmap) and is written when the file is sealed, and at a clean close
+ * (flag bit 1, valid for the header's entryCount; the next flush clears it).
+ * After a crash an unsealed file's slots are rebuilt from its entries. Sealed files keep nothing in
  * memory: lookups read slots and entries with positioned reads.
  */
 
 import { unlink } from 'node:fs/promises';
+import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import {
@@ -44,6 +46,9 @@ export const INDEX_HEADER_BYTES = 64;
 export const INDEX_ENTRY_BYTES = 20;
 const INDEX_MAGIC = 0x534c4931;
 const FLAG_SEALED = 1;
+/** An unsealed file's slot table on disk is valid for the header's entryCount (written at clean close). */
+const FLAG_SLOTS_VALID = 2;
+const LITTLE_ENDIAN = endianness() === 'LE';
 const TWO_32 = 4294967296;
 /** Longest chain walked per lookup (guards against pathological files). */
 const MAX_CHAIN_STEPS = 100_000;
@@ -68,6 +73,8 @@ export class IndexFile {
   private writtenCount = 0;
   sealed = false;
   private sealWritten = false;
+  /** Set at open when a clean close left a valid slot table (load it instead of rebuilding). */
+  slotsOnDisk = false;
   /** Slot table while the file is being filled (and until its seal is written). */
   private slots: Int32Array | undefined;
   /** Entries writtenCount+1..count, not yet in the file. */
@@ -120,8 +127,10 @@ export class IndexFile {
       return undefined;
     }
     f.fd = fd;
-    f.sealed = (h.readInt32BE(4) & FLAG_SEALED) !== 0;
+    const flags = h.readInt32BE(4);
+    f.sealed = (flags & FLAG_SEALED) !== 0;
     f.sealWritten = f.sealed;
+    f.slotsOnDisk = !f.sealed && (flags & FLAG_SLOTS_VALID) !== 0;
     f.beginTimestamp = readInt64(h, 8);
     f.endTimestamp = readInt64(h, 16);
     f.endPhyOffset = readInt64(h, 32);
@@ -136,6 +145,17 @@ export class IndexFile {
 
   get hasSlotsInMemory(): boolean {
     return this.slots !== undefined;
+  }
+
+  /** Loads the slot table a clean close wrote (an unsealed file at load; see slotsOnDisk). */
+  async loadSlots(): Promise<void> {
+    const table = Buffer.allocUnsafe(this.slotCount * 4);
+    if ((await readAt(this.fd, table, 0, table.length, INDEX_HEADER_BYTES)) < table.length) {
+      await this.rebuildSlots();
+      return;
+    }
+    if (LITTLE_ENDIAN) table.swap32();
+    this.slots = new Int32Array(table.buffer, table.byteOffset, this.slotCount);
   }
 
   /** Rebuilds the in-memory slot table from the entries (an unsealed file at load). */
@@ -229,24 +249,36 @@ export class IndexFile {
     this.writtenCount = n;
   }
 
-  /** Writes entries, then (if sealed) the slot table, then the header; fdatasyncs. */
-  flush(): Promise<void> {
+  /**
+   * Writes entries, then (if sealed, or `persistSlots` at a clean close) the
+   * slot table, then the header; fdatasyncs. The header says the slot table is
+   * valid only when this flush wrote it: any later flush clears that again.
+   */
+  flush(persistSlots = false): Promise<void> {
     return this.serial(async () => {
       // Decided first: a file sealed before the snapshot takes no more entries, so the
       // snapshot is final; one sealed during this flush is sealed by the next flush.
       const sealing = this.sealed && !this.sealWritten;
+      const writeSlots = sealing || (persistSlots && !this.sealWritten && this.slots !== undefined);
       const through = this.endPhyOffset;
       const endTimestamp = this.endTimestamp;
       await this.writeEntries();
       const count = this.writtenCount;
       const fd = await this.ensureOpen();
-      if (sealing) {
+      if (writeSlots) {
         const slots = this.slots!;
         const table = Buffer.allocUnsafe(this.slotCount * 4);
-        for (let i = 0; i < this.slotCount; i++) table.writeInt32BE(slots[i]!, i * 4);
+        table.set(new Uint8Array(slots.buffer, slots.byteOffset, this.slotCount * 4));
+        if (LITTLE_ENDIAN) table.swap32();
         await writeAt(fd, table, INDEX_HEADER_BYTES);
       }
-      await writeAt(fd, this.header(count, through, endTimestamp, sealing || this.sealWritten), 0);
+      const flags =
+        sealing || this.sealWritten
+          ? FLAG_SEALED
+          : writeSlots && count === this.count
+            ? FLAG_SLOTS_VALID
+            : 0;
+      await writeAt(fd, this.header(count, through, endTimestamp, flags), 0);
       await fdatasync(fd);
       if (sealing) {
         this.sealWritten = true;
@@ -256,10 +288,10 @@ export class IndexFile {
     });
   }
 
-  private header(count: number, through: number, endTimestamp: number, sealed: boolean): Buffer {
+  private header(count: number, through: number, endTimestamp: number, flags: number): Buffer {
     const h = Buffer.alloc(INDEX_HEADER_BYTES);
     h.writeUInt32BE(INDEX_MAGIC, 0);
-    h.writeInt32BE(sealed ? FLAG_SEALED : 0, 4);
+    h.writeInt32BE(flags, 4);
     writeInt64(h, this.beginTimestamp, 8);
     writeInt64(h, endTimestamp, 16);
     writeInt64(h, this.beginPhyOffset, 24);

@@ -57,7 +57,8 @@ export class IndexService {
     for (let i = 0; i < this.files.length; i++) {
       const f = this.files[i]!;
       if (f.sealed) continue;
-      await f.rebuildSlots();
+      if (f.slotsOnDisk && i === this.files.length - 1) await f.loadSlots();
+      else await f.rebuildSlots();
       // A file followed by another was full: seal it (its slots get written at the next flush).
       if (i < this.files.length - 1) f.seal();
     }
@@ -183,6 +184,8 @@ export class IndexService {
 
   async close(): Promise<void> {
     await this.flush();
+    // A clean close keeps the active file's slot table, so the next start need not rebuild it.
+    await this.files.at(-1)?.flush(true);
     for (const f of this.files) await f.close();
   }
 }

@@ -38,6 +38,10 @@ export const SysFlag = {
 export interface MessageInput {
   topic: string;
   queueId: number;
+  /**
+   * The store may write large bodies straight from this buffer (no copy): do
+   * not modify it until appendBatch settles.
+   */
   body: Buffer;
   /** One tag; '' when none. Its hash goes into the consume queue entry. */
   tag: string;

@@ -1,11 +1,9 @@
 /**
- * Reads BrokerData.broker_addrs (`map<int64, string>`, broker id → address).
- * protobufjs decodes 64-bit map keys as 8-character "long hash" strings (the
- * id's 8 little-endian bytes), not as digits, so `broker_addrs[0]` finds
- * nothing; these helpers accept either form.
- *
- * The same logic lives in cli/admin/broker-addrs.ts, which the gateway may
- * not import; it belongs in common/ (asked of the lead).
+ * Reads BrokerData.broker_addrs (broker id → address; id 0 is the master).
+ * The map is `map<int32, string>`, whose keys protobufjs hands over as
+ * decimal strings; a `map<int64, string>` (as it was) comes as 8-character
+ * "long hash" strings instead. Both forms are accepted, so a name server
+ * speaking either works.
  */
 
 /** A map key as a broker id: digits, or protobufjs's 8-byte little-endian hash. */

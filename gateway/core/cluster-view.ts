@@ -37,7 +37,8 @@ export interface ClusterViewDeps {
 
 export class ClusterView {
   private cached: { at: number; masters: Promise<MasterBroker[]> } | undefined;
-  private orderly: { at: number; groups: Promise<ReadonlySet<string>> } | undefined;
+  /** Per group: whether it is orderly, as last looked up. */
+  private readonly orderly = new Map<string, { at: number; orderly: Promise<boolean> }>();
 
   constructor(private readonly deps: ClusterViewDeps) {}
 
@@ -91,10 +92,16 @@ export class ClusterView {
    */
   async isOrderlyGroup(group: string): Promise<boolean> {
     const now = (this.deps.clock ?? Date.now)();
-    if (!this.orderly || now - this.orderly.at > (this.deps.ttlMs ?? DEFAULT_CLUSTER_VIEW_TTL_MS)) {
-      this.orderly = { at: now, groups: this.loadOrderly() };
+    const hit = this.orderly.get(group);
+    if (hit && now - hit.at <= (this.deps.ttlMs ?? DEFAULT_CLUSTER_VIEW_TTL_MS)) return hit.orderly;
+    const orderly = this.loadOrderly().then((groups) => groups.has(group));
+    this.orderly.set(group, { at: now, orderly });
+    // Bounded: forget lookups older than the TTL once the map grows.
+    if (this.orderly.size > 1_000) {
+      for (const [g, v] of this.orderly)
+        if (now - v.at > (this.deps.ttlMs ?? DEFAULT_CLUSTER_VIEW_TTL_MS)) this.orderly.delete(g);
     }
-    return (await this.orderly.groups).has(group);
+    return orderly;
   }
 
   private async loadOrderly(): Promise<ReadonlySet<string>> {

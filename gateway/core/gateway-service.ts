@@ -130,7 +130,7 @@ export class GatewayService {
   private readonly batcher: SendBatcher;
   readonly faults: LatencyFaultTolerance;
   private readonly clock: () => number;
-  /** Receives currently waiting on brokers (for /metrics and shutdown). */
+  /** Receives and pulls currently waiting on brokers (for /metrics). */
   longPollsWaiting = 0;
 
   constructor(private readonly deps: GatewayServiceDeps) {
@@ -173,7 +173,8 @@ export class GatewayService {
   validate(messages: readonly Message[]): void {
     if (messages.length === 0) throw errors.badRequest('no message to send', { field: 'messages' });
     for (const m of messages) {
-      const size = m.body ? (m.body as Buffer).length : 0;
+      const body = m.body;
+      const size = typeof body === 'string' ? Buffer.byteLength(body) : (body?.length ?? 0);
       if (size === 0) throw errors.bodyEmpty();
       if (size > this.deps.maxMessageSize)
         throw errors.bodyTooLarge(size, this.deps.maxMessageSize);
@@ -272,7 +273,11 @@ export class GatewayService {
     try {
       res = await this.batcher.send(
         target.addr,
-        pending.map((i) => ({ message: { ...messages[i], topic }, queue_id: -1 })),
+        pending.map((i) => {
+          const m = messages[i]!;
+          // Copy only when the caller left the topic out (REST sets it already).
+          return { message: m.topic === topic ? m : { ...m, topic }, queue_id: -1 };
+        }),
       );
       this.faults.update(target.brokerName, this.clock() - started, false);
     } catch (err) {
@@ -478,16 +483,27 @@ export class GatewayService {
     checkTopicName(topic);
     checkGroupName(group);
     const results: Status__Output[] = new Array(handles.length);
+    // Verify every handle first, then look each broker up once (a batch names one or two).
+    const byBroker = new Map<string, number[]>();
+    handles.forEach((h, i) => {
+      try {
+        const { brokerName } = decodeReceiptHandle(h, this.deps.secret);
+        const list = byBroker.get(brokerName);
+        if (list) list.push(i);
+        else byBroker.set(brokerName, [i]);
+      } catch (err) {
+        results[i] = statusOf(err);
+      }
+    });
     const byAddr = new Map<string, number[]>();
     await Promise.all(
-      handles.map(async (h, i) => {
+      [...byBroker].map(async ([brokerName, idx]) => {
         try {
-          const { addr } = await this.brokerFor(topic, h);
-          const list = byAddr.get(addr);
-          if (list) list.push(i);
-          else byAddr.set(addr, [i]);
+          const addr = await this.addrOf(topic, brokerName);
+          byAddr.set(addr, [...(byAddr.get(addr) ?? []), ...idx]);
         } catch (err) {
-          results[i] = statusOf(err);
+          const status = statusOf(err);
+          for (const i of idx) results[i] = status;
         }
       }),
     );

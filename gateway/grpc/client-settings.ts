@@ -10,12 +10,12 @@ import type {
   Settings__Output,
 } from '../../common/generated/apache/rocketmq/v2/Settings.js';
 import {
+  BACKOFF_MULTIPLIER,
   CONSUMER_BACKOFF_INITIAL_MS,
   CONSUMER_BACKOFF_MAX_MS,
   type MessagingServiceOptions,
   PRODUCER_BACKOFF_INITIAL_MS,
   PRODUCER_BACKOFF_MAX_MS,
-  PRODUCER_BACKOFF_MULTIPLIER,
 } from './messaging-options.js';
 import { toDuration } from './proto-time.js';
 import { protocolErrors } from './protocol-errors.js';
@@ -47,7 +47,7 @@ function exponential(maxAttempts: number, initialMs: number, maxMs: number): Ret
     exponential_backoff: {
       initial: toDuration(initialMs),
       max: toDuration(maxMs),
-      multiplier: PRODUCER_BACKOFF_MULTIPLIER,
+      multiplier: BACKOFF_MULTIPLIER,
     },
   };
 }

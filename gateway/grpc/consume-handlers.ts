@@ -116,7 +116,7 @@ export function consumeHandlers(m: MessagingContext): ConsumeHandlers {
       const topic = checkTopicName(qualify(req.topic, ctx.namespace, 'topic'));
       if (req.entries.length === 0)
         throw errors.badRequest('an AckMessageRequest needs at least one entry');
-      const results = await m.service.ack(
+      const results = await m.acks.ack(
         topic,
         group,
         req.entries.map((e) => e.receipt_handle),

@@ -1,5 +1,6 @@
 /** What every MessagingService handler works with; built once in messaging-service.ts. */
 import type { Logger } from '../../common/logger.js';
+import type { AckCoalescer } from '../core/ack-coalescer.js';
 import type { ClusterView } from '../core/cluster-view.js';
 import type { GatewayService } from '../core/gateway-service.js';
 import type { OffsetQuery } from '../core/offset-query.js';
@@ -10,6 +11,8 @@ import type { MessagingServiceOptions } from './messaging-options.js';
 
 export interface MessagingContext {
   service: GatewayService;
+  /** Acks through here: concurrent acks of one group share broker RPCs. */
+  acks: AckCoalescer;
   routes: RouteResolver;
   cluster: ClusterView;
   transactions: TransactionService;

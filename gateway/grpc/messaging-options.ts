@@ -24,11 +24,11 @@ export const DEFAULT_MAX_DELIVERY_ATTEMPTS = 16;
 export const DEFAULT_ORPHAN_POLL_INTERVAL_MS = 1_000;
 /** Orphaned transactions taken from one broker per poll. */
 export const DEFAULT_ORPHAN_BATCH = 64;
-/** Producers retry a failed send after this, growing ×2 up to PRODUCER_BACKOFF_MAX_MS. */
+/** Producers retry a failed send after this, growing ×BACKOFF_MULTIPLIER up to PRODUCER_BACKOFF_MAX_MS. */
 export const PRODUCER_BACKOFF_INITIAL_MS = 10;
 export const PRODUCER_BACKOFF_MAX_MS = 1_000;
-export const PRODUCER_BACKOFF_MULTIPLIER = 2;
-/** Consumers wait this long before a failed message is offered again, growing ×2 up to the max. */
+export const BACKOFF_MULTIPLIER = 2;
+/** Consumers wait this long before a failed message is offered again, growing ×BACKOFF_MULTIPLIER up to the max. */
 export const CONSUMER_BACKOFF_INITIAL_MS = 1_000;
 export const CONSUMER_BACKOFF_MAX_MS = 60_000;
 

@@ -8,8 +8,9 @@
  *   QueryRoute, QueryAssignment → RouteResolver (brokers' endpoints = this gateway)
  *   SendMessage                 → GatewayService.send (FIFO groups pinned to one broker)
  *   ReceiveMessage              → GatewayService.receive (pop, long polling)
- *   AckMessage / ChangeInvisibleDuration / ForwardMessageToDeadLetterQueue
- *                               → GatewayService.ack / changeInvisible / deadLetter
+ *   AckMessage                  → AckCoalescer → GatewayService.ack (concurrent acks share RPCs)
+ *   ChangeInvisibleDuration / ForwardMessageToDeadLetterQueue
+ *                               → GatewayService.changeInvisible / deadLetter
  *   EndTransaction              → TransactionService.end → GatewayService.endTransaction
  *   Telemetry                   → client settings; OrphanDispatcher sends check-backs
  *   PullMessage, UpdateOffset, GetOffset → GatewayService.pull / commitOffsets / offsets
@@ -22,6 +23,7 @@
 import type { Server } from '@grpc/grpc-js';
 import type { MessagingServiceHandlers } from '../../common/generated/apache/rocketmq/v2/MessagingService.js';
 import type { Logger } from '../../common/logger.js';
+import { AckCoalescer } from '../core/ack-coalescer.js';
 import type { BrokerPool } from '../core/broker-pool.js';
 import { ClusterView } from '../core/cluster-view.js';
 import type { GatewayService } from '../core/gateway-service.js';
@@ -79,6 +81,7 @@ export function createMessagingService(deps: MessagingServiceDeps): MessagingSer
   const registry = new ClientRegistry();
   const ctx: MessagingContext = {
     service: deps.service,
+    acks: new AckCoalescer((topic, group, handles) => deps.service.ack(topic, group, handles)),
     routes: deps.routes,
     cluster,
     transactions,

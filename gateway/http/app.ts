@@ -10,6 +10,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { errors } from '../../common/errors.js';
 import type { AppDeps } from './deps.js';
+import { headersOf } from './headers.js';
 import { problemResponse } from './problem.js';
 import { mountAdmin } from './routes/admin.js';
 import { mountConsume } from './routes/consume.js';
@@ -47,7 +48,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     // Only browsers send Origin; skipping the rest keeps responses on
     // @hono/node-server's fast path (no header rewriting after the handler).
     app.use('*', (c, next) =>
-      c.req.header('origin') === undefined ? next() : corsMiddleware(c, next),
+      headersOf(c).get('origin') == null ? next() : corsMiddleware(c, next),
     );
   }
   // Request size limit. A declared length is checked from the header alone:
@@ -61,12 +62,10 @@ export function createApp(deps: AppDeps): OpenAPIHono {
     );
   const chunkedLimit = bodyLimit({ maxSize: deps.maxRequestBytes, onError: tooLarge });
   app.use('/v1/*', async (c, next) => {
-    const length = c.req.header('content-length');
-    if (length !== undefined && c.req.header('transfer-encoding') === undefined) {
-      if (Number(length) > deps.maxRequestBytes) return tooLarge(c);
-      return next();
-    }
-    if (c.req.header('transfer-encoding') !== undefined) return chunkedLimit(c, next);
+    const headers = headersOf(c);
+    if (headers.get('transfer-encoding') != null) return chunkedLimit(c, next);
+    const length = headers.get('content-length');
+    if (length != null && Number(length) > deps.maxRequestBytes) return tooLarge(c);
     return next();
   });
 

@@ -4,6 +4,7 @@ import { Code, codeName, errors } from '../../common/errors.js';
 import type { Message } from '../../common/generated/sluice/v1/Message.js';
 import type { StoredMessage__Output } from '../../common/generated/sluice/v1/StoredMessage.js';
 import type { SendOutcome } from '../core/gateway-service.js';
+import type { HeaderView } from './headers.js';
 import type { DeliveredMessageSchema, SendMessageSchema, SendResultSchema } from './schemas.js';
 import { SendHeadersSchema } from './schemas.js';
 import { parse } from './validate.js';
@@ -55,15 +56,15 @@ export function toMessage(
 }
 
 /** True when the request uses raw mode: a non-JSON content type, or any x-mq-* header. */
-export function isRawSend(headers: Headers): boolean {
+export function isRawSend(headers: HeaderView): boolean {
   const type = headers.get('content-type') ?? '';
   if (!/^application\/json\b/i.test(type.trim())) return true;
-  for (const name of headers.keys()) if (name.startsWith('x-mq-')) return true;
+  for (const [name] of headers) if (name.startsWith('x-mq-')) return true;
   return false;
 }
 
 /** A raw-mode message: the body as is, attributes from x-mq-* headers. */
-export function rawToMessage(body: Buffer, headers: Headers, now = Date.now()): Message {
+export function rawToMessage(body: Buffer, headers: HeaderView, now = Date.now()): Message {
   const h = parse(
     SendHeadersSchema,
     {
@@ -114,34 +115,42 @@ export function toDeliveredJson(m: StoredMessage__Output): z.infer<typeof Delive
     body = msg.body.toString('base64');
     bodyEncoding = 'base64';
   }
-  return {
+  // Built field by field: this runs once per delivered message on the hot path.
+  const out: z.infer<typeof DeliveredMessageSchema> = {
     messageId: msg.message_id,
     topic: msg.topic,
     body,
     bodyEncoding,
-    ...(msg.tag ? { tag: msg.tag } : {}),
     keys: msg.keys,
     properties: msg.properties,
-    ...(msg.message_group ? { messageGroup: msg.message_group } : {}),
     queueId: m.queue_id,
     offset: m.queue_offset,
     bornTimestamp: msg.born_timestamp_ms,
     storeTimestamp: m.store_timestamp_ms,
     deliveryAttempt: m.delivery_attempt,
-    ...(m.receipt_handle ? { receiptHandle: m.receipt_handle } : {}),
     broker: m.broker_name,
   };
+  if (msg.tag) out.tag = msg.tag;
+  if (msg.message_group) out.messageGroup = msg.message_group;
+  if (m.receipt_handle) out.receiptHandle = m.receipt_handle;
+  return out;
 }
 
+/** A send result as JSON. Built field by field: this runs once per message on the hot path. */
 export function sendResultJson(r: SendOutcome): z.infer<typeof SendResultSchema> {
-  return {
-    ...(r.messageId ? { messageId: r.messageId } : {}),
+  const out: z.infer<typeof SendResultSchema> = {
     status: codeName(r.status.code),
     code: r.status.code,
-    ...(r.status.code !== Code.OK ? { message: r.status.message } : {}),
-    ...(r.broker ? { broker: r.broker, queueId: r.queueId, offset: r.offset } : {}),
-    ...(r.transactionId ? { transactionId: r.transactionId } : {}),
   };
+  if (r.messageId) out.messageId = r.messageId;
+  if (r.status.code !== Code.OK) out.message = r.status.message;
+  if (r.broker) {
+    out.broker = r.broker;
+    out.queueId = r.queueId;
+    out.offset = r.offset;
+  }
+  if (r.transactionId) out.transactionId = r.transactionId;
+  return out;
 }
 
 export function entryStatusJson(s: { code: number; message: string }): {

@@ -114,4 +114,15 @@ describe('push-back, no broker, coalescing (fake brokers)', () => {
     expect(r.json.code).toBe(Code.HA_NOT_AVAILABLE);
     await waitFor('not ready', async () => (await a.get('/readyz')).status === 503);
   });
+
+  it('is not ready while no name server answers', async () => {
+    await f.cluster.namesrvs[0]!.kill('SIGKILL');
+    const r = await waitFor('not ready', async () => {
+      const x = await a.get('/readyz');
+      return x.json?.namesrv === false ? x : undefined;
+    });
+    expect(r.status).toBe(503);
+    expect(r.json).toEqual({ ready: false, namesrv: false, broker: false });
+    expect((await a.get('/healthz')).status).toBe(200);
+  });
 });

@@ -132,6 +132,60 @@ describe('apache.rocketmq.v2 protocol edges', () => {
     expect(unknown[0].status.code).toBe('TOPIC_NOT_FOUND');
   });
 
+  it('pulls by offset and keeps a group offset (QueryOffset, PullMessage, UpdateOffset, GetOffset)', async () => {
+    for (let i = 0; i < 6; i++) {
+      const sent: any = await call(client, 'SendMessage', {
+        messages: [msg('edge-pull', Buffer.from(`p${i}`))],
+      });
+      expect(sent.status.code).toBe('OK');
+    }
+    const route: any = await call(client, 'QueryRoute', { topic: topic('edge-pull') });
+    const queues = route.message_queues.filter((q: any) => q.permission !== 'NONE');
+    const group = topic('edge-puller');
+    const seen: string[] = [];
+    for (const q of queues) {
+      const mq = { topic: q.topic, id: q.id, broker: q.broker };
+      const begin: any = await call(client, 'QueryOffset', {
+        message_queue: mq,
+        query_offset_policy: 'BEGINNING',
+      });
+      const end: any = await call(client, 'QueryOffset', {
+        message_queue: mq,
+        query_offset_policy: 'END',
+      });
+      expect(begin.status.code).toBe('OK');
+      const responses: any[] = [];
+      for await (const r of client.PullMessage(
+        {
+          group,
+          message_queue: mq,
+          offset: begin.offset,
+          batch_size: 32,
+          long_polling_timeout: { seconds: 0 },
+        } as never,
+        md(),
+        { deadline: Date.now() + 10_000 },
+      )) {
+        responses.push(r);
+      }
+      const messages = responses.filter((r) => r.message).map((r) => r.message.body.toString());
+      expect(messages).toHaveLength(end.offset - begin.offset);
+      seen.push(...messages);
+      expect(responses.at(-1).next_offset).toBe(end.offset);
+      const noOffset: any = await call(client, 'GetOffset', { group, message_queue: mq });
+      expect(noOffset.status.code).toBe('OFFSET_NOT_FOUND');
+      const updated: any = await call(client, 'UpdateOffset', {
+        group,
+        message_queue: mq,
+        offset: end.offset,
+      });
+      expect(updated.status.code).toBe('OK');
+      const got: any = await call(client, 'GetOffset', { group, message_queue: mq });
+      expect(got).toMatchObject({ status: { code: 'OK' }, offset: end.offset });
+    }
+    expect(seen.sort()).toEqual(['p0', 'p1', 'p2', 'p3', 'p4', 'p5']);
+  });
+
   it('a bad receipt handle is INVALID_RECEIPT_HANDLE (garbled, forged, on ack and on change-invisible)', async () => {
     const forged = encodeReceiptHandle(
       {

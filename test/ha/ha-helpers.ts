@@ -7,7 +7,10 @@ import { createHash } from 'node:crypto';
 import { closeSync, openSync, readdirSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BrokerClient } from '../../common/generated/sluice/v1/Broker.js';
+import type { Empty } from '../../common/generated/sluice/v1/Empty.js';
 import type { PullMessagesResponse__Output } from '../../common/generated/sluice/v1/PullMessagesResponse.js';
+import type { SendMessagesRequest } from '../../common/generated/sluice/v1/SendMessagesRequest.js';
+import type { SendMessagesResponse__Output } from '../../common/generated/sluice/v1/SendMessagesResponse.js';
 import type { SendResult__Output } from '../../common/generated/sluice/v1/SendResult.js';
 import type { TopicConfigList__Output } from '../../common/generated/sluice/v1/TopicConfigList.js';
 import { callUnary } from '../../common/grpc.js';
@@ -36,7 +39,7 @@ export class HaClient {
   }
 
   async send(topic: string, bodies: string[], timeoutMs = 10_000): Promise<SendResult__Output[]> {
-    const res = await callUnary<unknown, { results: SendResult__Output[] }>(
+    const res = await callUnary<SendMessagesRequest, SendMessagesResponse__Output>(
       this.client,
       this.client.SendMessages,
       {
@@ -69,7 +72,7 @@ export class HaClient {
   }
 
   async topics(): Promise<string[]> {
-    const res = await callUnary<unknown, TopicConfigList__Output>(
+    const res = await callUnary<Empty, TopicConfigList__Output>(
       this.client,
       this.client.GetAllTopicConfig,
       {},

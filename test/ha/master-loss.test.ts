@@ -65,7 +65,9 @@ async function loseMasterA(c: Cluster, topic: string): Promise<LossOutcome> {
   const slave = new HaClient(a1.addr);
   try {
     const slaveEnd = Number((await statsOf(a1.addr)).maxPhysicalOffset);
-    const onSlave = new Set(await slave.readAll(`${topic}A`, HA_BROKER_CONFIG.defaultTopicQueueNums));
+    const onSlave = new Set(
+      await slave.readAll(`${topic}A`, HA_BROKER_CONFIG.defaultTopicQueueNums),
+    );
     const missing = [...statsA.acked.keys()].filter((b) => !onSlave.has(b));
     return {
       ackedA: statsA.acked.size,

@@ -1,13 +1,16 @@
 /**
- * Replication basics with real processes: SYNC_MASTER refuses without a
- * slave, answers once a slave has the bytes, the slave's commitlog is a byte
- * copy, consume queues are rebuilt, metadata follows, sends to a slave are
- * refused, and a second slave catches up from zero.
+ * Replication basics with real processes, one SYNC_MASTER and slaves added
+ * one by one: without a slave a send answers SLAVE_NOT_AVAILABLE (stored
+ * anyway); a new slave catches up from zero byte for byte, with consume
+ * queues and metadata; several slaves follow one master and any of them
+ * acks; a connected slave that stops acking gives FLUSH_SLAVE_TIMEOUT;
+ * slaves refuse sends; groups, offsets and timer progress reach the slave.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code } from '../../common/errors.js';
-import { type Cluster, startCluster } from '../harness/cluster.js';
+import { callUnary } from '../../common/grpc.js';
+import { type Cluster, Node, startCluster, TEST_BROKER_DEFAULTS } from '../harness/cluster.js';
 import { waitFor } from '../harness/wait.js';
 import {
   commitlogChecksum,
@@ -18,9 +21,52 @@ import {
   waitCaughtUp,
 } from './ha-helpers.js';
 
-describe('replication: SYNC_MASTER with slaves', () => {
+const SLAVE_TIMEOUT_MS = 1_500;
+
+describe('replication: one SYNC_MASTER, slaves added one by one', () => {
   let c: Cluster;
   let master: HaClient;
+  const slaves: Node[] = [];
+  const sent: string[] = [];
+
+  async function startSlave(id: number): Promise<Node> {
+    const label = `broker-a-${id}`;
+    const n = new Node(
+      label,
+      'mqbroker',
+      [
+        '-n',
+        c.namesrvAddr,
+        'brokerName=broker-a',
+        `brokerId=${id}`,
+        'brokerRole=SLAVE',
+        `storePathRootDir=${join(c.dir, label)}`,
+        ...Object.entries({ ...TEST_BROKER_DEFAULTS, ...HA_BROKER_CONFIG }).map(
+          ([k, v]) => `${k}=${v}`,
+        ),
+      ],
+      'listenPort',
+      join(c.dir, `${label}.log`),
+    );
+    await n.start();
+    slaves.push(n);
+    return n;
+  }
+
+  async function sendOk(n: number, prefix: string): Promise<void> {
+    const bodies = Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
+    for (let i = 0; i < n; i += 50) {
+      const results = await master.send('HaSync', bodies.slice(i, i + 50));
+      for (const r of results) expect(r.status?.code).toBe(OK);
+    }
+    sent.push(...bodies);
+  }
+
+  function expectSameBytes(slaveId: number, end: number): void {
+    expect(commitlogChecksum(join(c.dir, `broker-a-${slaveId}`), 0, end)).toBe(
+      commitlogChecksum(join(c.dir, 'broker-a-0'), 0, end),
+    );
+  }
 
   beforeAll(async () => {
     c = await startCluster({
@@ -29,7 +75,7 @@ describe('replication: SYNC_MASTER with slaves', () => {
           name: 'broker-a',
           id: 0,
           role: 'SYNC_MASTER',
-          config: { ...HA_BROKER_CONFIG, slaveTimeout: 2_000 },
+          config: { ...HA_BROKER_CONFIG, slaveTimeout: SLAVE_TIMEOUT_MS },
         },
       ],
     });
@@ -38,83 +84,177 @@ describe('replication: SYNC_MASTER with slaves', () => {
 
   afterAll(async () => {
     master?.close();
+    for (const s of slaves) {
+      if (s.child.running) process.kill(s.child.pid!, 'SIGCONT');
+      await s.stop();
+      s.child.dispose();
+    }
     await c?.close();
   });
 
-  it('answers SLAVE_NOT_AVAILABLE while no slave is connected (the message is stored anyway)', async () => {
-    const results = await master.send('HaNoSlave', ['lonely']);
-    expect(results[0]!.status?.code).toBe(Code.HA_NOT_AVAILABLE);
-    expect(results[0]!.status?.message).toMatch(/SLAVE_NOT_AVAILABLE/);
+  it('answers SLAVE_NOT_AVAILABLE while no slave is connected; the message is stored anyway', async () => {
+    const bodies = Array.from({ length: 300 }, (_, i) => `early-${i}`);
+    const results = await master.send('HaSync', bodies);
+    for (const r of results) {
+      expect(r.status?.code).toBe(Code.HA_NOT_AVAILABLE);
+      expect(r.status?.message).toMatch(/SLAVE_NOT_AVAILABLE/);
+      expect(r.physical_offset).toBeGreaterThanOrEqual(0);
+    }
+    sent.push(...bodies);
     const stats = await statsOf(master.addr);
     expect(stats.haRole).toBe('SYNC_MASTER');
     expect(stats.haConnectedSlaves).toBe('0');
-    expect(Number(stats.haSyncSlaveNotAvailable)).toBeGreaterThan(0);
+    expect(stats.haSyncSlaveNotAvailable).toBe('1');
   });
 
-  it('replicates to a new slave from zero, byte for byte, then answers sends OK', async () => {
-    const { Node } = await import('../harness/cluster.js');
-    const slave = new Node(
-      'broker-a-1',
-      'mqbroker',
-      [
-        '-n',
-        c.namesrvAddr,
-        'brokerName=broker-a',
-        'brokerId=1',
-        'brokerRole=SLAVE',
-        `storePathRootDir=${join(c.dir, 'broker-a-1')}`,
-        'mapedFileSizeCommitLog=16777216',
-        'mapedFileSizeConsumeQueue=60000',
-        ...Object.entries(HA_BROKER_CONFIG).map(([k, v]) => `${k}=${v}`),
-      ],
-      'listenPort',
-      join(c.dir, 'broker-a-1.log'),
-    );
-    await slave.start();
-    try {
-      await waitFor('slave connected', async () => {
-        const s = await statsOf(master.addr);
-        return s.haInSyncSlaves === '1' || undefined;
-      });
-      const bodies = Array.from({ length: 500 }, (_, i) => `m-${i}`);
-      for (let i = 0; i < bodies.length; i += 50) {
-        const results = await master.send('HaSync', bodies.slice(i, i + 50));
-        for (const r of results) expect(r.status?.code).toBe(OK);
-      }
-      const end = await waitCaughtUp(master.addr, slave.addr);
-      const min = Number((await statsOf(master.addr)).minPhysicalOffset);
-      expect(commitlogChecksum(join(c.dir, 'broker-a-1'), min, end)).toBe(
-        commitlogChecksum(join(c.dir, 'broker-a-0'), min, end),
-      );
+  it('a new slave catches up from zero, byte for byte, with consume queues and metadata', async () => {
+    const slave = await startSlave(1);
+    const end = await waitCaughtUp(master.addr, slave.addr);
+    expectSameBytes(1, end);
+    await waitFor('slave in sync', async () => {
+      const s = await statsOf(master.addr);
+      return s.haInSyncSlaves === '1' || undefined;
+    });
+    await sendOk(200, 'sync');
+    const end2 = await waitCaughtUp(master.addr, slave.addr);
+    expectSameBytes(1, end2);
 
+    const onSlave = new HaClient(slave.addr);
+    try {
+      // Metadata followed: the slave knows the topic (pull needs its config).
+      await waitFor('topic config on the slave', async () =>
+        (await onSlave.topics()).includes('HaSync'),
+      );
       // Consume queues rebuilt on the slave: the same messages by queue offset.
-      const onSlave = new HaClient(slave.addr);
-      try {
-        const got = await onSlave.readAll('HaSync', 4);
-        expect(got.sort()).toEqual([...bodies].sort());
-        // Metadata followed: the slave knows the topic, with the master's queue count.
-        await waitFor('topic config on the slave', async () =>
-          (await onSlave.topics()).includes('HaSync'),
-        );
-        // Slaves are read-only.
-        await expect(onSlave.send('HaSync', ['to-slave'])).rejects.toMatchObject({
-          code: Code.FORBIDDEN,
-          reason: 'NOT_MASTER',
-        });
-        const s = await statsOf(slave.addr);
-        expect(s.haRole).toBe('SLAVE');
-        expect(s.haConnected).toBe('true');
-        expect(s.haMasterAddress).toBe(master.addr);
-        expect(Number(s.haReplicationLagSamples)).toBeGreaterThan(0);
-        const m = await statsOf(master.addr);
-        expect(m.haConnectedSlaves).toBe('1');
-        expect(m.haReplicationLagBytes).toBe('0');
-      } finally {
-        onSlave.close();
-      }
+      const got = await onSlave.readAll('HaSync', HA_BROKER_CONFIG.defaultTopicQueueNums);
+      expect(got.sort()).toEqual([...sent].sort());
+      // Slaves are read-only.
+      await expect(onSlave.send('HaSync', ['to-slave'])).rejects.toMatchObject({
+        code: Code.FORBIDDEN,
+        reason: 'NOT_MASTER',
+      });
+      const s = await statsOf(slave.addr);
+      expect(s.haRole).toBe('SLAVE');
+      expect(s.haConnected).toBe('true');
+      expect(s.haMasterAddress).toBe(master.addr);
+      expect(s.haReplicationLagBytes).toBe('0');
+      expect(Number(s.haReplicationLagSamples)).toBeGreaterThan(0);
+      expect(Number(s.haLastMetadataSyncMs)).toBeGreaterThan(0);
+      const m = await statsOf(master.addr);
+      expect(m.haConnectedSlaves).toBe('1');
+      expect(m.haReplicationLagBytes).toBe('0');
+      expect(m.haSlaves).toBe(`1@${slave.addr}:${end2}`);
     } finally {
-      await slave.stop();
-      slave.child.dispose();
+      onSlave.close();
+    }
+  });
+
+  it('several slaves follow one master; any of them acks a SYNC_MASTER send', async () => {
+    const second = await startSlave(2);
+    await waitFor('two slaves in sync', async () => {
+      const s = await statsOf(master.addr);
+      return s.haInSyncSlaves === '2' || undefined;
+    });
+    // The first slave stops (SIGKILL): the second one alone keeps sends answered OK.
+    await slaves[0]!.kill('SIGKILL');
+    await waitFor('one slave left', async () => {
+      const s = await statsOf(master.addr);
+      return s.haConnectedSlaves === '1' || undefined;
+    });
+    await sendOk(100, 'second');
+    const end = await waitCaughtUp(master.addr, second.addr);
+    expectSameBytes(2, end);
+  });
+
+  it('a connected slave that stops acking makes sends answer FLUSH_SLAVE_TIMEOUT', async () => {
+    const second = slaves[1]!;
+    process.kill(second.child.pid!, 'SIGSTOP');
+    try {
+      const t0 = Date.now();
+      const results = await master.send('HaSync', ['frozen-slave']);
+      const waited = Date.now() - t0;
+      expect(results[0]!.status?.code).toBe(Code.SLAVE_PERSISTENCE_TIMEOUT);
+      expect(results[0]!.status?.message).toMatch(/FLUSH_SLAVE_TIMEOUT/);
+      expect(waited).toBeGreaterThanOrEqual(SLAVE_TIMEOUT_MS - 50);
+      expect(waited).toBeLessThan(SLAVE_TIMEOUT_MS + 1_500);
+      expect(Number((await statsOf(master.addr)).haSyncTimeouts)).toBe(1);
+    } finally {
+      process.kill(second.child.pid!, 'SIGCONT');
+    }
+    // Once it runs again it acks, and sends are answered OK again.
+    await waitCaughtUp(master.addr, second.addr);
+    await sendOk(10, 'thawed');
+  });
+
+  it('replicates subscription groups, consumer offsets and timer progress', async () => {
+    const slave = slaves[1]!;
+    const call = <Res>(client: HaClient, method: string, req: unknown) =>
+      callUnary<unknown, Res>(client.client, (client.client as any)[method], req);
+    await call(master, 'UpdateSubscriptionGroup', {
+      group_name: 'meta-group',
+      consume_enable: true,
+      retry_max_times: 5,
+    });
+    await call(master, 'UpdateConsumerOffsets', {
+      consumer_group: 'meta-group',
+      offsets: [{ topic: 'HaSync', queue_id: 1, offset: 7 }],
+    });
+    // A 1 s delay message: the timer delivers it on the master and its progress moves.
+    const linesBefore = slave.lines.length;
+    const [delayed] = await call<{ results: Array<{ status: { code: number } }> }>(
+      master,
+      'SendMessages',
+      {
+        entries: [
+          {
+            message: { topic: 'HaSync', body: Buffer.from('later'), delay_level: 1 },
+            queue_id: -1,
+          },
+        ],
+      },
+    ).then((r) => r.results);
+    expect(delayed!.status.code).toBe(OK);
+    await waitFor('timer delivered on the master', async () =>
+      Number((await statsOf(master.addr)).timerDelivered) >= 1 ? true : undefined,
+    );
+
+    const onSlave = new HaClient(slave.addr);
+    try {
+      await waitFor('group and offsets on the slave', async () => {
+        const groups = await call<{
+          groups: Array<{ group_name: string; retry_max_times: number }>;
+        }>(onSlave, 'GetAllSubscriptionGroups', {});
+        const g = groups.groups.find((x) => x.group_name === 'meta-group');
+        const offsets = await call<{ offsets: Array<{ queue_id: number; offset: number }> }>(
+          onSlave,
+          'GetConsumerOffsets',
+          { consumer_group: 'meta-group', topic: 'HaSync' },
+        );
+        return (
+          (g?.retry_max_times === 5 &&
+            offsets.offsets.some((o) => o.queue_id === 1 && o.offset === 7)) ||
+          undefined
+        );
+      });
+      // Timer progress: the slave applied a newer base of the broker's '#timer' reader.
+      await waitFor(
+        'timer progress on the slave',
+        () =>
+          slave.lines.slice(linesBefore).some((l) => {
+            try {
+              const e = JSON.parse(l) as { msg?: string; readers?: number };
+              return e.msg === 'replicated metadata applied' && (e.readers ?? 0) > 0;
+            } catch {
+              return false;
+            }
+          }) || undefined,
+      );
+      // The delayed message itself reached the slave through the commitlog.
+      await waitCaughtUp(master.addr, slave.addr);
+      const bodies = await onSlave.readAll('HaSync', HA_BROKER_CONFIG.defaultTopicQueueNums);
+      expect(bodies).toContain('later');
+    } finally {
+      onSlave.close();
     }
   });
 });

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -275,6 +275,86 @@ describe('crash recovery (damaged tail)', () => {
   });
 });
 
+describe('recovery scan', () => {
+  it('re-validates records cut by chunk boundaries and records bigger than a chunk', async () => {
+    const t = tempStore('sluice-bigscan-');
+    cleanups.push(t.remove);
+    const options = { mapedFileSizeCommitLog: 32 * 1024 * 1024, maxMessageSize: 6 * 1024 * 1024 };
+    const store = t.open(options);
+    await store.start();
+    const sizes = [3000, 5 * 1024 * 1024, 777, 4 * 1024 * 1024 - 50, 1, 6 * 1024 * 1024, 12_345];
+    const sent: AppendResult[] = [];
+    for (let round = 0; round < 2; round++) {
+      for (const [i, n] of sizes.entries()) {
+        sent.push(
+          ...(await store.appendBatch([
+            message({ body: Buffer.alloc(n, i + round), keys: [`big-${round}-${i}`] }),
+          ])),
+        );
+      }
+    }
+    await store.close();
+    rmSync(join(t.dir, 'checkpoint'));
+    rmSync(join(t.dir, 'consumequeue'), { recursive: true });
+    writeFileSync(join(t.dir, 'abort'), '');
+    // A torn last record too: cut it short.
+    const last = sent.at(-1)!;
+    truncateSync(join(t.dir, 'commitlog', '00000000000000000000'), last.physicalOffset + 100);
+    const again = t.open(options);
+    await again.start();
+    cleanups.push(() => again.close());
+    expect(again.stats().recovery).toMatchObject({
+      abnormal: true,
+      validatedFrom: 0,
+      maxPhysicalOffset: last.physicalOffset,
+    });
+    const records = await readAll(again, 'T', 0);
+    expect(records.map((r) => r.body.length)).toEqual([...sizes, ...sizes].slice(0, -1));
+    for (const [i, r] of records.entries()) {
+      const fill = (i % sizes.length) + Math.floor(i / sizes.length);
+      expect(r.body.equals(Buffer.alloc(r.body.length, fill))).toBe(true);
+    }
+  });
+
+  it('distrusts a checkpoint offset that is not a record start', async () => {
+    const t = tempStore('sluice-badcp-');
+    cleanups.push(t.remove);
+    const store = t.open();
+    await store.start();
+    const sent = await store.appendBatch(
+      Array.from({ length: 40 }, () => message({ body: Buffer.alloc(500) })),
+    );
+    await store.close();
+    // A checkpoint whose flushed offset points into the middle of a record (valid CRC).
+    const { encodeCheckpoint } = await import('../../broker/store/checkpoint.js');
+    const mid = sent[10]!.physicalOffset + 7;
+    // Consume queues and index are complete, so the scan starts at the checkpoint's offset.
+    const end = sent.at(-1)!.physicalOffset + sent.at(-1)!.size;
+    writeFileSync(
+      join(t.dir, 'checkpoint'),
+      encodeCheckpoint({
+        physicMsgTimestamp: 0,
+        logicsMsgTimestamp: 0,
+        indexMsgTimestamp: 0,
+        physicalOffset: mid,
+        logicsOffset: end,
+        indexOffset: end,
+      }),
+    );
+    writeFileSync(join(t.dir, 'abort'), '');
+    const { logger, lines } = capturingLogger();
+    const again = t.open({}, { logger });
+    await again.start();
+    cleanups.push(() => again.close());
+    expect(
+      lines.some((l) => String(l.msg).includes('checkpoint offset is not a valid record')),
+    ).toBe(true);
+    expect(again.maxPhysicalOffset()).toBe(end);
+    expect(again.stats().recovery?.truncatedBytes).toBe(0);
+    expect((await readAll(again, 'T', 0)).length).toBe(40);
+  });
+});
+
 describe('rebuilding from the commitlog', () => {
   it('rebuilds deleted consume queues and index on start', async () => {
     const t = tempStore('sluice-rebuild-');
@@ -320,6 +400,51 @@ describe('rebuilding from the commitlog', () => {
     expect((await again.lookupByKey('t2', 'k17', 10)).length).toBe(3); // i = 2, 5, 8 of batch 17
     expect((await again.lookupById('t2', results[5]!.messageId))?.physicalOffset).toBe(
       results[5]!.physicalOffset,
+    );
+  });
+
+  it('keeps the index across restarts: slot table kept at clean close, rebuilt after a crash', async () => {
+    const t = tempStore('sluice-index-');
+    cleanups.push(t.remove);
+    // 300 slots, 1000 entries a file: the last file is part-filled when closed.
+    const options = { maxHashSlotNum: 300, maxIndexNum: 1000 };
+    let store = t.open(options);
+    await store.start();
+    const first = await store.appendBatch(
+      Array.from({ length: 700 }, (_, i) => message({ keys: [`a${i}`] })),
+    );
+    await store.close();
+    const header = readFileSync(join(t.dir, 'index', readdirSync(join(t.dir, 'index')).at(-1)!));
+    expect(header.readInt32BE(4)).toBe(2); // unsealed, slot table valid
+    store = t.open(options);
+    await store.start();
+    expect(store.stats().recovery?.scannedRecords).toBe(0);
+    expect((await store.lookupByKey('T', 'a699', 5))[0]?.physicalOffset).toBe(
+      first[699]!.physicalOffset,
+    );
+    expect((await store.lookupByKey('T', 'a3', 5))[0]?.physicalOffset).toBe(
+      first[3]!.physicalOffset,
+    );
+    const second = await store.appendBatch(
+      Array.from({ length: 50 }, (_, i) => message({ keys: [`b${i}`] })),
+    );
+    await store.flush();
+    // Crash: no clean close, so the slot table on disk is stale (the flush cleared its flag).
+    writeFileSync(join(t.dir, 'abort'), '');
+    const crashed = t.open(options);
+    await crashed.start();
+    cleanups.push(() => crashed.close());
+    for (const [key, r] of [
+      ['a0', first[0]!],
+      ['a650', first[650]!],
+      ['b49', second[49]!],
+    ] as const) {
+      expect((await crashed.lookupByKey('T', key, 5)).map((x) => x.physicalOffset)).toEqual([
+        r.physicalOffset,
+      ]);
+    }
+    expect((await crashed.lookupById('T', second[7]!.messageId))?.physicalOffset).toBe(
+      second[7]!.physicalOffset,
     );
   });
 

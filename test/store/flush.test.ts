@@ -45,7 +45,12 @@ describe('flush', () => {
     // A disk that never completes an fdatasync cannot be produced for real; the flush service
     // runs against a commitlog whose segment sync hangs.
     const hung = { start: 0, end: 1 << 20, sync: () => new Promise<void>(() => undefined) };
-    const log = { writtenOffset: 0, lastWrittenStoreTimestamp: 0, segments: [hung] };
+    const log = {
+      writtenOffset: 0,
+      lastWrittenStoreTimestamp: 0,
+      segments: [hung],
+      currentWrite: () => Promise.resolve(),
+    };
     const flush = new FlushService(
       log as unknown as CommitLog,
       'SYNC_FLUSH',

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BLANK_MAGIC } from '../../broker/store/commitlog-record.js';
+import { BLANK_MAGIC, validateRecord } from '../../broker/store/commitlog-record.js';
 import { type DispatchEvent, type MessageStore, SysFlag } from '../../broker/store/index.js';
 import { Code, isSluiceError } from '../../common/errors.js';
 import { message, readAll, type TempStore, tempStore } from './helpers.js';
@@ -79,6 +79,28 @@ describe('message store: append and read', () => {
       expect(Math.floor(r.physicalOffset / 65536)).toBe(
         Math.floor((r.physicalOffset + r.size - 1) / 65536),
       );
+    }
+  });
+
+  it('writes large bodies straight from the caller (no copy) with the same bytes as small ones', async () => {
+    const { store } = await setup({ mapedFileSizeCommitLog: 256 * 1024 });
+    const sizes = [10, 5000, 4095, 4096, 70_000, 3, 20_000, 20_000, 1];
+    const batch = sizes.map((n, i) => message({ body: Buffer.alloc(n, i + 1), keys: [`z${i}`] }));
+    const results = [...(await store.appendBatch(batch)), ...(await store.appendBatch(batch))];
+    const records = await readAll(store, 'T', 0);
+    expect(records.map((r) => r.body.length)).toEqual([...sizes, ...sizes]);
+    records.forEach((r, i) => {
+      expect(r.body.equals(batch[i % sizes.length]!.body)).toBe(true);
+      expect(r.physicalOffset).toBe(results[i]!.physicalOffset);
+    });
+    // Every record passes the full CRC validation where it lies.
+    for (let at = 0; at < store.maxPhysicalOffset(); ) {
+      const raw = await store.readRaw(at, 1 << 20);
+      for (let p = 0; p < raw.length; p += raw.readInt32BE(p)) {
+        if (raw.readUInt32BE(p + 4) === BLANK_MAGIC) continue;
+        expect(validateRecord(raw, p, raw.length - p, at + p)).toBeUndefined();
+      }
+      at += raw.length;
     }
   });
 
@@ -252,6 +274,14 @@ describe('message store: lookups', () => {
 
     const byOffsetId = await store.lookupById(undefined, results[200]!.offsetMessageId);
     expect(byOffsetId?.body.toString()).toBe('b200');
+    // A message without a client id has no id entry in the index: the offset id still finds it.
+    const [anonymous] = await store.appendBatch([
+      message({ messageId: '', body: Buffer.from('anon') }),
+    ]);
+    expect(anonymous!.messageId).toBe(anonymous!.offsetMessageId);
+    const found = await store.lookupById('T', anonymous!.offsetMessageId);
+    expect(found?.body.toString()).toBe('anon');
+    expect(found?.messageId).toBe(anonymous!.offsetMessageId);
     expect(await store.lookupById(undefined, '7F00000100002A9F00000000DEADBEEF')).toBeUndefined();
     expect(await store.readAt(results[5]!.physicalOffset + 1)).toBeUndefined();
   });

@@ -219,6 +219,7 @@ export function mountConsume(app: OpenAPIHono, deps: AppDeps): void {
               );
             }
           } catch (err) {
+            if (stream.aborted || signal.aborted) break;
             const e = toSluiceError(err);
             await stream.writeSSE({
               event: 'error',

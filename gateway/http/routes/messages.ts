@@ -8,6 +8,7 @@ import type { Message } from '../../../common/generated/sluice/v1/Message.js';
 import type { SendOutcome } from '../../core/gateway-service.js';
 import { fingerprintOf, IdempotencyGuard } from '../../core/idempotency-guard.js';
 import type { AppDeps } from '../deps.js';
+import { type HeaderView, headersOf } from '../headers.js';
 import { isRawSend, rawToMessage, sendResultJson, toMessage } from '../message-json.js';
 import { jsonResponse, mount, problems } from '../route.js';
 import {
@@ -50,7 +51,7 @@ const sendRoute = createRoute({
   },
 });
 
-function headerFingerprint(headers: Headers): string {
+function headerFingerprint(headers: HeaderView): string {
   const parts: string[] = [];
   for (const [k, v] of headers) if (k.startsWith('x-mq-')) parts.push(`${k}=${v}`);
   return parts.sort().join('\n');
@@ -59,7 +60,7 @@ function headerFingerprint(headers: Headers): string {
 export function mountMessages(app: OpenAPIHono, deps: AppDeps): void {
   mount(app, sendRoute, async (c) => {
     const { topic } = parse(TopicParam, c.req.param(), 'path');
-    const headers = c.req.raw.headers;
+    const headers = headersOf(c);
     const now = Date.now();
     let messages: Message[];
     let fingerprint: () => string;
@@ -82,12 +83,13 @@ export function mountMessages(app: OpenAPIHono, deps: AppDeps): void {
       }
       fingerprint = () => fingerprintOf('json', topic, text);
     }
+    for (const m of messages) m.topic = topic;
     deps.service.validate(messages);
 
     const key = headers.get('idempotency-key');
     let results: SendOutcome[];
     let replayed = false;
-    if (key !== null && deps.idempotency) {
+    if (key != null && deps.idempotency) {
       IdempotencyGuard.checkKey(key);
       const out = await deps.idempotency.run(
         `${topic}:${key}`,
