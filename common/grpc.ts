@@ -16,8 +16,9 @@ import {
   type sendUnaryData,
 } from '@grpc/grpc-js';
 import type { PackageDefinition } from '@grpc/proto-loader';
+import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation } from 'grpc-health-check';
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import { fromGrpcError, toGrpcError } from './errors-grpc.js';
 
 /** Large batches (128 × 16 KiB and more) must fit in one call. */
@@ -56,7 +57,14 @@ export async function startGrpcServer(
   register(server);
   const health = new HealthImplementation({ '': 'SERVING' });
   health.addToServer(server);
-  for (const def of definitions) new ReflectionService(def).addToServer(server);
+  // One reflection service (it may be added once) over the component's
+  // services and grpc.health.v1.Health.
+  const reflected: PackageDefinition = Object.assign(
+    {},
+    ...definitions,
+    loadSync(healthProtoPath, { keepCase: true }),
+  );
+  new ReflectionService(reflected).addToServer(server);
   const bound = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (err, p) =>
       err ? reject(err) : resolve(p),

@@ -181,7 +181,13 @@ export const gatewayComponent: ComponentSpec<typeof GATEWAY_SCHEMA> = {
     'Sluice gateway: REST (HTTP/JSON) and apache.rocketmq.v2 gRPC in front of the brokers',
   schema: GATEWAY_SCHEMA,
   namesrvKey: 'namesrvAddr',
-  flags: [{ flags: '--redis <url>', description: 'share routes and Idempotency-Keys through Redis (env REDIS_URL)', key: 'redisUrl' }],
+  flags: [
+    {
+      flags: '--redis <url>',
+      description: 'share routes and Idempotency-Keys through Redis (env REDIS_URL)',
+      key: 'redisUrl',
+    },
+  ],
   examples: `
 Examples:
   mqgateway -n localhost:9876

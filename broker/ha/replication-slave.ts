@@ -207,7 +207,8 @@ export class ReplicationSlave {
         this.lastError = '';
         logger.info({ master: addr, from: expected }, 'replicating from master');
       }
-      this.masterMax = Math.max(this.masterMax, d.master_max_offset);
+      // In order within a stream; a restarted master may have a shorter log than before.
+      this.masterMax = d.master_max_offset;
       if (d.metadata.length > 0) {
         received = true;
         try {

@@ -27,7 +27,7 @@ import { CommitLogSegment } from './commitlog-segment.js';
 import { fsyncDirectory, parseOffsetFileName } from './positioned-io.js';
 
 /** Bytes handed to one writev at most (several queued jobs are merged up to this). */
-const MAX_WRITE_BYTES = 16 * 1024 * 1024;
+const MAX_WRITE_BYTES = 1048576;
 /** Buffers in one writev at most (IOV_MAX on Linux). */
 const MAX_WRITE_BUFFERS = 1024;
 /** Encode ring for append batches. */

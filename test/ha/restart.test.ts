@@ -18,11 +18,15 @@ import {
   waitCaughtUp,
 } from './ha-helpers.js';
 
-async function startPair(role: 'SYNC_MASTER' | 'ASYNC_MASTER'): Promise<Cluster> {
+async function startPair(
+  role: 'SYNC_MASTER' | 'ASYNC_MASTER',
+  flushDiskType: 'ASYNC_FLUSH' | 'SYNC_FLUSH',
+): Promise<Cluster> {
+  const config = { ...HA_BROKER_CONFIG, flushDiskType };
   const c = await startCluster({
     brokers: [
-      { name: 'broker-a', id: 0, role, config: HA_BROKER_CONFIG },
-      { name: 'broker-a', id: 1, role: 'SLAVE', config: HA_BROKER_CONFIG },
+      { name: 'broker-a', id: 0, role, config },
+      { name: 'broker-a', id: 1, role: 'SLAVE', config },
     ],
   });
   await waitFor('slave in sync', async () => {
@@ -69,10 +73,10 @@ async function expectAllOnSlaveOnce(c: Cluster, topic: string, acked: Iterable<s
   }
 }
 
-describe('slave SIGKILLed and restarted under load', () => {
+describe('slave SIGKILLed and restarted under load (ASYNC_MASTER, ASYNC_FLUSH)', () => {
   let c: Cluster;
   beforeAll(async () => {
-    c = await startPair('ASYNC_MASTER');
+    c = await startPair('ASYNC_MASTER', 'ASYNC_FLUSH');
   });
   afterAll(async () => {
     await c?.close();
@@ -101,10 +105,11 @@ describe('slave SIGKILLed and restarted under load', () => {
   });
 });
 
-describe('master SIGKILLed and restarted under load', () => {
+describe('master SIGKILLed and restarted under load (SYNC_MASTER, SYNC_FLUSH)', () => {
   let c: Cluster;
   beforeAll(async () => {
-    c = await startPair('SYNC_MASTER');
+    // Sync replication with sync flush on both sides: the strictest pairing.
+    c = await startPair('SYNC_MASTER', 'SYNC_FLUSH');
   });
   afterAll(async () => {
     await c?.close();

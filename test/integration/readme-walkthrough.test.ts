@@ -4,7 +4,7 @@
  * printed.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PACKAGE_ROOT } from '../../common/paths.js';
@@ -12,11 +12,11 @@ import { makeTempDir } from '../harness/tmp.js';
 import { waitFor } from '../harness/wait.js';
 
 /** The shell block of the README between `<!-- NAME:start -->` and `<!-- NAME:end -->`. */
-function readmeBlock(name: string): string {
+function readmeBlock(name: string, lang = 'sh'): string {
   const readme = readFileSync(join(PACKAGE_ROOT, 'README.md'), 'utf8');
   const start = readme.indexOf(`<!-- ${name}:start -->`);
   const end = readme.indexOf(`<!-- ${name}:end -->`);
-  const m = /```sh\n([\s\S]*?)```/.exec(readme.slice(start, end));
+  const m = new RegExp(`\`\`\`${lang}\\n([\\s\\S]*?)\`\`\``).exec(readme.slice(start, end));
   if (start < 0 || end < 0 || !m) throw new Error(`README has no ${name} block`);
   return m[1]!;
 }
@@ -94,6 +94,21 @@ describe('README', () => {
     });
     const acked = JSON.parse(lines[2]!);
     expect(acked.results[0]).toMatchObject({ status: 'OK', code: 20000 });
+  });
+
+  it("runs the SDK example against the gateway's gRPC port", () => {
+    // The file must live inside the package so that it resolves rocketmq-client-nodejs.
+    const dir = join(PACKAGE_ROOT, 'node_modules', '.cache', 'sluice-readme');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `sdk-${process.pid}.mjs`);
+    writeFileSync(file, readmeBlock('sdk', 'js'));
+    try {
+      const out = execFileSync(process.execPath, [file], { encoding: 'utf8', timeout: 60_000 });
+      expect(out).toMatch(/^sent [0-9A-F]+$/m);
+      expect(out).toContain('received hello from the SDK');
+    } finally {
+      rmSync(file, { force: true });
+    }
   });
 
   it('stops cleanly on Ctrl-C', async () => {
