@@ -4,7 +4,8 @@
  *
  *   {
  *     "v": 1,
- *     "files": {                          every *.json directly under <storePathRootDir>/config
+ *     "files": {                          *.json directly under <storePathRootDir>/config: all of
+ *                                         them first on a stream, then those that changed
  *       "topics.json": "<file text>",     except LOCAL_ONLY_CONFIG_FILES; text as on disk
  *       "subscriptionGroup.json": "…",
  *       "consumerOffset.json": "…",

@@ -38,6 +38,8 @@ export class ReplicationMaster {
   private readonly sessions = new Set<SlaveSession>();
   readonly waiters: SlaveAckWaiters;
   private readonly host: SessionHost;
+  /** The last snapshot read, and its encoding (to tell whether anything changed). */
+  private metadataSnapshot: MetadataSnapshot | undefined;
   private metadataData: Buffer | undefined;
   private metadataVersion = 0;
   private metadataBusy = false;
@@ -58,7 +60,7 @@ export class ReplicationMaster {
       windowBytes: o.haTransferBatchSize * WINDOW_BATCHES,
       heartbeatMs: o.haSendHeartbeatInterval,
       clock: deps.clock,
-      metadata: () => ({ version: this.metadataVersion, data: this.metadataData }),
+      metadata: () => ({ version: this.metadataVersion, snapshot: this.metadataSnapshot }),
       onAck: (s) => this.waiters.advance(s.acked),
       onRoundTrip: (ms) => this.roundTrips.record(ms),
       onClose: (s) => this.sessions.delete(s),
@@ -118,9 +120,11 @@ export class ReplicationMaster {
     if (this.metadataBusy || this.sessions.size === 0) return;
     this.metadataBusy = true;
     try {
-      const data = encodeMetadata(await this.deps.snapshot());
+      const snapshot = await this.deps.snapshot();
+      const data = encodeMetadata(snapshot);
       if (!this.metadataData || !data.equals(this.metadataData)) {
         this.metadataData = data;
+        this.metadataSnapshot = snapshot;
         this.metadataVersion++;
         this.notifyAppended();
       }

@@ -6,7 +6,8 @@
  *     commitlog offset (the handshake);
  *  2. the master streams ReplicationData from that offset: raw commitlog
  *     bytes (whole records, never across a segment end, at most
- *     haTransferBatchSize per message), plus `metadata` whenever it changed,
+ *     haTransferBatchSize per message), plus `metadata` whenever it changed
+ *     (the config files that changed since this stream last sent them),
  *     plus an empty heartbeat every haSendHeartbeatInterval when idle;
  *  3. the slave acks what it has written (max_physical_offset), as writes
  *     complete and every haSendHeartbeatInterval.
@@ -27,6 +28,7 @@ import type { ReplicationAck__Output } from '../../common/generated/sluice/v1/Re
 import type { ReplicationData } from '../../common/generated/sluice/v1/ReplicationData.js';
 import type { Logger } from '../../common/logger.js';
 import type { MessageStore } from '../store/index.js';
+import { encodeMetadata, type MetadataSnapshot } from './metadata-snapshot.js';
 import { Wakeup } from './wakeup.js';
 
 /** Fallback poll while idle, ms (appends normally wake the pump at once). */
@@ -40,8 +42,8 @@ export interface SessionHost {
   windowBytes: number;
   heartbeatMs: number;
   clock: () => number;
-  /** The current encoded metadata snapshot and its version (0 = none yet). */
-  metadata(): { version: number; data: Buffer | undefined };
+  /** The current metadata snapshot and its version (0 = none yet). */
+  metadata(): { version: number; snapshot: MetadataSnapshot | undefined };
   onAck(session: SlaveSession): void;
   /** Round trip of one data message: written to the stream → acked by the slave, ms. */
   onRoundTrip(ms: number): void;
@@ -63,6 +65,9 @@ export class SlaveSession {
   /** [end offset, time sent] of data messages not acked yet, in offset order. */
   private readonly unacked: Array<[number, number]> = [];
   private metadataSent = 0;
+  /** Config file texts this slave has been sent (metadata goes as per-file deltas). */
+  private readonly filesSent = new Map<string, string>();
+  private readersSent = '';
   private closed = false;
   readonly connectedAt: number;
   private readonly peer: string;
@@ -156,13 +161,16 @@ export class SlaveSession {
     const { store, batchBytes, windowBytes, heartbeatMs } = this.host;
     while (!this.closed) {
       const meta = this.host.metadata();
-      if (meta.data && meta.version > this.metadataSent) {
+      if (meta.snapshot && meta.version > this.metadataSent) {
         this.metadataSent = meta.version;
-        await this.send({
-          offset: this.sendOffset,
-          master_max_offset: store.maxPhysicalOffset(),
-          metadata: meta.data,
-        });
+        const delta = this.metadataDelta(meta.snapshot);
+        if (delta) {
+          await this.send({
+            offset: this.sendOffset,
+            master_max_offset: store.maxPhysicalOffset(),
+            metadata: encodeMetadata(delta),
+          });
+        }
         continue;
       }
       const max = store.maxPhysicalOffset();
@@ -184,6 +192,29 @@ export class SlaveSession {
       }
       await this.wake.wait(Math.min(IDLE_POLL_MS, heartbeatMs));
     }
+  }
+
+  /**
+   * What this slave lacks of `snapshot`: the files whose text changed since
+   * they were last sent (all of them on a new stream) and the readers when
+   * they moved; undefined when nothing changed. Topic configs seldom change
+   * while offsets do every second: only what changed travels.
+   */
+  private metadataDelta(snapshot: MetadataSnapshot): MetadataSnapshot | undefined {
+    const files: Record<string, string> = {};
+    let changed = false;
+    for (const [name, text] of Object.entries(snapshot.files)) {
+      if (this.filesSent.get(name) === text) continue;
+      files[name] = text;
+      this.filesSent.set(name, text);
+      changed = true;
+    }
+    const readers = JSON.stringify(snapshot.readers);
+    if (readers !== this.readersSent) {
+      this.readersSent = readers;
+      changed = true;
+    }
+    return changed ? { ...snapshot, files } : undefined;
   }
 
   /** Writes one message; waits for 'drain' when the stream's buffer is full. */

@@ -239,7 +239,12 @@ export interface MessageStore {
    * `data` must be whole records (readRaw only returns whole records); they are CRC-checked first.
    */
   appendRaw(offset: number, data: Buffer): Promise<void>;
+  /**
+   * End of the bytes written to the commitlog (page cache; see stats() for the
+   * flushed offset). On a slave, the offset to ask the master for next.
+   */
   maxPhysicalOffset(): number;
+  /** First byte still kept (retention moves it to a segment start). */
   minPhysicalOffset(): number;
 
   /** Subscribes to dispatch events; returns an unsubscribe function. */

@@ -133,6 +133,8 @@ export function toDeliveredJson(m: StoredMessage__Output): z.infer<typeof Delive
   if (msg.tag) out.tag = msg.tag;
   if (msg.message_group) out.messageGroup = msg.message_group;
   if (m.receipt_handle) out.receiptHandle = m.receipt_handle;
+  if (msg.traceparent) out.traceparent = msg.traceparent;
+  if (msg.tracestate) out.tracestate = msg.tracestate;
   return out;
 }
 

@@ -166,6 +166,15 @@ export const DeliveredMessageSchema = z
       .optional()
       .openapi({ description: 'set for receive and stream deliveries' }),
     broker: z.string(),
+    traceparent: z
+      .string()
+      .optional()
+      .openapi({
+        description:
+          "W3C trace context the producer sent (the gateway's send span when tracing is on); " +
+          'send it back as the traceparent header of the ack to continue the trace',
+      }),
+    tracestate: z.string().optional(),
   })
   .openapi('DeliveredMessage');
 

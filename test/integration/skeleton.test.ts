@@ -104,7 +104,7 @@ describe('walking skeleton', () => {
     });
     expect(bad.status).toBe(400);
     expect(bad.headers.get('content-type')).toContain('application/problem+json');
-    expect((await bad.json()).code).toBe(40000);
+    expect(((await bad.json()) as { code: number }).code).toBe(40000);
 
     const badName = await post(c, '/v1/topics/bad%20name/messages', { body: 'x' });
     expect(badName.status).toBe(400);

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { CommitLog } from '../../broker/store/commitlog.js';
 import { BLANK_MAGIC, validateRecord } from '../../broker/store/commitlog-record.js';
 import { type DispatchEvent, type MessageStore, SysFlag } from '../../broker/store/index.js';
 import { Code, isSluiceError } from '../../common/errors.js';
@@ -191,6 +192,31 @@ describe('message store: append and read', () => {
     expect(store.maxPhysicalOffset()).toBe(0);
     const [r] = await store.appendBatch([message()]);
     expect(r!.queueOffset).toBe(0);
+  });
+
+  it('rolls a failed write back: the append fails, offsets are reused, the log stays whole', async () => {
+    const { store } = await setup();
+    await store.appendBatch([message(), message()]);
+    // A disk error cannot be caused on demand here: make the segment's next write fail.
+    const { commitlog } = store as unknown as { commitlog: CommitLog };
+    const segment = commitlog.segments[0]!;
+    const realWrite = segment.write.bind(segment);
+    segment.write = async (bufs, pos, bytes) => {
+      segment.write = realWrite;
+      await realWrite(bufs, pos, Math.floor(bytes / 2)); // half lands on disk, then EIO
+      throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+    };
+    const failed = store.appendBatch([message({ body: Buffer.alloc(3000) })]);
+    const queued = store.appendBatch([message()]);
+    await expectCode(failed, Code.INTERNAL_ERROR);
+    await expectCode(queued, Code.INTERNAL_ERROR);
+    const before = store.maxPhysicalOffset();
+    const [next] = await store.appendBatch([message({ body: Buffer.from('after') })]);
+    expect(next!.queueOffset).toBe(2);
+    expect(next!.physicalOffset).toBe(before);
+    const records = await readAll(store, 'T', 0);
+    expect(records.map((r) => r.queueOffset)).toEqual([0, 1, 2]);
+    expect(records[2]!.body.toString()).toBe('after');
   });
 
   it('emits a dispatch event per stored message, with the tag code', async () => {

@@ -9,6 +9,7 @@ import { Code, codeName, toSluiceError } from '../../../common/errors.js';
 import { toProblem } from '../../../common/errors-http.js';
 import { dlqTopicOf } from '../../../common/names.js';
 import type { AppDeps } from '../deps.js';
+import { headersOf } from '../headers.js';
 import { entryStatusJson, toDeliveredJson } from '../message-json.js';
 import { jsonBody, jsonResponse, mount, problems } from '../route.js';
 import {
@@ -23,6 +24,7 @@ import {
   VisibilityRequestSchema,
   VisibilityResponseSchema,
 } from '../schemas.js';
+import { traceReceive, traceSettle } from '../tracing.js';
 import { parse, readJson } from '../validate.js';
 
 export const DEFAULT_SSE_HEARTBEAT_MS = 15_000;
@@ -128,6 +130,8 @@ export function mountConsume(app: OpenAPIHono, deps: AppDeps): void {
     const { topic, group } = parse(TopicGroupParams, c.req.param(), 'path');
     const body = parse(ReceiveRequestSchema, await readJson(c), 'body');
     const { signal, done } = requestSignal(c, deps);
+    const startedAt = Date.now();
+    const started = performance.now();
     try {
       const messages = await deps.service.receive(topic, group, {
         max: body.max,
@@ -136,6 +140,16 @@ export function mountConsume(app: OpenAPIHono, deps: AppDeps): void {
         filter: body.filter?.expression ?? '*',
         signal,
       });
+      deps.metrics?.receiveDuration.observe({ topic }, (performance.now() - started) / 1000);
+      deps.metrics?.countDelivered(topic, messages);
+      traceReceive(topic, group, messages, headersOf(c), startedAt);
+      // One message: its trace context also as response headers, for clients
+      // that propagate from headers without reading the body.
+      const only = messages.length === 1 ? messages[0]!.message : undefined;
+      if (only?.traceparent) {
+        c.header('traceparent', only.traceparent);
+        if (only.tracestate) c.header('tracestate', only.tracestate);
+      }
       return c.json({ messages: messages.map(toDeliveredJson) }, 200);
     } finally {
       done();
@@ -145,7 +159,15 @@ export function mountConsume(app: OpenAPIHono, deps: AppDeps): void {
   mount(app, ackRoute, async (c) => {
     const { topic, group } = parse(TopicGroupParams, c.req.param(), 'path');
     const { receiptHandles } = parse(AckRequestSchema, await readJson(c), 'body');
-    const results = await deps.service.ack(topic, group, receiptHandles);
+    const results = await traceSettle(
+      'ack',
+      topic,
+      group,
+      receiptHandles.length,
+      headersOf(c),
+      () => deps.service.ack(topic, group, receiptHandles),
+      (rs) => rs.filter((r) => r.code !== Code.OK).length,
+    );
     return c.json(
       {
         results: results.map((r, i) => ({
@@ -160,11 +182,8 @@ export function mountConsume(app: OpenAPIHono, deps: AppDeps): void {
   mount(app, visibilityRoute, async (c) => {
     const { topic, group } = parse(TopicGroupParams, c.req.param(), 'path');
     const body = parse(VisibilityRequestSchema, await readJson(c), 'body');
-    const receiptHandle = await deps.service.changeInvisible(
-      topic,
-      group,
-      body.receiptHandle,
-      body.invisibleSeconds * 1000,
+    const receiptHandle = await traceSettle('change_invisible', topic, group, 1, headersOf(c), () =>
+      deps.service.changeInvisible(topic, group, body.receiptHandle, body.invisibleSeconds * 1000),
     );
     return c.json({ receiptHandle }, 200);
   });
@@ -172,7 +191,9 @@ export function mountConsume(app: OpenAPIHono, deps: AppDeps): void {
   mount(app, deadLetterRoute, async (c) => {
     const { topic, group } = parse(TopicGroupParams, c.req.param(), 'path');
     const body = parse(DeadLetterRequestSchema, await readJson(c), 'body');
-    await deps.service.deadLetter(topic, group, body.receiptHandle);
+    await traceSettle('dead_letter', topic, group, 1, headersOf(c), () =>
+      deps.service.deadLetter(topic, group, body.receiptHandle),
+    );
     return c.json(
       { status: codeName(Code.OK), code: Code.OK, deadLetterTopic: dlqTopicOf(group) },
       200,
@@ -203,6 +224,7 @@ export function mountConsume(app: OpenAPIHono, deps: AppDeps): void {
               filter: q.filter,
               signal,
             });
+            deps.metrics?.countDelivered(topic, messages);
             for (const m of messages) {
               const json = toDeliveredJson(m);
               await stream.writeSSE({

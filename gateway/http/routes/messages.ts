@@ -3,6 +3,7 @@
  * envelope or as a raw body with x-mq-* headers; Idempotency-Key honoured.
  */
 import { createRoute, type OpenAPIHono } from '@hono/zod-openapi';
+import { context } from '@opentelemetry/api';
 import { Code, errors } from '../../../common/errors.js';
 import type { Message } from '../../../common/generated/sluice/v1/Message.js';
 import type { SendOutcome } from '../../core/gateway-service.js';
@@ -20,6 +21,7 @@ import {
   SendResponseSchema,
   TopicParam,
 } from '../schemas.js';
+import { startSendTrace } from '../tracing.js';
 import { parse, parseJsonText } from '../validate.js';
 
 export const REPLAY_HEADER = 'idempotent-replayed';
@@ -87,29 +89,48 @@ export function mountMessages(app: OpenAPIHono, deps: AppDeps): void {
     deps.service.validate(messages);
 
     const key = headers.get('idempotency-key');
+    const started = performance.now();
+    const traced = startSendTrace(topic, messages, headers);
+    const store = async (): Promise<{ value: SendOutcome[]; replayed: boolean }> => {
+      if (key != null && deps.idempotency) {
+        IdempotencyGuard.checkKey(key);
+        return deps.idempotency.run(
+          `${topic}:${key}`,
+          fingerprint(),
+          () => deps.service.send(topic, messages),
+          (rs) => rs.some((r) => r.status.code === Code.OK),
+        );
+      }
+      return { value: await deps.service.send(topic, messages), replayed: false };
+    };
     let results: SendOutcome[];
-    let replayed = false;
-    if (key != null && deps.idempotency) {
-      IdempotencyGuard.checkKey(key);
-      const out = await deps.idempotency.run(
-        `${topic}:${key}`,
-        fingerprint(),
-        () => deps.service.send(topic, messages),
-        (rs) => rs.some((r) => r.status.code === Code.OK),
-      );
-      results = out.value;
-      replayed = out.replayed;
-    } else {
-      results = await deps.service.send(topic, messages);
+    let replayed: boolean;
+    try {
+      ({ value: results, replayed } = await (traced
+        ? context.with(traced.context, store)
+        : store()));
+    } catch (err) {
+      traced?.end(undefined, err);
+      throw err;
     }
+    traced?.end(results);
+    deps.metrics?.sendDuration.observe({ topic }, (performance.now() - started) / 1000);
     let ok = 0;
-    for (const r of results) if (r.status.code === Code.OK) ok++;
+    let okBytes = 0;
+    results.forEach((r, i) => {
+      if (r.status.code !== Code.OK) return;
+      ok++;
+      okBytes += messages[i]!.body?.length ?? 0;
+    });
     if (ok === 0) {
       // Nothing was stored: the request as a whole failed, with the first entry's error.
       const s = results[0]!.status;
       throw errors.fromStatus(s.code, s.message, s.reason);
     }
-    if (!replayed) deps.metrics?.messagesSent.inc(ok);
+    if (!replayed) {
+      deps.metrics?.messagesSent.inc(ok);
+      deps.metrics?.countMessages('in', topic, ok, okBytes);
+    }
     if (replayed) c.header(REPLAY_HEADER, 'true');
     return c.json({ results: results.map(sendResultJson) }, 200);
   });

@@ -72,6 +72,7 @@ export function mountPull(app: OpenAPIHono, deps: AppDeps): void {
         filter: body.filter?.expression ?? '*',
         signal: ac.signal,
       });
+      deps.metrics?.countDelivered(topic, out.messages);
       return c.json(
         {
           broker: out.broker,
