@@ -13,7 +13,7 @@
  *
  * Environment knobs: BENCH_SEND_MESSAGES, BENCH_POP_MESSAGES, BENCH_TIMERS,
  * BENCH_TIMER_WINDOW_MS, BENCH_SEND_IN_FLIGHT, BENCH_POP_CONSUMERS, BENCH_CLIENT_PROCS,
- * BENCH_BROKER_ADDR (use
+ * BENCH_IN_PROCESS (0 = skip, only = nothing else), BENCH_BROKER_ADDR (use
  * a running broker instead of starting one).
  */
 import { fork } from 'node:child_process';
@@ -438,6 +438,10 @@ async function inProcess(): Promise<Figure[]> {
 
 async function main(): Promise<void> {
   const local = process.env.BENCH_IN_PROCESS === '0' ? [] : await inProcess();
+  if (process.env.BENCH_IN_PROCESS === 'only') {
+    for (const f of local) process.stdout.write(`${f.name}: ${rate(f).toFixed(0)} msgs/s\n`);
+    return;
+  }
   const echo = await startEcho();
   // BENCH_BROKER_ADDR: measure a broker started elsewhere (e.g. under --cpu-prof).
   const external = process.env.BENCH_BROKER_ADDR;

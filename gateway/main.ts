@@ -11,6 +11,7 @@ import type { ComponentSpec, Running } from '../common/cli.js';
 import { parseAddressList } from '../common/cli.js';
 import { startGrpcServer } from '../common/grpc.js';
 import type { Logger } from '../common/logger.js';
+import { withTelemetry } from '../common/telemetry/sdk.js';
 import { AdminService } from './core/admin-service.js';
 import { BrokerPool } from './core/broker-pool.js';
 import { GatewayService } from './core/gateway-service.js';
@@ -91,6 +92,8 @@ export async function startGateway(options: GatewayOptions, logger: Logger): Pro
     idempotentReplays: () => idempotency.stats.replays,
     avoidedBrokers: () => faults.avoided().length,
   });
+  const gatewayMetrics = metrics;
+  redis?.on('error', () => gatewayMetrics.redisErrors.inc());
   const admin = new AdminService({ namesrv, routes, brokers, rpcTimeoutMs: options.rpcTimeoutMs });
   const readiness = new ReadinessProbe(namesrv, brokers);
   const shutdown = new AbortController();
@@ -194,5 +197,6 @@ Examples:
   mqgateway -n "ns1:9876;ns2:9876" httpPort=8080 grpcPort=8081
   mqgateway -n localhost:9876 redisUrl=redis://127.0.0.1:6379     (or REDIS_URL=redis://…)
 `,
-  start: startGateway,
+  start: (options, logger) =>
+    withTelemetry('sluice-gateway', logger, () => startGateway(options, logger)),
 };

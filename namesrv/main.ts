@@ -6,10 +6,14 @@
 import type { ComponentSpec, Running } from '../common/cli.js';
 import { startGrpcServer } from '../common/grpc.js';
 import type { Logger } from '../common/logger.js';
+import { instrumentService } from '../common/metrics/instrument-service.js';
+import { startMetricsServer } from '../common/metrics/metrics-server.js';
 import { expandHome } from '../common/paths.js';
 import { sluiceProto } from '../common/proto.js';
+import { withTelemetry } from '../common/telemetry/sdk.js';
 import { type BrokerAdmin, GrpcBrokerAdmin } from './broker-admin.js';
 import { KvConfigStore } from './kv-config.js';
+import { createNamesrvMetrics } from './namesrv-metrics.js';
 import { NAMESRV_SCHEMA, type NamesrvOptions } from './options.js';
 import { RouteTable } from './route-table.js';
 import { nameServerHandlers } from './service.js';
@@ -44,16 +48,19 @@ export async function startNamesrv(
   const routes = new RouteTable({ defaultExpireMs: options.brokerExpireMillis, now: seams.now });
   const brokers = seams.brokers ?? new GrpcBrokerAdmin();
   const proto = sluiceProto();
+  const metrics = options.metricsPort > 0 ? createNamesrvMetrics(routes) : undefined;
+  const service = proto.grpc.sluice.v1.NameServer.service;
+  const handlers = nameServerHandlers({ routes, kv, brokers, logger });
   const server = await startGrpcServer(
     options.bindAddress,
     options.listenPort,
     [proto.definition],
     (s) =>
-      s.addService(
-        proto.grpc.sluice.v1.NameServer.service,
-        nameServerHandlers({ routes, kv, brokers, logger }),
-      ),
+      s.addService(service, metrics ? instrumentService(service, handlers, metrics.rpc) : handlers),
   );
+  const metricsServer = metrics
+    ? await startMetricsServer(metrics.registry, options.metricsPort, options.bindAddress, logger)
+    : undefined;
 
   const scan = setInterval(() => {
     for (const b of routes.scanNotActiveBrokers()) {
@@ -81,6 +88,7 @@ export async function startNamesrv(
     routes,
     close: async () => {
       clearInterval(scan);
+      await metricsServer?.close();
       await server.close();
       brokers.close();
       logger.info('name server stopped');
@@ -100,7 +108,7 @@ Examples:
   mqnamesrv -p                                print the effective config
 `,
   async start(options, logger) {
-    const ns = await startNamesrv(options, logger);
+    const ns = await withTelemetry('sluice-namesrv', logger, () => startNamesrv(options, logger));
     process.stdout.write(
       `The Name Server boot success. serializeType=JSON, address ${ns.host}:${ns.port}\n`,
     );

@@ -39,6 +39,13 @@ export const NAMESRV_SCHEMA = {
     min: 100,
     doc: 'silence after which a broker is dropped when its registration names no timeout, ms',
   },
+  metricsPort: {
+    type: 'int',
+    default: 0,
+    min: 0,
+    max: 65535,
+    doc: 'Prometheus /metrics port (0 = off)',
+  },
 } satisfies Schema;
 
 export type NamesrvOptions = OptionsOf<typeof NAMESRV_SCHEMA>;

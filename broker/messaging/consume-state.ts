@@ -34,6 +34,8 @@ export interface InflightEntry {
   messageGroup: string;
   /** Delivered to an orderly (FIFO) group: redelivered in place, not via %RETRY%. */
   fifo: boolean;
+  /** Memory only: the receipt handle issued for this delivery (an ack presenting it needs no HMAC check). */
+  handle?: string;
 }
 
 /** A retry-topic record that belongs to another topic of the group (memory only). */

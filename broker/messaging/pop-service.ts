@@ -295,7 +295,9 @@ export class PopService {
       attempt: e.attempt,
       group: st.group,
     };
-    return encodeReceiptHandle(h, this.ctx.options.receiptHandleSecret);
+    const text = encodeReceiptHandle(h, this.ctx.options.receiptHandleSecret);
+    e.handle = text;
+    return text;
   }
 
   private message(st: QueueState, r: StoredRecord, e: InflightEntry): StoredMessage {
@@ -574,7 +576,16 @@ export class PopService {
     topic: string,
     text: string,
   ): { st: QueueState; e: InflightEntry; h: ReceiptHandle } {
-    const h = decodeReceiptHandle(text, this.ctx.options.receiptHandleSecret);
+    // Fast path: the very handle issued for the live delivery (kept in memory) is
+    // authentic without computing its HMAC again.
+    const parsed = decodeReceiptHandle(text);
+    const live = this.states
+      .get(parsed.group, parsed.topic, parsed.queueId)
+      ?.inflight.get(parsed.offset);
+    const h =
+      live?.handle === text && live.popTime === parsed.popTime
+        ? parsed
+        : decodeReceiptHandle(text, this.ctx.options.receiptHandleSecret);
     if (h.brokerName !== this.ctx.options.brokerName) {
       throw errors.invalidReceiptHandle(`handle belongs to broker ${h.brokerName}`);
     }

@@ -4,13 +4,13 @@
  * command line are found through the name server.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { brokerAddrMap } from '../../common/broker-addrs.js';
 import { parseAddressList } from '../../common/cli.js';
 import { errors } from '../../common/errors.js';
 import type { ClusterInfo__Output } from '../../common/generated/sluice/v1/ClusterInfo.js';
 import type { TopicRoute__Output } from '../../common/generated/sluice/v1/TopicRoute.js';
 import { DEFAULT_RPC_TIMEOUT_MS } from '../../common/grpc.js';
 import { DEFAULT_NAMESRV_PORT } from '../../namesrv/options.js';
-import { brokerAddrsOf } from './broker-addrs.js';
 import { BrokerClients } from './broker-clients.js';
 import { NamesrvClient } from './namesrv-client.js';
 
@@ -138,7 +138,7 @@ export function brokersOf(info: ClusterInfo__Output): BrokerTarget[] {
   for (const [cluster, names] of Object.entries(info.cluster_addr_table)) {
     for (const brokerName of names.broker_names) {
       const data = info.broker_addr_table[brokerName];
-      for (const [brokerId, addr] of brokerAddrsOf(data?.broker_addrs ?? {})) {
+      for (const [brokerId, addr] of brokerAddrMap(data?.broker_addrs ?? {})) {
         out.push({ cluster, brokerName, brokerId, addr });
       }
     }
@@ -183,7 +183,7 @@ export async function resolveMasters(
 export function routeBrokers(route: TopicRoute__Output): BrokerTarget[] {
   const out: BrokerTarget[] = [];
   for (const data of route.broker_datas) {
-    const [first] = brokerAddrsOf(data.broker_addrs);
+    const [first] = brokerAddrMap(data.broker_addrs);
     if (!first) continue;
     out.push({
       cluster: data.cluster,

@@ -1,5 +1,5 @@
 /** `mqadmin topicRoute`: which broker groups serve a topic, with queue counts and perm. */
-import { brokerAddrsOf } from './broker-addrs.js';
+import { brokerAddrMap } from '../../common/broker-addrs.js';
 import { adminCommand } from './context.js';
 import { permString, table } from './format.js';
 
@@ -23,7 +23,7 @@ export function topicRouteCommand() {
           brokerDatas: route.broker_datas.map((b) => ({
             cluster: b.cluster,
             brokerName: b.broker_name,
-            brokerAddrs: Object.fromEntries(brokerAddrsOf(b.broker_addrs)),
+            brokerAddrs: Object.fromEntries(brokerAddrMap(b.broker_addrs)),
           })),
         });
         return;
@@ -35,7 +35,7 @@ export function topicRouteCommand() {
         const b = brokers.get(q.broker_name);
         read += q.read_queue_nums;
         write += q.write_queue_nums;
-        const addrs = [...brokerAddrsOf(b?.broker_addrs ?? {})]
+        const addrs = [...brokerAddrMap(b?.broker_addrs ?? {})]
           .map(([id, addr]) => `${id}:${addr}`)
           .join(',');
         return [

@@ -121,7 +121,10 @@ export function toOtlpJson(spans: readonly FinishedSpan[], resource: Attributes)
   for (const s of spans) {
     const key = `${s.scope.name}@${s.scope.version ?? ''}`;
     let group = byScope.get(key);
-    if (!group) byScope.set(key, (group = { scope: s.scope, spans: [] }));
+    if (!group) {
+      group = { scope: s.scope, spans: [] };
+      byScope.set(key, group);
+    }
     group.spans.push({
       traceId: s.context.traceId,
       spanId: s.context.spanId,

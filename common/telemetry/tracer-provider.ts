@@ -189,14 +189,16 @@ class RecordingSpan implements Span {
   end(endTime?: TimeInput): void {
     if (this.ended) return;
     this.ended = true;
-    const endNs = epochNanos(endTime);
+    let endNs = epochNanos(endTime);
+    // A clock step backwards must not make a negative duration.
+    if (endNs < this.startNs) endNs = this.startNs;
     this.processor.onEnd({
       name: this.name,
       kind: this.kind,
       context: this.ctx,
       ...(this.parentSpanId ? { parentSpanId: this.parentSpanId } : {}),
       startNs: this.startNs,
-      endNs: endNs < this.startNs ? this.startNs : endNs,
+      endNs,
       attributes: this.attributes,
       events: this.events,
       links: this.links,

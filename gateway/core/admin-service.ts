@@ -4,6 +4,8 @@
  * topic's route, a consumer group's progress, and message lookups by id and
  * by key. Each result is plain data; the REST layer shapes it into JSON.
  */
+
+import { brokerAddrsJson, masterAddrOf } from '../../common/broker-addrs.js';
 import { Code, errors, isSluiceError } from '../../common/errors.js';
 import type { ClusterInfo__Output } from '../../common/generated/sluice/v1/ClusterInfo.js';
 import type { GetConsumerProgressRequest } from '../../common/generated/sluice/v1/GetConsumerProgressRequest.js';
@@ -16,7 +18,6 @@ import type { TopicConfig } from '../../common/generated/sluice/v1/TopicConfig.j
 import { callUnary } from '../../common/grpc.js';
 import { checkGroupName, checkTopicName, Perm } from '../../common/names.js';
 import type { TopicRoute } from '../route-cache/index.js';
-import { brokerAddrsJson, masterAddrOf } from './broker-addrs.js';
 import type { BrokerPool } from './broker-pool.js';
 import type { NamesrvClient } from './namesrv-client.js';
 import type { RouteResolver } from './route-resolver.js';

@@ -5,12 +5,13 @@
  * of a new topic, the orphaned transaction poller, client settings) do not
  * hammer the name servers and brokers.
  */
+
+import { masterAddrOf } from '../../common/broker-addrs.js';
 import type { BrokerConfig__Output } from '../../common/generated/sluice/v1/BrokerConfig.js';
 import type { Empty } from '../../common/generated/sluice/v1/Empty.js';
 import type { SubscriptionGroupList__Output } from '../../common/generated/sluice/v1/SubscriptionGroupList.js';
 import { callUnary } from '../../common/grpc.js';
 import type { Logger } from '../../common/logger.js';
-import { masterAddrOf } from './broker-addrs.js';
 import type { BrokerPool } from './broker-pool.js';
 import type { NamesrvClient } from './namesrv-client.js';
 

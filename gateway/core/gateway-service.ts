@@ -10,6 +10,8 @@
  * failing are avoided for a while (LatencyFaultTolerance), and concurrent
  * sends to one broker share batch RPCs (SendBatcher).
  */
+
+import { anyAddrOf, masterAddrOf } from '../../common/broker-addrs.js';
 import {
   Code,
   errors,
@@ -46,7 +48,6 @@ import { callUnary } from '../../common/grpc.js';
 import type { Logger } from '../../common/logger.js';
 import { checkGroupName, checkTopicName } from '../../common/names.js';
 import { decodeReceiptHandle } from '../../common/receipt-handle.js';
-import { anyAddrOf, masterAddrOf } from './broker-addrs.js';
 import type { BrokerPool } from './broker-pool.js';
 import { LatencyFaultTolerance } from './latency-fault-tolerance.js';
 import { groupSlot } from './message-group-slot.js';

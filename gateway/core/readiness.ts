@@ -4,10 +4,11 @@
  * notice within their expiry window) does not count. Results are reused for
  * a short while so that frequent probes cost nothing.
  */
+
+import { masterAddrOf } from '../../common/broker-addrs.js';
 import type { BrokerStatus__Output } from '../../common/generated/sluice/v1/BrokerStatus.js';
 import type { Empty } from '../../common/generated/sluice/v1/Empty.js';
 import { callUnary } from '../../common/grpc.js';
-import { masterAddrOf } from './broker-addrs.js';
 import type { BrokerPool } from './broker-pool.js';
 import type { NamesrvClient } from './namesrv-client.js';
 

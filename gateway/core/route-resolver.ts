@@ -14,11 +14,12 @@
  *   `localTtlMs`, so a hot topic costs one Redis round trip per second, not
  *   one per request.
  */
+
+import { anyAddrOf, masterAddrOf } from '../../common/broker-addrs.js';
 import { Code, errors } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import { isReadable, isWritable } from '../../common/names.js';
 import type { CachedRoute, RouteCache, TopicRoute } from '../route-cache/index.js';
-import { anyAddrOf, masterAddrOf } from './broker-addrs.js';
 import type { NamesrvClient } from './namesrv-client.js';
 
 export interface BrokerTarget {

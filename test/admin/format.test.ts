@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { brokerAddrsOf, brokerIdOfKey } from '../../cli/admin/broker-addrs.js';
 import {
   formatTime,
   keyValues,
@@ -7,6 +6,7 @@ import {
   permString,
   table,
 } from '../../cli/admin/format.js';
+import { brokerAddrMap } from '../../common/broker-addrs.js';
 import { Code, SluiceError } from '../../common/errors.js';
 
 describe('mqadmin output helpers', () => {
@@ -59,14 +59,11 @@ describe('mqadmin output helpers', () => {
     expect(formatTime(new Date(2024, 0, 2, 3, 4, 5).getTime())).toBe('2024-01-02 03:04:05');
   });
 
-  it('reads broker ids from digits and from protobufjs 64-bit map key hashes', () => {
-    const hash = (n: number) => String.fromCharCode(n & 0xff, (n >> 8) & 0xff, 0, 0, 0, 0, 0, 0);
-    expect(brokerIdOfKey('0')).toBe(0);
-    expect(brokerIdOfKey(hash(1))).toBe(1);
-    expect(brokerIdOfKey(hash(258))).toBe(258);
-    expect([...brokerAddrsOf({ [hash(1)]: 'b', [hash(0)]: 'a' })]).toEqual([
+  it('orders broker addresses by id, master first', () => {
+    expect([...brokerAddrMap({ 2: 'c', 1: 'b', 0: 'a' })]).toEqual([
       [0, 'a'],
       [1, 'b'],
+      [2, 'c'],
     ]);
   });
 });

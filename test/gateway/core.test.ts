@@ -7,7 +7,7 @@ import { Code, isSluiceError } from '../../common/errors.js';
 import type { SendEntry } from '../../common/generated/sluice/v1/SendEntry.js';
 import type { SendResult__Output } from '../../common/generated/sluice/v1/SendResult.js';
 import { silentLogger } from '../../common/logger.js';
-import { anyAddrOf, brokerAddrsJson, masterAddrOf } from '../../gateway/core/broker-addrs.js';
+import { anyAddrOf, brokerAddrsJson, masterAddrOf } from '../../common/broker-addrs.js';
 import { fingerprintOf, IdempotencyGuard } from '../../gateway/core/idempotency-guard.js';
 import { LatencyFaultTolerance } from '../../gateway/core/latency-fault-tolerance.js';
 import { RouteResolver } from '../../gateway/core/route-resolver.js';
@@ -289,14 +289,12 @@ describe('RouteResolver', () => {
     expect(await r2.writable('t')).toHaveLength(1);
   });
 
-  it('reads broker ids from protobufjs long-hash map keys', () => {
-    const addrs = {
-      '\u0000\u0000\u0000\u0000\u0000\u0000\u0000\u0000': 'm:1',
-      '\u0001\u0000\u0000\u0000\u0000\u0000\u0000\u0000': 's:1',
-    };
+  it('reads broker ids from int32 map keys, master first', () => {
+    const addrs = { 1: 's:1', 0: 'm:1' };
     expect(masterAddrOf(addrs)).toBe('m:1');
     expect(brokerAddrsJson(addrs)).toEqual({ '0': 'm:1', '1': 's:1' });
     expect(anyAddrOf({ '1': 's:1' })).toBe('s:1');
+    expect(masterAddrOf({ '1': 's:1' })).toBeUndefined();
   });
 });
 

@@ -1,4 +1,4 @@
-/** Polls a condition until it holds or a deadline passes (never a blind sleep). */
+/** Polls a condition until it returns a truthy value or a deadline passes (never a blind sleep). */
 export async function waitFor<T>(
   what: string,
   check: () => Promise<T | undefined | false> | T | undefined | false,
@@ -10,7 +10,7 @@ export async function waitFor<T>(
   for (;;) {
     try {
       const v = await check();
-      if (v !== undefined && v !== false) return v;
+      if (v) return v;
     } catch (err) {
       lastError = err;
     }

@@ -5,13 +5,12 @@
  * for tests that must not depend on the real broker.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
-import { brokerAddrsOf } from '../../cli/admin/broker-addrs.js';
 import { ManagedChild } from '../../cli/supervisor.js';
+import { brokerAddrMap } from '../../common/broker-addrs.js';
 import type { BrokerClient, BrokerHandlers } from '../../common/generated/sluice/v1/Broker.js';
 import type { ClusterInfo__Output } from '../../common/generated/sluice/v1/ClusterInfo.js';
 import type { Empty, Empty__Output } from '../../common/generated/sluice/v1/Empty.js';
@@ -34,6 +33,7 @@ import {
 } from '../../common/grpc.js';
 import { PACKAGE_ROOT } from '../../common/paths.js';
 import { sluiceProto } from '../../common/proto.js';
+import { makeTempDir } from '../harness/tmp.js';
 
 export const ROOT = PACKAGE_ROOT;
 
@@ -68,34 +68,10 @@ export function componentLoads(module: string): boolean {
 }
 
 export function tempDir(prefix: string): { path: string; remove(): void } {
-  const path = mkdtempSync(join(tmpdir(), `sluice-${prefix}-`));
-  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+  return makeTempDir(`sluice-${prefix}-`);
 }
 
-/** Polls `check` until it returns a truthy value or the deadline passes. */
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs = 15_000,
-  intervalMs = 50,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
+export { waitFor } from '../harness/wait.js';
 
 /**
  * How soon after a name server restarts a broker heartbeating every
@@ -294,7 +270,7 @@ export class NamesrvRaw {
 
 /** broker id → address of a BrokerData, whatever form protobufjs gave the 64-bit keys. */
 export function addrsOf(addrs: Record<string | number, string>): Record<number, string> {
-  return Object.fromEntries(brokerAddrsOf(addrs));
+  return Object.fromEntries(brokerAddrMap(addrs));
 }
 
 /** Broker names in a route that are offered for writing (perm has the write bit). */

@@ -1,8 +1,8 @@
 /** Admin and query endpoints: cluster, topics, routes, group progress, message lookups. */
 import { createRoute, type OpenAPIHono } from '@hono/zod-openapi';
+import { brokerAddrsJson } from '../../../common/broker-addrs.js';
 import { errors } from '../../../common/errors.js';
 import type { AdminService } from '../../core/admin-service.js';
-import { brokerAddrsJson } from '../../core/broker-addrs.js';
 import type { AppDeps } from '../deps.js';
 import { toDeliveredJson } from '../message-json.js';
 import { jsonBody, jsonResponse, mount, problems } from '../route.js';
