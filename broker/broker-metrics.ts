@@ -9,9 +9,11 @@
  *    (store, pop, timer, transactions, replication), so this file reaches
  *    into no service's internals.
  */
+import { Metadata } from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import { Counter } from 'prom-client';
 import { Code } from '../common/errors.js';
+import type { BrokerHandlers } from '../common/generated/sluice/v1/Broker.js';
 import type { SendMessagesRequest__Output } from '../common/generated/sluice/v1/SendMessagesRequest.js';
 import type { SendMessagesResponse } from '../common/generated/sluice/v1/SendMessagesResponse.js';
 import { type RpcMetrics, rpcMetrics } from '../common/metrics/grpc-handlers.js';
@@ -124,4 +126,17 @@ export function createBrokerMetrics(status: () => Promise<Record<string, string>
       });
     },
   };
+}
+
+/** GetBrokerStatus's stats, asked of the handler in-process (no RPC). */
+export function brokerStatusOf(handlers: BrokerHandlers): Promise<Record<string, string>> {
+  return new Promise((resolve, reject) => {
+    const call = { request: {}, metadata: new Metadata() } as unknown as Parameters<
+      BrokerHandlers['GetBrokerStatus']
+    >[0];
+    handlers.GetBrokerStatus(call, (err, value) => {
+      if (err) reject(err);
+      else resolve((value?.stats ?? {}) as Record<string, string>);
+    });
+  });
 }

@@ -10,8 +10,13 @@ import type { BrokerHandlers } from '../common/generated/sluice/v1/Broker.js';
 import { startGrpcServer } from '../common/grpc.js';
 import { JsonFileWriter, readJsonFile } from '../common/json-file.js';
 import type { Logger } from '../common/logger.js';
+import { instrumentService } from '../common/metrics/instrument-service.js';
+import { startMetricsServer } from '../common/metrics/metrics-server.js';
 import { expandHome } from '../common/paths.js';
 import { sluiceProto } from '../common/proto.js';
+import { withTelemetry } from '../common/telemetry/sdk.js';
+import { tracingEnabled } from '../common/telemetry/tracing.js';
+import { brokerStatusOf, createBrokerMetrics } from './broker-metrics.js';
 import { HaService } from './ha/ha-service.js';
 import { readOnlyStore } from './ha/read-only-store.js';
 import { withSlaveReadAdvice } from './ha/slave-read-advice.js';
@@ -32,6 +37,7 @@ import { BROKER_SCHEMA, type BrokerOptions } from './options.js';
 import { NamesrvRegistry } from './registry/namesrv-registry.js';
 import { type BrokerServices, brokerHandlers } from './service/broker-service.js';
 import { createMessageStore } from './store/message-store.js';
+import { traceStore } from './store-tracing.js';
 
 export async function startBroker(options: BrokerOptions, logger: Logger): Promise<Running> {
   const root = expandHome(options.storePathRootDir);
@@ -186,7 +192,15 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
       await registry.registerNow();
     },
   };
-  handlers = withSlaveReadAdvice(brokerHandlers(services), ha);
+  const served = withSlaveReadAdvice(brokerHandlers(services), ha);
+  // Observability (issue 9): store spans when tracing is on, metrics on metricsPort.
+  if (tracingEnabled()) served.SendMessages = traceStore(options.brokerName, served.SendMessages);
+  const metrics =
+    options.metricsPort > 0 ? createBrokerMetrics(() => brokerStatusOf(served)) : undefined;
+  handlers = metrics ? instrumentService(definition, served, metrics.rpc, metrics.onCall) : served;
+  const metricsServer = metrics
+    ? await startMetricsServer(metrics.registry, options.metricsPort, options.bindAddress, logger)
+    : undefined;
   topics.onChange(() => void registry.registerNow());
   registry.start();
   ha.start(brokerAddr, () => void registry.registerNow());
@@ -205,6 +219,7 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
         broker_addr: brokerAddr,
       });
       await ha.close();
+      await metricsServer?.close();
       await grpcServer.close();
       unsubscribe();
       await timer.close();
@@ -230,5 +245,6 @@ Examples:
   mqbroker -c broker.properties -p            print the effective config
   mqbroker -n localhost:9876 listenPort=10921 storePathRootDir=./data/broker-b
 `,
-  start: startBroker,
+  start: (options, logger) =>
+    withTelemetry('sluice-broker', logger, () => startBroker(options, logger)),
 };

@@ -217,6 +217,7 @@ export function mountConsume(app: OpenAPIHono, deps: AppDeps): void {
         await stream.write(': connected\n\n');
         while (!signal.aborted && !stream.aborted) {
           try {
+            const startedAt = Date.now();
             const messages = await deps.service.receive(topic, group, {
               max: q.max,
               waitMs: STREAM_POLL_WAIT_MS,
@@ -225,6 +226,7 @@ export function mountConsume(app: OpenAPIHono, deps: AppDeps): void {
               signal,
             });
             deps.metrics?.countDelivered(topic, messages);
+            traceReceive(topic, group, messages, headersOf(c), startedAt);
             for (const m of messages) {
               const json = toDeliveredJson(m);
               await stream.writeSSE({
