@@ -3,11 +3,11 @@
  * broker avoidance, Idempotency-Keys, route caching, message conversion.
  */
 import { describe, expect, it } from 'vitest';
+import { anyAddrOf, brokerAddrsJson, masterAddrOf } from '../../common/broker-addrs.js';
 import { Code, isSluiceError } from '../../common/errors.js';
 import type { SendEntry } from '../../common/generated/sluice/v1/SendEntry.js';
 import type { SendResult__Output } from '../../common/generated/sluice/v1/SendResult.js';
 import { silentLogger } from '../../common/logger.js';
-import { anyAddrOf, brokerAddrsJson, masterAddrOf } from '../../common/broker-addrs.js';
 import { fingerprintOf, IdempotencyGuard } from '../../gateway/core/idempotency-guard.js';
 import { LatencyFaultTolerance } from '../../gateway/core/latency-fault-tolerance.js';
 import { RouteResolver } from '../../gateway/core/route-resolver.js';
