@@ -159,8 +159,27 @@ export const errors = {
     }),
   illegalTag: (tag: string, why: string) =>
     new SluiceError(Code.ILLEGAL_MESSAGE_TAG, `illegal tag '${tag}': ${why}`),
-  illegalPropertyKey: (key: string) =>
-    new SluiceError(Code.ILLEGAL_MESSAGE_PROPERTY_KEY, `property '${key}' is reserved`),
+  illegalPropertyKey: (key: string, why = 'is reserved') =>
+    new SluiceError(Code.ILLEGAL_MESSAGE_PROPERTY_KEY, `property '${key}' ${why}`),
+  illegalMessageKey: (key: string, why: string) =>
+    new SluiceError(Code.ILLEGAL_MESSAGE_KEY, `illegal message key '${key}': ${why}`),
+  illegalMessageGroup: (why: string) =>
+    new SluiceError(Code.ILLEGAL_MESSAGE_GROUP, `illegal message group: ${why}`),
+  propertiesTooLarge: (size: number, max: number) =>
+    new SluiceError(
+      Code.MESSAGE_PROPERTIES_TOO_LARGE,
+      `message properties are ${size} bytes; the limit is ${max}`,
+    ),
+  conflictWithType: (why: string) => new SluiceError(Code.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE, why),
+  clientIdRequired: () =>
+    new SluiceError(Code.CLIENT_ID_REQUIRED, 'the x-mq-client-id header is required on this call'),
+  unrecognizedClientType: (type: string) =>
+    new SluiceError(Code.UNRECOGNIZED_CLIENT_TYPE, `client type '${type}' is not served`),
+  bodyDigestMismatch: (type: string) =>
+    new SluiceError(Code.MESSAGE_CORRUPTED, `the body does not match its ${type} digest`),
+  unsupported: (what: string) =>
+    new SluiceError(Code.UNSUPPORTED, `${what} is not supported by Sluice`),
+  offsetNotFound: (what: string) => new SluiceError(Code.OFFSET_NOT_FOUND, what),
   illegalFilter: (expression: string, why: string) =>
     new SluiceError(Code.ILLEGAL_FILTER_EXPRESSION, `illegal filter '${expression}': ${why}`),
   illegalInvisibleTime: (ms: number, why: string) =>

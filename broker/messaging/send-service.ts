@@ -164,10 +164,7 @@ export class SendService {
     const properties = userPropertiesOf(m);
     if (m.message_group) {
       if (hasSeparator(m.message_group)) {
-        throw errors.fromStatus(
-          Code.ILLEGAL_MESSAGE_GROUP,
-          'message group contains a control character',
-        );
+        throw errors.illegalMessageGroup('contains a control character');
       }
       properties[SystemProperty.MESSAGE_GROUP] = m.message_group;
     }
@@ -176,8 +173,7 @@ export class SendService {
     if (m.producer_group) properties[SystemProperty.PRODUCER_GROUP] = m.producer_group;
     const dueAt = this.timer.dueTime(m.delivery_timestamp_ms, m.delay_level, now);
     if (dueAt > 0 && m.transactional) {
-      throw errors.fromStatus(
-        Code.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE,
+      throw errors.conflictWithType(
         'a transactional message cannot have a delivery time or delay level',
       );
     }
@@ -218,10 +214,7 @@ function checkTag(tag: string): void {
 
 function checkKey(key: string): void {
   if (key.length === 0 || /\s/.test(key) || hasSeparator(key)) {
-    throw errors.fromStatus(
-      Code.ILLEGAL_MESSAGE_KEY,
-      `illegal key '${key}': must be non-empty without whitespace`,
-    );
+    throw errors.illegalMessageKey(key, 'must be non-empty without whitespace');
   }
 }
 
@@ -231,10 +224,7 @@ function userPropertiesOf(m: Message__Output): Record<string, string> {
     const v = m.properties[k]!;
     if (isReservedProperty(k)) throw errors.illegalPropertyKey(k);
     if (k.length === 0 || hasSeparator(k) || hasSeparator(v)) {
-      throw errors.fromStatus(
-        Code.ILLEGAL_MESSAGE_PROPERTY_KEY,
-        `property '${k}' has an empty name or a control character`,
-      );
+      throw errors.illegalPropertyKey(k, 'has an empty name or a control character');
     }
     out[k] = v;
   }

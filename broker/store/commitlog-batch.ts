@@ -127,9 +127,7 @@ export function encodeBatch(
     const topic = topicBytesOf(m.topic);
     const propBytes = measureProperties(m);
     if (propBytes > MAX_PROPERTIES_BYTES) {
-      throw errors.badRequest(
-        `message properties are ${propBytes} bytes; at most ${MAX_PROPERTIES_BYTES}`,
-      );
+      throw errors.propertiesTooLarge(propBytes, MAX_PROPERTIES_BYTES);
     }
     const born = encodeAddress(m.bornHost);
     const size = recordSize(m.body.length, topic.length, propBytes, born.v6, store.v6);

@@ -150,9 +150,7 @@ export function measureProperties(m: MessageInput): number {
     const kn = utf8Length(k);
     const vn = utf8Length(props[k]!);
     if (kn < 0 || vn < 0) {
-      throw errors.badRequest(`message property '${k}' contains a control character`, {
-        property: k,
-      });
+      throw errors.illegalPropertyKey(k, 'contains a control character');
     }
     n += kn + vn + 2;
   }
@@ -166,7 +164,7 @@ export function measureProperties(m: MessageInput): number {
     n += PROPERTY_KEYS.length + 2 + keys.length - 1;
     for (let i = 0; i < keys.length; i++) {
       const kn = utf8Length(keys[i]!);
-      if (kn < 0) throw errors.badRequest(`message key '${keys[i]}' contains a control character`);
+      if (kn < 0) throw errors.illegalMessageKey(keys[i]!, 'contains a control character');
       n += kn;
     }
   }

@@ -4,6 +4,7 @@
  * producer needs backoff_policy (an exponential backoff) and
  * publishing.max_body_size in it.
  */
+import { errors } from '../../common/errors.js';
 import type { RetryPolicy } from '../../common/generated/apache/rocketmq/v2/RetryPolicy.js';
 import type {
   Settings,
@@ -18,7 +19,6 @@ import {
   PRODUCER_BACKOFF_MAX_MS,
 } from './messaging-options.js';
 import { toDuration } from './proto-time.js';
-import { protocolErrors } from './protocol-errors.js';
 
 /** SDK default when a producer names no attempt count. */
 const DEFAULT_PRODUCER_MAX_ATTEMPTS = 3;
@@ -37,7 +37,7 @@ export function clientTypeOf(s: Settings__Output): ServedClientType {
     case 'PULL_CONSUMER':
       return t;
     default:
-      throw protocolErrors.unrecognizedClientType(String(t));
+      throw errors.unrecognizedClientType(String(t));
   }
 }
 

@@ -10,7 +10,6 @@ import { serverStream, unary, withCallSignal } from './handler-kit.js';
 import { toPublicMessage } from './message-mapping.js';
 import type { MessagingContext } from './messaging-context.js';
 import { toMillis, toTimestamp } from './proto-time.js';
-import { protocolErrors } from './protocol-errors.js';
 import { OK_STATUS, publicStatus, summarize, toPublicStatus } from './public-status.js';
 
 type ConsumeHandlers = Pick<
@@ -56,7 +55,7 @@ export function consumeHandlers(m: MessagingContext): ConsumeHandlers {
     const group = checkGroupName(qualify(req.group, namespace, 'group'));
     const topic = checkTopicName(qualify(req.message_queue?.topic, namespace, 'topic'));
     const filter = req.filter_expression;
-    if (filter?.type === 'SQL') throw protocolErrors.unsupported('SQL92 filtering');
+    if (filter?.type === 'SQL') throw errors.unsupported('SQL92 filtering');
     if (req.batch_size <= 0)
       throw errors.badRequest(`batch_size must be at least 1, not ${req.batch_size}`);
     return {

@@ -18,7 +18,6 @@ import type { StoredMessage__Output } from '../../common/generated/sluice/v1/Sto
 import { DLQ_TOPIC_PREFIX } from '../../common/names.js';
 import { toResource } from './client-context.js';
 import { toDuration, toMillis, toTimestamp } from './proto-time.js';
-import { protocolErrors } from './protocol-errors.js';
 
 export type PublicMessageType = 'NORMAL' | 'FIFO' | 'DELAY' | 'TRANSACTION';
 
@@ -50,7 +49,7 @@ function checkDigest(body: Buffer, type: string, checksum: string): void {
     default:
       return;
   }
-  if (actual !== checksum.toUpperCase()) throw protocolErrors.bodyDigestMismatch(type);
+  if (actual !== checksum.toUpperCase()) throw errors.bodyDigestMismatch(type);
 }
 
 export interface ProducerContext {
@@ -87,12 +86,12 @@ export function toInternalMessage(
   if (tag && (tag.includes('|') || tag.trim() === ''))
     throw errors.illegalTag(tag, 'must not be blank or contain |');
   const keys = sp?.keys ?? [];
-  for (const k of keys) if (k.trim() === '') throw protocolErrors.illegalKey('blank key');
+  for (const k of keys) if (k.trim() === '') throw errors.illegalMessageKey('', 'blank key');
   const group = sp?.message_group ?? '';
-  if (group !== '' && group.trim() === '') throw protocolErrors.illegalMessageGroup('blank');
+  if (group !== '' && group.trim() === '') throw errors.illegalMessageGroup('blank');
   const deliveryMs = toMillis(sp?.delivery_timestamp) ?? 0;
-  if ((sp?.lite_topic ?? '') !== '') throw protocolErrors.unsupported('a lite topic');
-  if (sp?.priority !== undefined) throw protocolErrors.unsupported('message priority');
+  if ((sp?.lite_topic ?? '') !== '') throw errors.unsupported('a lite topic');
+  if (sp?.priority !== undefined) throw errors.unsupported('message priority');
 
   const declared = sp?.message_type ?? 'MESSAGE_TYPE_UNSPECIFIED';
   let type: PublicMessageType;
@@ -107,16 +106,16 @@ export function toInternalMessage(
       type = declared;
       break;
     default:
-      throw protocolErrors.unsupported(`message type ${declared}`);
+      throw errors.unsupported(`message type ${declared}`);
   }
   if (type === 'FIFO' && !group)
-    throw protocolErrors.conflictWithType('a FIFO message needs a message group');
+    throw errors.conflictWithType('a FIFO message needs a message group');
   if (type !== 'FIFO' && group)
-    throw protocolErrors.conflictWithType(`a ${type} message may not carry a message group`);
+    throw errors.conflictWithType(`a ${type} message may not carry a message group`);
   if (type === 'DELAY' && deliveryMs <= 0)
-    throw protocolErrors.conflictWithType('a DELAY message needs a delivery timestamp');
+    throw errors.conflictWithType('a DELAY message needs a delivery timestamp');
   if (type !== 'DELAY' && deliveryMs > 0) {
-    throw protocolErrors.conflictWithType(`a ${type} message may not carry a delivery timestamp`);
+    throw errors.conflictWithType(`a ${type} message may not carry a delivery timestamp`);
   }
 
   return {

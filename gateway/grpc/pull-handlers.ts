@@ -10,7 +10,6 @@ import { serverStream, unary, withCallSignal } from './handler-kit.js';
 import { toPublicMessage } from './message-mapping.js';
 import type { MessagingContext } from './messaging-context.js';
 import { toMillis } from './proto-time.js';
-import { protocolErrors } from './protocol-errors.js';
 import { OK_STATUS, publicStatus } from './public-status.js';
 
 type PullHandlers = Pick<
@@ -33,8 +32,7 @@ export function pullHandlers(m: MessagingContext): PullHandlers {
     PullMessage: serverStream(logger, 'PullMessage', async (req, ctx, call) => {
       const group = checkGroupName(qualify(req.group, ctx.namespace, 'group'));
       const queue = queueOf(req.message_queue, ctx.namespace);
-      if (req.filter_expression?.type === 'SQL')
-        throw protocolErrors.unsupported('SQL92 filtering');
+      if (req.filter_expression?.type === 'SQL') throw errors.unsupported('SQL92 filtering');
       if (req.batch_size <= 0)
         throw errors.badRequest(`batch_size must be at least 1, not ${req.batch_size}`);
       if (!Number.isSafeInteger(req.offset) || req.offset < 0)
@@ -90,7 +88,7 @@ export function pullHandlers(m: MessagingContext): PullHandlers {
         (o) => o.queueId === queue.queueId && (!queue.brokerName || o.broker === queue.brokerName),
       );
       if (!found) {
-        throw protocolErrors.offsetNotFound(
+        throw errors.offsetNotFound(
           `group '${group}' has committed no offset for queue ${queue.queueId} of '${queue.topic}'`,
         );
       }

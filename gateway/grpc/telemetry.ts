@@ -7,7 +7,9 @@
  * An error answers with a TelemetryCommand that carries only a Status; the
  * SDKs treat that as a failed startup and report the code.
  */
+
 import type { ServerDuplexStream } from '@grpc/grpc-js';
+import { errors } from '../../common/errors.js';
 import type { Settings__Output } from '../../common/generated/apache/rocketmq/v2/Settings.js';
 import type {
   TelemetryCommand,
@@ -19,7 +21,6 @@ import { clientContext, qualify } from './client-context.js';
 import type { ClientRegistry, TelemetrySink } from './client-registry.js';
 import { answerSettings, clientTypeOf } from './client-settings.js';
 import type { MessagingServiceOptions } from './messaging-options.js';
-import { protocolErrors } from './protocol-errors.js';
 import { OK_STATUS, toPublicStatus } from './public-status.js';
 
 export interface TelemetryDeps {
@@ -55,7 +56,7 @@ export function telemetryHandler(
 
     const answer = async (settings: Settings__Output): Promise<void> => {
       try {
-        if (!ctx.clientId) throw protocolErrors.clientIdRequired();
+        if (!ctx.clientId) throw errors.clientIdRequired();
         const clientType = clientTypeOf(settings);
         const group = settings.subscription?.group?.name
           ? qualify(settings.subscription.group, ctx.namespace, 'group')

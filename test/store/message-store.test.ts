@@ -184,7 +184,7 @@ describe('message store: append and read', () => {
     );
     await expectCode(
       store.appendBatch([message({ properties: { bad: 'x\u0001y' } })]),
-      Code.BAD_REQUEST,
+      Code.ILLEGAL_MESSAGE_PROPERTY_KEY,
     );
     await expectCode(store.appendBatch([message({ topic: '../etc' })]), Code.ILLEGAL_TOPIC);
     await expectCode(store.appendBatch([message({ tag: 'a\u0002' })]), Code.ILLEGAL_MESSAGE_TAG);
