@@ -1,5 +1,5 @@
 /** Locations inside the installed package, valid from sources and from dist/. */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,3 +22,8 @@ export const PROTO_DIR = join(PACKAGE_ROOT, 'proto');
 export function expandHome(path: string): string {
   return path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path;
 }
+
+/** The package version (package.json), e.g. for `brokerVersionDesc`. */
+export const SLUICE_VERSION: string = (
+  JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }
+).version;

@@ -11,6 +11,7 @@ import type { QueueStatus } from '../../common/generated/sluice/v1/QueueStatus.j
 import type { StoredMessage } from '../../common/generated/sluice/v1/StoredMessage.js';
 import { unaryHandler } from '../../common/grpc.js';
 import { checkGroupName, checkTopicName, Perm } from '../../common/names.js';
+import { SLUICE_VERSION } from '../../common/paths.js';
 import type { BrokerContext } from '../messaging/broker-context.js';
 import { toStoredMessage } from '../messaging/message-codec.js';
 import type { PopService } from '../messaging/pop-service.js';
@@ -313,6 +314,7 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
           longPollsWaiting: String(ctx.notifier.waiting),
           rssBytes: String(process.memoryUsage().rss),
           uptimeSeconds: process.uptime().toFixed(0),
+          brokerVersionDesc: `Sluice ${SLUICE_VERSION}`,
           ...(svc.status?.() ?? {}),
         },
       };

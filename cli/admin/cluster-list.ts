@@ -18,6 +18,12 @@ function first(stats: Record<string, string> | undefined, keys: string[]): strin
   return '-';
 }
 
+/** Replication lag of a slave (or the worst slave of a master), in bytes; `-` without replication. */
+function haLag(stats: Record<string, string> | undefined): string {
+  const bytes = stats?.haReplicationLagBytes;
+  return bytes === undefined || bytes === '' ? '-' : `${bytes}B`;
+}
+
 export function clusterListCommand() {
   return adminCommand<{ clusterName?: string }>(
     'clusterList',
@@ -64,6 +70,7 @@ export function clusterListCommand() {
             'OutTPS',
             'Perm',
             'SPACE',
+            'HALag',
             'Heartbeat',
           ],
           rows.map((r) => {
@@ -81,6 +88,7 @@ export function clusterListCommand() {
               first(r.stats, OUT_TPS_KEYS),
               perm === undefined ? '-' : permString(Number(perm)),
               space === undefined ? '-' : Number(space).toFixed(4),
+              haLag(r.stats),
               lastUpdate ? `${Math.max(0, Math.round((now - lastUpdate) / 1000))}s ago` : '-',
             ];
           }),

@@ -155,12 +155,12 @@ describe('mqadmin against a name server', () => {
     expect(res.code).toBe(0);
     const lines = res.stdout.trim().split('\n');
     expect(lines[0]).toMatch(
-      /^#Cluster Name\s+#Broker Name\s+#BID\s+#Addr\s+#Role\s+#Version\s+#InTPS\s+#OutTPS\s+#Perm\s+#SPACE\s+#Heartbeat$/,
+      /^#Cluster Name\s+#Broker Name\s+#BID\s+#Addr\s+#Role\s+#Version\s+#InTPS\s+#OutTPS\s+#Perm\s+#SPACE\s+#HALag\s+#Heartbeat$/,
     );
     const [a, b, as] = brokers;
     expect(lines[1]).toMatch(
       new RegExp(
-        `^DefaultCluster\\s+broker-a\\s+0\\s+${a!.addr}\\s+ASYNC_MASTER\\s+.*RW-\\s+0\\.1000\\s+\\d+s ago$`,
+        `^DefaultCluster\\s+broker-a\\s+0\\s+${a!.addr}\\s+ASYNC_MASTER\\s+.*RW-\\s+0\\.1000\\s+-\\s+\\d+s ago$`,
       ),
     );
     expect(lines[2]).toMatch(
