@@ -19,7 +19,6 @@ import { tracingEnabled } from '../common/telemetry/tracing.js';
 import { brokerStatusOf, createBrokerMetrics } from './broker-metrics.js';
 import { HaService } from './ha/ha-service.js';
 import { readOnlyStore } from './ha/read-only-store.js';
-import { withSlaveReadAdvice } from './ha/slave-read-advice.js';
 import { ArrivalNotifier } from './messaging/arrival-notifier.js';
 import type { BrokerContext } from './messaging/broker-context.js';
 import { ConsumeStateStore } from './messaging/consume-state-store.js';
@@ -192,7 +191,7 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
       await registry.registerNow();
     },
   };
-  const served = withSlaveReadAdvice(brokerHandlers(services), ha);
+  const served = brokerHandlers(services);
   // Observability (issue 9): store spans when tracing is on, metrics on metricsPort.
   if (tracingEnabled()) served.SendMessages = traceStore(options.brokerName, served.SendMessages);
   const metrics =

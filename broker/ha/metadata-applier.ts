@@ -7,8 +7,10 @@
  *  - topics.json / subscriptionGroup.json: through the managers (the master's
  *    set wins: new and changed entries are upserted, missing ones deleted);
  *  - consumerOffset*.json: committed through the offset manager; a pop state
- *    this slave keeps for the queue (it served pops while the master was
- *    down) is moved forward to the master's offset when nothing is in flight;
+ *    this slave keeps for the queue (it serves pops while the master is
+ *    down) only moves forward: offsets below the master's are settled, except
+ *    those in flight here (a consumer may still ack them; they are never
+ *    dropped, and the state never moves back);
  *  - any other file: written as is (atomically) into the slave's config
  *    directory, read by its owner at the next start;
  *  - readers (timer / transaction progress): the slave's consume-state is
@@ -19,6 +21,7 @@
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../common/logger.js';
+import type { QueueState } from '../messaging/consume-state.js';
 import type { ConsumeStateStore } from '../messaging/consume-state-store.js';
 import { isInternalReader } from '../messaging/system-topics.js';
 import type { ConsumerOffsetManager } from '../metadata/consumer-offset-manager.js';
@@ -40,7 +43,7 @@ export interface MetadataTargets {
   topics: TopicConfigManager;
   groups: SubscriptionGroupManager;
   offsets: ConsumerOffsetManager;
-  states?: Pick<ConsumeStateStore, 'get' | 'obtain' | 'reset'>;
+  states?: Pick<ConsumeStateStore, 'get' | 'obtain' | 'reset' | 'settle'>;
   logger: Logger;
 }
 
@@ -157,17 +160,37 @@ export class MetadataApplier {
       for (const [q, offset] of Object.entries(queues)) {
         const queueId = Number(q);
         if (!Number.isSafeInteger(queueId) || !Number.isSafeInteger(offset)) continue;
+        // Pop state first: its progress is mirrored into the offsets (onAdvance),
+        // and the master's offset is the one the table ends up with.
+        const st = this.t.states?.get(group, topic, queueId);
+        if (st && st.base < offset) await this.moveForward(st, offset);
         if (this.t.offsets.get(group, topic, queueId) !== offset) {
           this.t.offsets.commit(group, topic, queueId, offset);
           changed++;
         }
-        const st = this.t.states?.get(group, topic, queueId);
-        if (st && st.base < offset && st.inflight.size === 0) {
-          await st.withLock(() => this.t.states!.reset(st, offset));
-        }
       }
     }
     return changed;
+  }
+
+  /**
+   * Settles a slave pop state's offsets below `offset` (the master's), under
+   * the queue's lock so it does not race a pop on this slave; offsets in
+   * flight here stay in flight (their base stays below them).
+   */
+  private async moveForward(st: QueueState, offset: number): Promise<void> {
+    const states = this.t.states!;
+    await st.withLock(async () => {
+      const runs: Array<[number, number]> = [];
+      let start = st.base;
+      const inflight = [...st.inflight.keys()].filter((o) => o < offset).sort((a, b) => a - b);
+      for (const o of inflight) {
+        if (o > start) runs.push([start, o]);
+        start = Math.max(start, o + 1);
+      }
+      if (offset > start) runs.push([start, offset]);
+      await states.settle(st, runs);
+    });
   }
 
   private applyBroadcastOffsets(table: BroadcastTable): number {

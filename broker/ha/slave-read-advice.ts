@@ -7,17 +7,13 @@
  *
  * "Far behind": the last record a pull answered lies more than
  * accessMessageInMemoryMaxRatio % of the machine's memory before the
- * commitlog end (RocketMQ's rule).
+ * commitlog end (RocketMQ's rule). PullService puts the answer in
+ * PullMessagesResponse.suggest_which_broker_id (through ReplicationHook).
  */
 import { totalmem } from 'node:os';
-import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
-import type { BrokerHandlers } from '../../common/generated/sluice/v1/Broker.js';
-import type { PullMessagesRequest__Output } from '../../common/generated/sluice/v1/PullMessagesRequest.js';
-import type { PullMessagesResponse } from '../../common/generated/sluice/v1/PullMessagesResponse.js';
 import type { SubscriptionGroupManager } from '../metadata/subscription-group-manager.js';
 import type { BrokerOptions } from '../options.js';
 import type { MessageStore } from '../store/index.js';
-import type { ReplicationHook } from './index.js';
 
 export const MASTER_ID = 0;
 
@@ -42,33 +38,4 @@ export function suggestBrokerId(
   if (behind <= memory) return MASTER_ID;
   const configured = group ? deps.groups.get(group)?.which_broker_when_consume_slowly : undefined;
   return configured ?? o.whichBrokerWhenConsumeSlowly;
-}
-
-/**
- * Fills PullMessagesResponse.suggest_which_broker_id from the hook. A
- * stop-gap until PullService asks `ctx.replication.suggestBrokerId` itself
- * (then this wrapper goes away).
- */
-export function withSlaveReadAdvice(
-  handlers: BrokerHandlers,
-  hook: ReplicationHook,
-): BrokerHandlers {
-  const pull = handlers.PullMessages;
-  return {
-    ...handlers,
-    PullMessages: (
-      call: ServerUnaryCall<PullMessagesRequest__Output, PullMessagesResponse>,
-      callback: sendUnaryData<PullMessagesResponse>,
-    ) =>
-      pull(call, (err, res, ...rest) => {
-        if (!err && res && !res.suggest_which_broker_id) {
-          const last = res.messages?.at(-1)?.physical_offset;
-          res.suggest_which_broker_id = hook.suggestBrokerId(
-            call.request.consumer_group,
-            last === undefined ? -1 : Number(last),
-          );
-        }
-        callback(err, res, ...rest);
-      }),
-  };
 }

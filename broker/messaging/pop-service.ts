@@ -24,6 +24,25 @@
  *
  * Tag filters are applied by hash in the consume queue and re-checked on the
  * string (the store does both); offsets a filter skips are settled for the group.
+ *
+ * On a SLAVE (read-only store, no revive / timer / DLQ writers), pop, ack and
+ * change-invisible work on the slave's own pop state, so consumers keep going
+ * while the master is down (DESIGN.md §7):
+ *  - the state of a queue starts at the group's offset as last replicated from
+ *    the master (metadata sync), so what the master had in flight or acked
+ *    out of order is delivered again: at least once, duplicates allowed;
+ *  - a concurrent delivery whose invisible time runs out is delivered again in
+ *    place (same offset and topic, attempt + 1), not re-put into %RETRY%;
+ *  - a delivery that used its last attempt is not dead-lettered (that needs a
+ *    write): it stays in flight, undelivered, until a master takes writes; the
+ *    master still has the message in its own state and delivers or
+ *    dead-letters it itself;
+ *  - acks and invisible-time changes are local: they are not sent back to the
+ *    master, which may deliver those messages again when it returns (handles
+ *    issued by the master are stale on the slave and vice versa: 40013).
+ * forwardToDeadLetter stays master-only. The metadata sync moves an idle
+ * slave state forward to the master's offsets, never dropping what is in
+ * flight here (broker/ha/metadata-applier.ts).
  */
 import { Code, errors, statusOf } from '../../common/errors.js';
 import type { StoredMessage } from '../../common/generated/sluice/v1/StoredMessage.js';
@@ -158,14 +177,17 @@ export class PopService {
     return [...this.states.all()].filter((s) => s.group === group);
   }
 
-  /** Pop state lives on the master only (a slave is a read-only byte copy of its log). */
+  /** A slave pops from its own state but cannot write its (replicated) commitlog. */
+  private get onSlave(): boolean {
+    return this.ctx.options.brokerRole === 'SLAVE';
+  }
+
+  /** Dead-lettering writes the commitlog: master only. */
   private checkMaster(): void {
-    if (this.ctx.options.brokerRole === 'SLAVE')
-      throw errors.notMaster(this.ctx.options.brokerName);
+    if (this.onSlave) throw errors.notMaster(this.ctx.options.brokerName);
   }
 
   async pop(req: PopRequest): Promise<StoredMessage[]> {
-    this.checkMaster();
     const topic = checkTopicName(req.topic);
     const group = checkGroupName(req.group);
     if (req.invisibleMs < MIN_INVISIBLE_MS || req.invisibleMs > MAX_INVISIBLE_MS) {
@@ -207,7 +229,13 @@ export class PopService {
       // Sleep until a message arrives (or, FIFO, an ack frees a message group or a
       // message becomes visible again), or the deadline.
       let until = deadline;
-      if (fifo) {
+      if (this.onSlave) {
+        // No revive pass here: wake when an in-flight message becomes visible again.
+        const states = queueIds.map((q) => this.state(group, topic, q));
+        if (!fifo) states.push(this.state(group, retryTopic, 0));
+        const next = nextVisibleAfter(states, now);
+        if (next !== undefined) until = Math.min(until, next);
+      } else if (fifo) {
         const states = queueIds.map((q) => this.state(group, topic, q));
         const next = InvisibleIndex.earliest(states, true);
         if (next !== undefined) until = Math.min(until, Math.max(next, now + 1));
@@ -246,6 +274,14 @@ export class PopService {
     const durable: Promise<unknown>[] = [];
     for (const t of targets) {
       if (out.length >= max) break;
+      if (this.onSlave && t.st.inflight.size > 0) {
+        const again = await t.st.withLock(() =>
+          this.redeliverInPlace(t.st, topic, t.retry, max - out.length, filter, invisibleMs),
+        );
+        out.push(...again.messages);
+        durable.push(...again.durable);
+        if (out.length >= max) break;
+      }
       if (!this.hasWork(t, topic)) continue;
       const taken = await t.st.withLock(() =>
         t.retry
@@ -259,6 +295,56 @@ export class PopService {
     // brings them back when their invisible time runs out, not before.
     await Promise.all(durable);
     return out;
+  }
+
+  /**
+   * Slave only (no revive pass, no commitlog writes): concurrent deliveries of
+   * `st` whose invisible time ran out go out again in place — same offset,
+   * attempt + 1. One that used its last attempt stays in flight (dead-lettering
+   * waits for a master). Retry-queue entries of other topics wait for their
+   * topic. Caller holds the queue's lock.
+   */
+  private async redeliverInPlace(
+    st: QueueState,
+    topic: string,
+    retry: boolean,
+    max: number,
+    filter: TagFilter | null,
+    invisibleMs: number,
+  ): Promise<Taken> {
+    const messages: StoredMessage[] = [];
+    const durable: Promise<unknown>[] = [];
+    const settled: number[] = [];
+    const now = this.ctx.clock();
+    const maxDeliveries = maxDeliveriesOf(this.ctx, st.group);
+    const due = [...st.inflight.values()]
+      .filter((e) => !e.fifo && e.attempt < maxDeliveries && visibleAtOf(e) <= now)
+      .sort((a, b) => visibleAtOf(a) - visibleAtOf(b));
+    for (const e of due) {
+      if (messages.length >= max) break;
+      const r = await this.ctx.store.readAt(e.physicalOffset);
+      if (st.inflight.get(e.offset) !== e) continue; // acked or changed meanwhile
+      if (r && retry && realTopicOf(r) !== topic) continue;
+      if (!r || !matchesTag(filter, r.tag)) {
+        // Gone with retention, or no longer wanted by the group's filter.
+        this.invisible.remove(e);
+        settled.push(e.offset);
+        continue;
+      }
+      const next: InflightEntry = {
+        ...e,
+        popTime: Math.max(this.ctx.clock(), e.popTime + 1),
+        invisibleMs,
+        attempt: e.attempt + 1,
+      };
+      // Replace the entry now: from here on the previous handle is stale.
+      this.invisible.remove(e);
+      this.invisible.add(st, next);
+      durable.push(this.states.put(st, [next]));
+      messages.push(this.message(st, r, next));
+    }
+    if (settled.length > 0) durable.push(this.states.settleOffsets(st, settled));
+    return { messages, durable };
   }
 
   /** Cheap check (no I/O) whether a queue may have something to hand out. */
@@ -506,6 +592,9 @@ export class PopService {
         continue;
       }
       if (e.attempt >= maxDeliveries) {
+        // A slave cannot dead-letter: the message stays in flight (its group
+        // blocked) until a master takes writes.
+        if (this.onSlave) continue;
         dead.push([r, e.attempt]);
         settled.push(e.offset);
         busy.delete(e.messageGroup);
@@ -601,7 +690,6 @@ export class PopService {
 
   /** Acks a batch; answers per handle, once the settlements are journalled. */
   async ack(group: string, topic: string, handles: readonly string[]): Promise<SettleResult[]> {
-    this.checkMaster();
     const results: SettleResult[] = new Array(handles.length);
     const byState = new Map<QueueState, number[]>();
     let fifo = false;
@@ -638,7 +726,6 @@ export class PopService {
     topic: string,
     entries: readonly { receipt_handle: string; invisible_ms: number }[],
   ): Promise<SettleResult[]> {
-    this.checkMaster();
     const results: SettleResult[] = new Array(entries.length);
     const writes: Promise<void>[] = [];
     let visibleNow = false;
@@ -672,7 +759,9 @@ export class PopService {
       }
     });
     await Promise.all(writes);
-    if (visibleNow) this.onVisibleNow?.();
+    // A slave has no revive pass: a waiting pop delivers it again in place.
+    if (visibleNow && this.onSlave) this.ctx.notifier.notify(topic);
+    else if (visibleNow) this.onVisibleNow?.();
     if (fifoNow) this.ctx.notifier.notify(topic);
     return results;
   }
@@ -720,4 +809,16 @@ export class PopService {
       );
     }
   }
+}
+
+/** Earliest time after `now` at which an in-flight entry of `states` becomes visible. */
+function nextVisibleAfter(states: Iterable<QueueState>, now: number): number | undefined {
+  let next: number | undefined;
+  for (const st of states) {
+    for (const e of st.inflight.values()) {
+      const at = visibleAtOf(e);
+      if (at > now && (next === undefined || at < next)) next = at;
+    }
+  }
+  return next;
 }

@@ -79,6 +79,7 @@ export class PullService {
       // Past the end (e.g. a stale offset): answer at once; next_offset says where the end is.
       if (found || now >= deadline || signal?.aborted || offset > read.maxOffset) {
         const name = this.ctx.options.brokerName;
+        const last = read.records.at(-1);
         return {
           status: found
             ? { code: Code.OK, message: 'OK' }
@@ -87,7 +88,10 @@ export class PullService {
           next_offset: read.nextOffset,
           min_offset: read.minOffset,
           max_offset: read.maxOffset,
-          suggest_which_broker_id: 0,
+          // Read/write separation (broker/ha/slave-read-advice.ts): a consumer far
+          // behind is sent to a slave, otherwise to the master.
+          suggest_which_broker_id:
+            this.ctx.replication?.suggestBrokerId(group, last ? last.physicalOffset : -1) ?? 0,
         };
       }
       // Filtered-out entries were skipped: continue after them next time round.

@@ -1,5 +1,5 @@
 /** One gRPC client per broker address, created on first use. */
-import { credentials } from '@grpc/grpc-js';
+import { connectivityState, credentials } from '@grpc/grpc-js';
 import type { BrokerClient } from '../../common/generated/sluice/v1/Broker.js';
 import { GRPC_CHANNEL_OPTIONS } from '../../common/grpc.js';
 import { sluiceProto } from '../../common/proto.js';
@@ -15,6 +15,12 @@ export class BrokerPool {
       this.clients.set(addr, c);
     }
     return c;
+  }
+
+  /** True when the client for `addr` has a working connection now (asks it to connect if idle). */
+  connected(addr: string): boolean {
+    const c = this.clients.get(addr);
+    return c?.getChannel().getConnectivityState(true) === connectivityState.READY;
   }
 
   close(): void {

@@ -9,6 +9,17 @@
  * broker is retried on another (`sendRetries`), brokers that were slow or
  * failing are avoided for a while (LatencyFaultTolerance), and concurrent
  * sends to one broker share batch RPCs (SendBatcher).
+ *
+ * Read failover (DESIGN.md §7): a read (receive, pull, offsets, ack /
+ * change-invisible of a handle) whose broker cannot be reached (UNAVAILABLE)
+ * drops the topic's route, marks that master unreachable in the
+ * RouteResolver (its reads then go to the broker's lowest-id slave until the
+ * master is back) and is tried once more on the slave. Dead-lettering writes,
+ * so it needs the master (a slave answers NOT_MASTER). A receipt handle names
+ * the broker name, not the broker id: a handle popped from the slave is
+ * settled on the slave while the master is down, and is stale (40013) on the
+ * master once reads go back to it (the message may then come again: at least
+ * once).
  */
 
 import { anyAddrOf, masterAddrOf } from '../../common/broker-addrs.js';
@@ -138,6 +149,47 @@ export class GatewayService {
     this.clock = deps.clock ?? Date.now;
     this.faults = deps.faults ?? new LatencyFaultTolerance(true, this.clock);
     this.batcher = deps.batcher ?? new SendBatcher((addr, entries) => this.sendRpc(addr, entries));
+    deps.routes.connected ??= (addr) => deps.brokers.connected(addr);
+  }
+
+  /**
+   * A read on broker `brokerName` at `addr` failed. When `addr` could not be
+   * reached: mark it so that reads of the broker go to a slave, drop the
+   * topic's route, and answer that slave's address (undefined when there is
+   * none, or for any other failure).
+   */
+  private async readFailed(
+    topic: string,
+    brokerName: string,
+    addr: string,
+    e: SluiceError,
+  ): Promise<string | undefined> {
+    if (!e.retriable || e.reason !== 'UNAVAILABLE') return undefined;
+    this.deps.routes.masterUnreachable(brokerName, addr);
+    await this.deps.routes.invalidate(topic);
+    const alt = await this.deps.routes.brokerAddr(topic, brokerName).catch(() => undefined);
+    return alt && alt !== addr ? alt : undefined;
+  }
+
+  /** Runs a read on a broker; once more on its slave when the broker cannot be reached. */
+  private async readWithFailover<T>(
+    topic: string,
+    brokerName: string,
+    addr: string,
+    run: (addr: string) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    try {
+      return await run(addr);
+    } catch (err) {
+      // Cancelled by the caller: not the broker's failure.
+      if (signal?.aborted) throw err;
+      const e = fromGrpcError(err, addr);
+      const alt = await this.readFailed(topic, brokerName, addr, e);
+      if (!alt) throw e;
+      this.deps.logger.warn({ broker: brokerName, addr, alt, err: e.message }, 'read failed over');
+      return run(alt);
+    }
   }
 
   /** The RPC the batcher issues: one SendMessages call with every coalesced entry. */
@@ -361,6 +413,25 @@ export class GatewayService {
         const e = this.brokerFailed(topic, t, err);
         // A broker's own verdict (bad filter, unknown group …) is the answer.
         if (!e.retriable) throw e;
+        // Master unreachable: its slave serves the broker's reads meanwhile.
+        const alt = await this.readFailed(topic, t.brokerName, t.addr, e);
+        if (alt) {
+          const slave = { ...t, addr: alt };
+          try {
+            out.push(
+              ...(await this.popFrom(slave, topic, group, {
+                ...opts,
+                max: opts.max - out.length,
+                waitMs: 0,
+              })),
+            );
+            live.push(slave);
+            continue;
+          } catch (err2) {
+            const e2 = this.brokerFailed(topic, slave, err2);
+            if (!e2.retriable) throw e2;
+          }
+        }
         firstError ??= e;
       }
     }
@@ -403,6 +474,7 @@ export class GatewayService {
     const e = fromGrpcError(err, t.addr);
     if (e.retriable) {
       this.faults.update(t.brokerName, 0, true);
+      if (e.reason === 'UNAVAILABLE') this.deps.routes.masterUnreachable(t.brokerName, t.addr);
       void this.deps.routes.invalidate(topic);
       this.deps.logger.warn({ broker: t.brokerName, err: e.message }, 'receive from broker failed');
     }
@@ -496,25 +568,16 @@ export class GatewayService {
         results[i] = statusOf(err);
       }
     });
-    const byAddr = new Map<string, number[]>();
     await Promise.all(
       [...byBroker].map(async ([brokerName, idx]) => {
         try {
           const addr = await this.addrOf(topic, brokerName);
-          byAddr.set(addr, [...(byAddr.get(addr) ?? []), ...idx]);
-        } catch (err) {
-          const status = statusOf(err);
-          for (const i of idx) results[i] = status;
-        }
-      }),
-    );
-    await Promise.all(
-      [...byAddr].map(async ([addr, idx]) => {
-        try {
-          const res = await this.call<AckMessagesRequest, AckMessagesResponse__Output>(
-            addr,
-            (c) => c.AckMessages,
-            { consumer_group: group, topic, receipt_handles: idx.map((i) => handles[i]!) },
+          const res = await this.readWithFailover(topic, brokerName, addr, (to) =>
+            this.call<AckMessagesRequest, AckMessagesResponse__Output>(to, (c) => c.AckMessages, {
+              consumer_group: group,
+              topic,
+              receipt_handles: idx.map((i) => handles[i]!),
+            }),
           );
           idx.forEach((i, j) => {
             results[i] = res.results[j] ?? statusOf(errors.internal('no answer'));
@@ -537,15 +600,17 @@ export class GatewayService {
   ): Promise<string> {
     checkTopicName(topic);
     checkGroupName(group);
-    const { addr } = await this.brokerFor(topic, handle);
-    const res = await this.call<ChangeInvisibleTimeRequest, ChangeInvisibleTimeResponse__Output>(
-      addr,
-      (c) => c.ChangeInvisibleTime,
-      {
-        consumer_group: group,
-        topic,
-        entries: [{ receipt_handle: handle, invisible_ms: invisibleMs }],
-      },
+    const { addr, brokerName } = await this.brokerFor(topic, handle);
+    const res = await this.readWithFailover(topic, brokerName, addr, (to) =>
+      this.call<ChangeInvisibleTimeRequest, ChangeInvisibleTimeResponse__Output>(
+        to,
+        (c) => c.ChangeInvisibleTime,
+        {
+          consumer_group: group,
+          topic,
+          entries: [{ receipt_handle: handle, invisible_ms: invisibleMs }],
+        },
+      ),
     );
     const r = res.results[0];
     const code = r?.status?.code ?? Code.INTERNAL_ERROR;
@@ -593,7 +658,6 @@ export class GatewayService {
         { field: 'queueId' },
       );
     }
-    const client = this.deps.brokers.get(t.addr);
     const req: PullMessagesRequest = {
       consumer_group: group,
       topic,
@@ -604,24 +668,28 @@ export class GatewayService {
       filter: { type: 'TAG', expression: opts.filter },
       commit_offset: -1,
     };
-    if (opts.waitMs > 0) this.longPollsWaiting++;
-    let res: PullMessagesResponse__Output;
-    try {
-      res = await new Promise<PullMessagesResponse__Output>((resolve, reject) => {
+    const pullFrom = (addr: string) =>
+      new Promise<PullMessagesResponse__Output>((resolve, reject) => {
         const signal = opts.signal;
         const cancel = () => call.cancel();
-        const call = client.PullMessages(
-          req,
-          { deadline: this.clock() + opts.waitMs + this.deps.rpcTimeoutMs + LONG_POLL_SLACK_MS },
-          (err, value) => {
-            signal?.removeEventListener('abort', cancel);
-            if (err) reject(fromGrpcError(err, t.addr));
-            else resolve(value!);
-          },
-        );
+        const call = this.deps.brokers
+          .get(addr)
+          .PullMessages(
+            req,
+            { deadline: this.clock() + opts.waitMs + this.deps.rpcTimeoutMs + LONG_POLL_SLACK_MS },
+            (err, value) => {
+              signal?.removeEventListener('abort', cancel);
+              if (err) reject(fromGrpcError(err, addr));
+              else resolve(value!);
+            },
+          );
         if (signal?.aborted) call.cancel();
         else signal?.addEventListener('abort', cancel, { once: true });
       });
+    if (opts.waitMs > 0) this.longPollsWaiting++;
+    let res: PullMessagesResponse__Output;
+    try {
+      res = await this.readWithFailover(topic, t.brokerName, t.addr, pullFrom, opts.signal);
     } catch (err) {
       if (!opts.signal?.aborted) throw err;
       res = {
@@ -653,10 +721,12 @@ export class GatewayService {
     const targets = await this.deps.routes.readable(topic);
     const lists = await Promise.all(
       targets.map(async (t) => {
-        const res = await this.call<GetConsumerOffsetsRequest, GetConsumerOffsetsResponse__Output>(
-          t.addr,
-          (c) => c.GetConsumerOffsets,
-          { consumer_group: group, topic },
+        const res = await this.readWithFailover(topic, t.brokerName, t.addr, (addr) =>
+          this.call<GetConsumerOffsetsRequest, GetConsumerOffsetsResponse__Output>(
+            addr,
+            (c) => c.GetConsumerOffsets,
+            { consumer_group: group, topic },
+          ),
         );
         return res.offsets.map((o) => ({
           broker: t.brokerName,

@@ -13,10 +13,20 @@
  * - With a shared (Redis) cache a replica keeps what it read for
  *   `localTtlMs`, so a hot topic costs one Redis round trip per second, not
  *   one per request.
+ * - Read failover (DESIGN.md §7): reads go to a broker's master, or to its
+ *   lowest-id slave when the route has no master. Between a master's death
+ *   and the name servers dropping it (brokerNotActiveTimeoutMillis) the route
+ *   still names it: a call that could not reach it marks it
+ *   (`masterUnreachable`), and reads for that broker name (pop, pull,
+ *   offsets, settling handles that name it) go to its lowest-id slave until
+ *   a route shows that master again after one that did not (it re-registered),
+ *   or the gateway is connected to it again (`connected`). Marks are per
+ *   process; writes always go to masters.
  */
 
-import { anyAddrOf, masterAddrOf } from '../../common/broker-addrs.js';
+import { brokerAddrMap, masterAddrOf } from '../../common/broker-addrs.js';
 import { Code, errors } from '../../common/errors.js';
+import type { BrokerData__Output } from '../../common/generated/sluice/v1/BrokerData.js';
 import type { Logger } from '../../common/logger.js';
 import { isReadable, isWritable } from '../../common/names.js';
 import type { CachedRoute, RouteCache, TopicRoute } from '../route-cache/index.js';
@@ -43,12 +53,23 @@ export interface RouteResolverTuning {
 
 export type RouteSource = Pick<NamesrvClient, 'routes'>;
 
+/** A master a call could not reach. */
+interface UnreachableMaster {
+  addr: string;
+  /** A route without this master was seen since (the name servers dropped it). */
+  seenGone: boolean;
+}
+
 export class RouteResolver {
   private readonly loading = new Map<string, Promise<TopicRoute>>();
   private readonly local = new Map<string, { cached: CachedRoute; until: number }>();
   private readonly refreshAheadMs: number;
   private readonly localTtlMs: number;
   private readonly negativeTtlMs: number;
+  /** Masters reads avoid for now, by broker name (see the header). */
+  private readonly unreachable = new Map<string, UnreachableMaster>();
+  /** Whether the gateway has a working connection to an address now (clears a mark early). */
+  connected: ((addr: string) => boolean) | undefined;
   /** Counters for /metrics. */
   readonly stats = { hits: 0, misses: 0, refreshes: 0, cacheErrors: 0 };
 
@@ -152,13 +173,43 @@ export class RouteResolver {
     }
   }
 
-  private static targets(route: TopicRoute, want: 'read' | 'write'): BrokerTarget[] {
+  /**
+   * A call to `addr` of broker `brokerName` failed to connect (UNAVAILABLE).
+   * When `addr` is that broker's master, reads for the broker go to its
+   * lowest-id slave for now (see the header).
+   */
+  masterUnreachable(brokerName: string, addr: string): void {
+    const known = this.unreachable.get(brokerName);
+    if (known?.addr === addr && !known.seenGone) return;
+    this.unreachable.set(brokerName, { addr, seenGone: false });
+    this.logger.info({ broker: brokerName, addr }, 'broker unreachable: reads go to a slave');
+  }
+
+  /** Where reads for a broker go: its master, else (no master, or master unreachable) its lowest-id slave. */
+  private readAddrOf(data: BrokerData__Output | undefined): string | undefined {
+    const addrs = brokerAddrMap(data?.broker_addrs);
+    const master = addrs.get(0);
+    const mark = data ? this.unreachable.get(data.broker_name) : undefined;
+    if (data && mark) {
+      if (master !== mark.addr) {
+        mark.seenGone = true;
+      } else if (mark.seenGone || this.connected?.(master)) {
+        // Registered again, or reachable again: back to the master.
+        this.unreachable.delete(data.broker_name);
+        this.logger.info({ broker: data.broker_name, addr: master }, 'master back: reads go to it');
+      } else {
+        for (const [id, addr] of addrs) if (id !== 0) return addr;
+      }
+    }
+    return addrs.values().next().value;
+  }
+
+  private targets(route: TopicRoute, want: 'read' | 'write'): BrokerTarget[] {
     const out: BrokerTarget[] = [];
     for (const q of route.queue_datas) {
       if (want === 'write' ? !isWritable(q.perm) : !isReadable(q.perm)) continue;
       const data = route.broker_datas.find((b) => b.broker_name === q.broker_name);
-      const addr =
-        want === 'write' ? masterAddrOf(data?.broker_addrs) : anyAddrOf(data?.broker_addrs);
+      const addr = want === 'write' ? masterAddrOf(data?.broker_addrs) : this.readAddrOf(data);
       if (!addr) continue;
       out.push({
         brokerName: q.broker_name,
@@ -178,19 +229,19 @@ export class RouteResolver {
   async writable(topic: string): Promise<BrokerTarget[]> {
     const route = await this.route(topic);
     if (route.status?.code === Code.TOPIC_NOT_FOUND) return [];
-    return RouteResolver.targets(route, 'write');
+    return this.targets(route, 'write');
   }
 
   async readable(topic: string): Promise<BrokerTarget[]> {
     const route = await this.route(topic);
     if (route.status?.code === Code.TOPIC_NOT_FOUND) throw errors.topicNotFound(topic);
-    return RouteResolver.targets(route, 'read');
+    return this.targets(route, 'read');
   }
 
-  /** Address of a broker by name (master preferred) for acks and admin calls. */
+  /** Address of a broker by name for acks and admin calls: where its reads go (see readable). */
   async brokerAddr(topic: string, brokerName: string): Promise<string | undefined> {
     const route = await this.route(topic);
     const data = route.broker_datas.find((b) => b.broker_name === brokerName);
-    return anyAddrOf(data?.broker_addrs);
+    return this.readAddrOf(data);
   }
 }
