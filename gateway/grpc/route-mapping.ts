@@ -19,11 +19,11 @@ import { isReadable, isWritable } from '../../common/names.js';
 import type { TopicRoute } from '../route-cache/index.js';
 import { ACCEPTED_MESSAGE_TYPES } from './message-mapping.js';
 
-type AddressScheme = 'IPV4' | 'IPV6' | 'DOMAIN_NAME';
+type AddressScheme = 'IPv4' | 'IPv6' | 'DOMAIN_NAME';
 
 function schemeOf(host: string): AddressScheme {
-  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) return 'IPV4';
-  if (host.includes(':')) return 'IPV6';
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) return 'IPv4';
+  if (host.includes(':')) return 'IPv6';
   return 'DOMAIN_NAME';
 }
 

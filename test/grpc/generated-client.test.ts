@@ -168,7 +168,7 @@ describe('a gRPC client generated from our .proto files (protoc + ts-proto)', ()
     const topic = { resourceNamespace: '', name: 'gen-topic' };
     const group = { resourceNamespace: '', name: 'gen-group' };
     const access = {
-      scheme: def.AddressScheme.IPV4,
+      scheme: def.AddressScheme.IPv4,
       addresses: [{ host: '127.0.0.1', port: c.gateway!.grpcPort }],
     };
 

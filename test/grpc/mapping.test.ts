@@ -1,10 +1,12 @@
 /** Pure pieces of the gRPC gateway: routes, headers, statuses, long-poll timing, settings. */
 import { describe, expect, it } from 'vitest';
+import { Code } from '../../common/errors.js';
 import type { Settings__Output } from '../../common/generated/apache/rocketmq/v2/Settings.js';
 import { parseAuthorization, qualify, toResource } from '../../gateway/grpc/client-context.js';
 import { answerSettings } from '../../gateway/grpc/client-settings.js';
 import { longPollMs } from '../../gateway/grpc/consume-handlers.js';
 import { md5Hex } from '../../gateway/grpc/message-mapping.js';
+import { messagingProto } from '../../gateway/grpc/messaging-proto.js';
 import { summarize } from '../../gateway/grpc/public-status.js';
 import {
   endpointsFromAuthority,
@@ -12,7 +14,35 @@ import {
   toMessageQueues,
 } from '../../gateway/grpc/route-mapping.js';
 
+/** The values of an enum of the loaded apache.rocketmq.v2 proto, name → number. */
+function protoEnum(name: string): Record<string, number> {
+  const def = messagingProto().definition[`apache.rocketmq.v2.${name}`] as unknown as {
+    type: { value: { name: string; number: number }[] };
+  };
+  return Object.fromEntries(def.type.value.map((v) => [v.name, v.number]));
+}
+
 describe('gRPC gateway mapping', () => {
+  it('names address schemes as the protocol does (IPv4, IPv6), and only with names it defines', () => {
+    expect(protoEnum('AddressScheme')).toEqual({
+      ADDRESS_SCHEME_UNSPECIFIED: 0,
+      IPv4: 1,
+      IPv6: 2,
+      DOMAIN_NAME: 3,
+    });
+    const schemes = ['10.1.2.3:1', '[fe80::1]:2', 'mq.example.com:3'].map(
+      (a) => endpointsFromAuthority(a, 1).scheme,
+    );
+    expect(schemes).toEqual(['IPv4', 'IPv6', 'DOMAIN_NAME']);
+    for (const s of schemes) expect(protoEnum('AddressScheme')).toHaveProperty(String(s));
+  });
+
+  it('our Code table is exactly the protocol Code enum (less CODE_UNSPECIFIED)', () => {
+    const { CODE_UNSPECIFIED, ...proto } = protoEnum('Code');
+    expect(CODE_UNSPECIFIED).toBe(0);
+    expect({ ...Code }).toEqual(proto);
+  });
+
   it('lists queue 0 of every broker as READ_WRITE at the gateway, other queues with their real permission', () => {
     const endpoints = endpointsFromAuthority('127.0.0.1:8081', 1);
     const queues = toMessageQueues(
@@ -48,7 +78,7 @@ describe('gRPC gateway mapping', () => {
     ]);
     for (const q of queues) {
       expect(q.broker?.endpoints).toEqual({
-        scheme: 'IPV4',
+        scheme: 'IPv4',
         addresses: [{ host: '127.0.0.1', port: 8081 }],
       });
       expect(q.accept_message_types).toEqual(['NORMAL', 'FIFO', 'DELAY', 'TRANSACTION']);
@@ -57,7 +87,7 @@ describe('gRPC gateway mapping', () => {
 
   it('points clients back at the address they dialled', () => {
     expect(endpointsFromAuthority('[::1]:9000', 1)).toEqual({
-      scheme: 'IPV6',
+      scheme: 'IPv6',
       addresses: [{ host: '::1', port: 9000 }],
     });
     expect(endpointsFromAuthority('mq.example.com', 8081)).toEqual({
@@ -70,7 +100,7 @@ describe('gRPC gateway mapping', () => {
         'ignored:1',
         1,
       ),
-    ).toEqual({ scheme: 'IPV4', addresses: [{ host: '10.0.0.7', port: 18081 }] });
+    ).toEqual({ scheme: 'IPv4', addresses: [{ host: '10.0.0.7', port: 18081 }] });
   });
 
   it('parses the SDK authorization header without judging it', () => {
