@@ -56,9 +56,16 @@ export function unary<Req, Res extends { status?: { code?: unknown; message?: st
   };
 }
 
+/** True for a stream answer whose oneof `content` is the call's Status. */
+function carriesStatus(res: unknown): boolean {
+  return typeof res === 'object' && res !== null && (res as { status?: unknown }).status != null;
+}
+
 /**
  * A server-streaming handler: `fn` writes its answers; a thrown error is
- * written as a final `{ status }`. The stream always ends.
+ * written as a final `{ status }` unless `fn` already wrote a Status (the
+ * protocol's streams carry exactly one, first: after OK and some messages a
+ * failure can only end the stream). The stream always ends.
  */
 export function serverStream<Req, Res>(
   logger: Logger,
@@ -67,6 +74,14 @@ export function serverStream<Req, Res>(
 ): (call: ServerWritableStream<Req, Res>) => void {
   return (call) => {
     let ctx: ClientContext | undefined;
+    let statusSent = false;
+    // Every write goes through here, so a Status written by `fn` is seen
+    // whichever code path wrote it.
+    const write = call.write.bind(call) as (...args: unknown[]) => boolean;
+    call.write = ((...args: unknown[]) => {
+      if (carriesStatus(args[0])) statusSent = true;
+      return write(...args);
+    }) as typeof call.write;
     Promise.resolve()
       .then(() => {
         ctx = clientContext(call);
@@ -74,6 +89,14 @@ export function serverStream<Req, Res>(
       })
       .catch((err: unknown) => {
         const status = toPublicStatus(err);
+        if (statusSent) {
+          // The client cannot be told any more: the log is the only trace.
+          logger.warn(
+            { method, clientId: ctx?.clientId, code: status.code, err: status.message },
+            'stream failed after its status was sent',
+          );
+          return;
+        }
         logFault(logger, method, ctx, status);
         if (!call.cancelled) call.write({ status } as Res);
       })
