@@ -4,6 +4,16 @@
  * gRPC status OK: clients (the official SDKs) read the Status, not the
  * transport code. Our Code numbers are the protocol's, so the mapping keeps
  * the number and the message.
+ *
+ * Not-supported answers follow one rule:
+ *  - a feature Sluice lacks inside an RPC it serves (SQL92 filters, lite
+ *    topics, message priority, LITE/PRIORITY message types) is UNSUPPORTED
+ *    (50500), thrown as `errors.unsupported(…)`;
+ *  - an RPC of our service.proto that Sluice does not implement
+ *    (RecallMessage) is NOT_IMPLEMENTED (50100), thrown as
+ *    `errors.notImplemented(…)`, in the Status like every other answer;
+ *  - a method absent from our service.proto (SyncLiteSubscription …) gets
+ *    gRPC status UNIMPLEMENTED from grpc-js, as there is no Status to carry.
  */
 import { Code } from '../../common/errors.js';
 import { fromGrpcError } from '../../common/errors-grpc.js';

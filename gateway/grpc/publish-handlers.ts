@@ -72,6 +72,7 @@ export function publishHandlers(m: MessagingContext): PublishHandlers {
       return { status: OK_STATUS };
     }),
 
+    // An unimplemented RPC: NOT_IMPLEMENTED, not UNSUPPORTED (rule in public-status.ts).
     RecallMessage: unary(logger, 'RecallMessage', () => {
       throw errors.notImplemented('RecallMessage (cancelling a delayed message)');
     }),

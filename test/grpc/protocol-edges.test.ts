@@ -247,7 +247,7 @@ describe('apache.rocketmq.v2 protocol edges', () => {
     expect(corrupt.status.code).toBe('MESSAGE_CORRUPTED');
   });
 
-  it('unknown transactions, SQL filters and recall answer their codes; unknown methods UNIMPLEMENTED', async () => {
+  it('unknown transactions INVALID_TRANSACTION_ID; missing features UNSUPPORTED; an unimplemented RPC NOT_IMPLEMENTED; unknown methods UNIMPLEMENTED', async () => {
     const tx: any = await call(client, 'EndTransaction', {
       topic: topic('edge-t'),
       message_id: 'm',
@@ -263,11 +263,34 @@ describe('apache.rocketmq.v2 protocol edges', () => {
       filter_expression: { type: 'SQL', expression: 'a > 1' },
     });
     expect(sql[0].status.code).toBe('UNSUPPORTED');
+    // Unsupported features inside served RPCs: UNSUPPORTED (50500).
+    const sqlPull: any[] = [];
+    for await (const r of client.PullMessage(
+      {
+        group: topic('g'),
+        message_queue: { topic: topic('edge-t'), id: 0 },
+        offset: 0,
+        batch_size: 1,
+        filter_expression: { type: 'SQL', expression: 'a > 1' },
+      } as never,
+      md(),
+      { deadline: Date.now() + 10_000 },
+    ))
+      sqlPull.push(r);
+    expect(sqlPull.map((r) => r.status?.code)).toEqual(['UNSUPPORTED']);
+    for (const sp of [{ lite_topic: 'lt' }, { priority: 3 }, { message_type: 'LITE' }]) {
+      const sent: any = await call(client, 'SendMessage', {
+        messages: [msg('edge-t', Buffer.from('x'), sp)],
+      });
+      expect(sent.status.code, JSON.stringify(sp)).toBe('UNSUPPORTED');
+    }
+    // An RPC of our service that Sluice does not implement: NOT_IMPLEMENTED (50100).
     const recall: any = await call(client, 'RecallMessage', {
       topic: topic('edge-t'),
       recall_handle: 'h',
     });
     expect(recall.status.code).toBe('NOT_IMPLEMENTED');
+    // A method our service.proto does not define: gRPC UNIMPLEMENTED, no Status.
 
     const Raw = makeGenericClientConstructor(
       {
