@@ -12,8 +12,10 @@ import {
   Server,
   ServerCredentials,
   type ServerUnaryCall,
+  type ServiceDefinition,
   type ServiceError,
   type sendUnaryData,
+  type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import type { PackageDefinition } from '@grpc/proto-loader';
 import { loadSync } from '@grpc/proto-loader';
@@ -35,27 +37,92 @@ export const GRPC_CHANNEL_OPTIONS: ChannelOptions = {
   'grpc.max_reconnect_backoff_ms': 2_000,
 };
 
+/** How often a server with a readiness check re-evaluates its health status, ms. */
+export const DEFAULT_HEALTH_REFRESH_MS = 1_000;
+
 export interface GrpcServerHandle {
   server: Server;
   health: HealthImplementation;
   /** The bound port (useful when asked for port 0). */
   port: number;
+  /** Fully-qualified names of the services `register` added (health reports each). */
+  services: readonly string[];
   close(graceMs?: number): Promise<void>;
+}
+
+export interface GrpcServerOptions {
+  /**
+   * When given, grpc.health.v1 reports SERVING only while this resolves true
+   * (re-checked every `healthRefreshMs`; a rejection counts as not ready);
+   * otherwise the server is SERVING from start to close.
+   */
+  ready?: () => Promise<boolean>;
+  healthRefreshMs?: number;
+}
+
+/** "pkg.Service" of a service definition, from its methods' paths ("/pkg.Service/Method"). */
+function serviceNameOf(service: ServiceDefinition): string | undefined {
+  const first = Object.values(service)[0];
+  return first ? /^\/([^/]+)\//.exec(first.path)?.[1] : undefined;
+}
+
+/** A Server that remembers the names of the services added to it. */
+class NamingServer extends Server {
+  readonly names: string[] = [];
+
+  override addService(
+    service: ServiceDefinition,
+    implementation: UntypedServiceImplementation,
+  ): void {
+    const name = serviceNameOf(service);
+    if (name && !this.names.includes(name)) this.names.push(name);
+    super.addService(service, implementation);
+  }
 }
 
 /**
  * Starts a gRPC server on host:port with grpc.health.v1 and reflection for the
- * given package definitions. `register` adds the component's services.
+ * given package definitions. `register` adds the component's services; health
+ * reports the overall status (service '') and each registered service by name.
  */
 export async function startGrpcServer(
   host: string,
   port: number,
   definitions: PackageDefinition[],
   register: (server: Server) => void,
+  options: GrpcServerOptions = {},
 ): Promise<GrpcServerHandle> {
-  const server = new Server(GRPC_CHANNEL_OPTIONS);
+  const server = new NamingServer(GRPC_CHANNEL_OPTIONS);
   register(server);
-  const health = new HealthImplementation({ '': 'SERVING' });
+  const services = [...server.names];
+  const health = new HealthImplementation();
+  const setAll = (status: 'SERVING' | 'NOT_SERVING') => {
+    for (const name of ['', ...services]) health.setStatus(name, status);
+  };
+  let closed = false;
+  let refresh: NodeJS.Timeout | undefined;
+  const { ready } = options;
+  if (ready) {
+    // Not ready until the first check says so.
+    setAll('NOT_SERVING');
+    let checking = false;
+    const check = () => {
+      if (checking) return;
+      checking = true;
+      Promise.resolve()
+        .then(ready)
+        .catch(() => false)
+        .then((ok) => {
+          checking = false;
+          if (!closed) setAll(ok ? 'SERVING' : 'NOT_SERVING');
+        });
+    };
+    check();
+    refresh = setInterval(check, options.healthRefreshMs ?? DEFAULT_HEALTH_REFRESH_MS);
+    refresh.unref();
+  } else {
+    setAll('SERVING');
+  }
   health.addToServer(server);
   // One reflection service (it may be added once) over the component's
   // services and grpc.health.v1.Health.
@@ -69,14 +136,20 @@ export async function startGrpcServer(
     server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (err, p) =>
       err ? reject(err) : resolve(p),
     );
+  }).catch((err: unknown) => {
+    clearInterval(refresh);
+    throw err;
   });
   return {
     server,
     health,
     port: bound,
+    services,
     close: (graceMs = 2_000) =>
       new Promise<void>((resolve) => {
-        health.setStatus('', 'NOT_SERVING');
+        closed = true;
+        clearInterval(refresh);
+        setAll('NOT_SERVING');
         const timer = setTimeout(() => {
           server.forceShutdown();
           resolve();

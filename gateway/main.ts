@@ -44,7 +44,11 @@ export async function startGateway(options: GatewayOptions, logger: Logger): Pro
   let redis: Redis | undefined;
   let cache: RouteCache;
   let idempotencyStore: IdempotencyStore;
-  const localKeys = new MemoryIdempotencyStore(options.idempotencyMaxKeys);
+  const localKeys = new MemoryIdempotencyStore(
+    options.idempotencyMaxKeys,
+    Date.now,
+    options.idempotencyMaxBytes,
+  );
   if (redisUrl) {
     redis = createRedisClient(redisUrl, {
       logger,
@@ -70,6 +74,7 @@ export async function startGateway(options: GatewayOptions, logger: Logger): Pro
     lingerMs: options.sendLingerMs,
     maxBatch: options.sendMaxBatch,
     maxInFlight: options.sendMaxInFlight,
+    maxQueued: options.sendMaxQueued,
     onBatch: (_addr, n) => metrics?.batchSize.observe(n),
   });
   service = new GatewayService({
@@ -133,6 +138,8 @@ export async function startGateway(options: GatewayOptions, logger: Logger): Pro
         options,
         shutdown: shutdown.signal,
       }),
+    // grpc.health.v1 follows the same readiness as REST /readyz.
+    { ready: async () => (await readiness.check()).ready },
   );
 
   process.stdout.write(

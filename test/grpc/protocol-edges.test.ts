@@ -27,6 +27,7 @@ import { encodeReceiptHandle } from '../../common/receipt-handle.js';
 import { messagingProto } from '../../gateway/grpc/messaging-proto.js';
 import { brokerClient } from '../harness/clients.js';
 import { type Cluster, startCluster } from '../harness/cluster.js';
+import { waitFor } from '../harness/wait.js';
 import { SdkClients } from './sdk-helpers.js';
 
 const MAX_MESSAGE_SIZE = 64 * 1024;
@@ -65,6 +66,15 @@ async function receiveAll(client: MessagingServiceClient, req: unknown): Promise
   }))
     out.push(r);
   return out;
+}
+
+/** grpc.health.v1 Check of one service name; the status name, or the gRPC error. */
+function healthCheck(health: Client & Record<string, any>, service: string): Promise<string> {
+  return new Promise((resolve, reject) =>
+    health.Check({ service }, { deadline: Date.now() + 5_000 }, (e: Error | null, r: any) =>
+      e ? reject(e) : resolve(r.status),
+    ),
+  );
 }
 
 const topic = (name: string) => ({ resource_namespace: '', name });
@@ -417,12 +427,12 @@ describe('apache.rocketmq.v2 protocol edges', () => {
     for (const s of servers) {
       const health = new Health(s.addr, credentials.createInsecure()) as Client &
         Record<string, any>;
-      const status = await new Promise<any>((resolve, reject) =>
-        health.Check({ service: '' }, (e: Error | null, r: unknown) =>
-          e ? reject(e) : resolve(r),
-        ),
-      );
-      expect(status.status, s.addr).toBe('SERVING');
+      // The server as a whole and each service it serves, by name.
+      for (const service of ['', s.expect]) {
+        expect(await healthCheck(health, service), `${s.addr} '${service}'`).toBe('SERVING');
+      }
+      // A service the server does not serve is unknown to health (NOT_FOUND).
+      await expect(healthCheck(health, 'no.such.Service')).rejects.toMatchObject({ code: 5 });
       health.close();
 
       const r = new reflection.grpc.reflection.v1.ServerReflection(
@@ -448,6 +458,36 @@ describe('apache.rocketmq.v2 protocol edges', () => {
         answers[1].file_descriptor_response?.file_descriptor_proto.length,
         s.addr,
       ).toBeGreaterThan(0);
+    }
+  });
+  // Kills the cluster's only broker: keep this test last in the file.
+  it("the gateway's health follows its readiness (REST /readyz): NOT_SERVING without a live broker", async () => {
+    const Health = makeGenericClientConstructor(healthService, 'Health');
+    const health = new Health(
+      `127.0.0.1:${c.gateway!.grpcPort}`,
+      credentials.createInsecure(),
+    ) as Client & Record<string, any>;
+    const both = async () => [
+      await healthCheck(health, ''),
+      await healthCheck(health, 'apache.rocketmq.v2.MessagingService'),
+    ];
+    const readyz = async () => (await fetch(`${c.http}/readyz`)).status;
+    try {
+      expect(await both()).toEqual(['SERVING', 'SERVING']);
+      await c.brokers[0]!.kill('SIGKILL');
+      await waitFor('gateway health NOT_SERVING', async () =>
+        (await both()).every((s) => s === 'NOT_SERVING'),
+      );
+      expect(await readyz()).toBe(503);
+      await c.brokers[0]!.restart();
+      await waitFor(
+        'gateway health SERVING again',
+        async () => (await both()).every((s) => s === 'SERVING'),
+        30_000,
+      );
+      expect(await readyz()).toBe(200);
+    } finally {
+      health.close();
     }
   });
 });
