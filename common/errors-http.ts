@@ -55,8 +55,18 @@ export function httpStatusOf(err: SluiceError): number {
   return 500;
 }
 
-/** Seconds a client should wait before retrying, for 429 and 503 answers. */
+/** Seconds a client should wait before retrying, for 429 and 503 answers without a hint. */
 export const DEFAULT_RETRY_AFTER_S = 1;
+
+/**
+ * The Retry-After value (whole seconds, at least 1) for an error: its
+ * `retryAfterMs` detail when the error carries one, else the default.
+ */
+export function retryAfterSecondsOf(err: SluiceError): number {
+  const hint = err.details?.retryAfterMs;
+  if (typeof hint !== 'number' || !Number.isFinite(hint) || hint <= 0) return DEFAULT_RETRY_AFTER_S;
+  return Math.max(1, Math.ceil(hint / 1000));
+}
 
 export function toProblem(err: SluiceError, instance?: string): Problem {
   const status = httpStatusOf(err);

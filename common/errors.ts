@@ -227,8 +227,13 @@ export const errors = {
       reason: 'NOT_MASTER',
     }),
   noPermission: (what: string) => new SluiceError(Code.FORBIDDEN, what),
-  tooManyRequests: (why: string) =>
-    new SluiceError(Code.TOO_MANY_REQUESTS, why, { retriable: true, reason: 'BROKER_BUSY' }),
+  /** Push-back; `retryAfterMs` is a hint of when trying again makes sense (HTTP Retry-After). */
+  tooManyRequests: (why: string, retryAfterMs?: number) =>
+    new SluiceError(Code.TOO_MANY_REQUESTS, why, {
+      retriable: true,
+      reason: 'BROKER_BUSY',
+      ...(retryAfterMs === undefined ? {} : { details: { retryAfterMs } }),
+    }),
   diskFull: (ratio: number, limit: number) =>
     new SluiceError(
       Code.TOO_MANY_REQUESTS,
@@ -265,11 +270,12 @@ export const errors = {
   timeout: (what: string) => new SluiceError(Code.PROXY_TIMEOUT, what, { retriable: true }),
   notImplemented: (what: string) =>
     new SluiceError(Code.NOT_IMPLEMENTED, `${what} is not implemented`),
-  /** An error another component reported as a per-entry status. */
-  fromStatus: (code: number, message: string, reason?: string) =>
+  /** An error another component reported as a per-entry status (`details`: e.g. retryAfterMs). */
+  fromStatus: (code: number, message: string, reason?: string, details?: Record<string, unknown>) =>
     new SluiceError(code, message, {
       reason: (reason || undefined) as Reason | undefined,
       retriable: RETRIABLE_CODES.has(code),
+      ...(details ? { details } : {}),
     }),
   internal: (what: string, cause?: unknown) =>
     new SluiceError(Code.INTERNAL_ERROR, what, { cause }),

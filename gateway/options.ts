@@ -3,6 +3,25 @@
  */
 import type { OptionsOf, Schema } from '../common/config/options.js';
 
+/** A Redis command slower than this counts as a cache miss. */
+export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 250;
+/** Most messages one coalesced send RPC to a broker carries. */
+export const DEFAULT_SEND_MAX_BATCH = 256;
+/** Coalesced send RPCs in flight per broker. */
+export const DEFAULT_SEND_MAX_IN_FLIGHT = 4;
+/** Messages that may wait for a send RPC slot, per broker, before sends are refused (429). */
+export const DEFAULT_SEND_MAX_QUEUED = 16_384;
+/** How long an Idempotency-Key remembers the first result. */
+export const DEFAULT_IDEMPOTENCY_TTL_MS = 600_000;
+/** Keys the in-process Idempotency-Key store holds at most. */
+export const DEFAULT_IDEMPOTENCY_MAX_KEYS = 100_000;
+/** Bytes (keys, fingerprints and stored results) the in-process Idempotency-Key store holds at most. */
+export const DEFAULT_IDEMPOTENCY_MAX_BYTES = 64 * 1024 * 1024;
+/** Interval of SSE heartbeat comments on /stream. */
+export const DEFAULT_SSE_HEARTBEAT_MS = 15_000;
+/** How long /readyz answers 503 on shutdown before the servers stop accepting. */
+export const DEFAULT_SHUTDOWN_DRAIN_MS = 1_000;
+
 export const GATEWAY_SCHEMA = {
   namesrvAddr: {
     type: 'string',
@@ -31,7 +50,7 @@ export const GATEWAY_SCHEMA = {
   },
   redisCommandTimeoutMs: {
     type: 'int',
-    default: 250,
+    default: DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
     min: 10,
     doc: 'a Redis command slower than this counts as a miss; the name servers answer instead',
   },
@@ -81,17 +100,23 @@ export const GATEWAY_SCHEMA = {
   },
   sendMaxBatch: {
     type: 'int',
-    default: 256,
+    default: DEFAULT_SEND_MAX_BATCH,
     min: 1,
     max: 4096,
     doc: 'most messages one coalesced batch RPC to a broker carries',
   },
   sendMaxInFlight: {
     type: 'int',
-    default: 4,
+    default: DEFAULT_SEND_MAX_IN_FLIGHT,
     min: 1,
     max: 64,
     doc: 'batch RPCs in flight per broker; further sends queue and join the next batch',
+  },
+  sendMaxQueued: {
+    type: 'int',
+    default: DEFAULT_SEND_MAX_QUEUED,
+    min: 1,
+    doc: 'messages that may queue for a batch RPC per broker; beyond it sends answer 429 with Retry-After',
   },
   faultToleranceEnable: {
     type: 'bool',
@@ -100,27 +125,39 @@ export const GATEWAY_SCHEMA = {
   },
   idempotencyTtlMs: {
     type: 'int',
-    default: 600_000,
+    default: DEFAULT_IDEMPOTENCY_TTL_MS,
     min: 1_000,
     doc: 'how long an Idempotency-Key remembers the first result',
   },
   idempotencyMaxKeys: {
     type: 'int',
-    default: 100_000,
+    default: DEFAULT_IDEMPOTENCY_MAX_KEYS,
     min: 100,
     doc: 'in-process Idempotency-Key LRU size (without Redis, or while Redis is down)',
   },
+  idempotencyMaxBytes: {
+    type: 'int',
+    default: DEFAULT_IDEMPOTENCY_MAX_BYTES,
+    min: 64 * 1024,
+    doc: 'bytes the in-process Idempotency-Key LRU holds at most (keys, fingerprints, stored answers)',
+  },
   sseHeartbeatMs: {
     type: 'int',
-    default: 15_000,
+    default: DEFAULT_SSE_HEARTBEAT_MS,
     min: 100,
     doc: 'interval of SSE heartbeat comments on /stream',
+  },
+  shutdownDrainMs: {
+    type: 'int',
+    default: DEFAULT_SHUTDOWN_DRAIN_MS,
+    min: 0,
+    doc: 'on shutdown, /readyz answers 503 this long before the servers stop accepting, so load balancers move traffic away first (set it to the probe interval)',
   },
   shutdownGraceMs: {
     type: 'int',
     default: 10_000,
     min: 0,
-    doc: 'time in-flight requests and long polls get to finish on shutdown',
+    doc: 'after the drain: time in-flight requests and long polls get to finish (long polls answer at once with what they have)',
   },
   rpcTimeoutMs: {
     type: 'int',

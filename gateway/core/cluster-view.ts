@@ -17,6 +17,8 @@ import type { NamesrvClient } from './namesrv-client.js';
 
 /** How long the list of masters, their settings and group configs are reused. */
 export const DEFAULT_CLUSTER_VIEW_TTL_MS = 5_000;
+/** Groups whose orderly flag is remembered at most (the oldest lookups go first). */
+export const DEFAULT_ORDERLY_CACHE_GROUPS = 1_000;
 /** Deadline of a group lookup: a client waits for its settings meanwhile. */
 export const GROUP_LOOKUP_TIMEOUT_MS = 1_000;
 
@@ -33,12 +35,14 @@ export interface ClusterViewDeps {
   logger: Logger;
   rpcTimeoutMs: number;
   ttlMs?: number;
+  /** Most groups whose orderly flag is cached. */
+  maxGroups?: number;
   clock?: () => number;
 }
 
 export class ClusterView {
   private cached: { at: number; masters: Promise<MasterBroker[]> } | undefined;
-  /** Per group: whether it is orderly, as last looked up. */
+  /** Per group: whether it is orderly, as last looked up; insertion order = age. */
   private readonly orderly = new Map<string, { at: number; orderly: Promise<boolean> }>();
 
   constructor(private readonly deps: ClusterViewDeps) {}
@@ -96,13 +100,17 @@ export class ClusterView {
     const hit = this.orderly.get(group);
     if (hit && now - hit.at <= (this.deps.ttlMs ?? DEFAULT_CLUSTER_VIEW_TTL_MS)) return hit.orderly;
     const orderly = this.loadOrderly().then((groups) => groups.has(group));
+    this.orderly.delete(group);
     this.orderly.set(group, { at: now, orderly });
-    // Bounded: forget lookups older than the TTL once the map grows.
-    if (this.orderly.size > 1_000) {
-      for (const [g, v] of this.orderly)
-        if (now - v.at > (this.deps.ttlMs ?? DEFAULT_CLUSTER_VIEW_TTL_MS)) this.orderly.delete(g);
-    }
+    // Bounded: the oldest lookups go first (they are also the first to expire).
+    const max = this.deps.maxGroups ?? DEFAULT_ORDERLY_CACHE_GROUPS;
+    while (this.orderly.size > max) this.orderly.delete(this.orderly.keys().next().value!);
     return orderly;
+  }
+
+  /** Groups whose orderly flag is cached now (bounded by maxGroups). */
+  get cachedGroups(): number {
+    return this.orderly.size;
   }
 
   private async loadOrderly(): Promise<ReadonlySet<string>> {

@@ -70,7 +70,8 @@ import { SendBatcher } from './send-batcher.js';
 const LONG_POLL_SLACK_MS = 5_000;
 
 export interface SendOutcome {
-  status: { code: number; message: string; reason?: string };
+  /** `retryAfterMs`: when the gateway or broker pushed back, a hint of when to try again. */
+  status: { code: number; message: string; reason?: string; retryAfterMs?: number };
   messageId?: string;
   broker?: string;
   queueId?: number;
@@ -338,7 +339,10 @@ export class GatewayService {
       this.faults.update(target.brokerName, this.clock() - started, true);
       this.deps.logger.warn({ broker: target.brokerName, err: e.message }, 'send failed');
       await this.deps.routes.invalidate(topic);
-      for (const i of pending) results[i] = { status: statusOf(e) };
+      const hint = e.details?.retryAfterMs;
+      const status =
+        typeof hint === 'number' ? { ...statusOf(e), retryAfterMs: hint } : statusOf(e);
+      for (const i of pending) results[i] = { status };
       // A slave or a broker without write permission may be stale routing: try another.
       const retriable = e.retriable || e.reason === 'NOT_MASTER' || e.code === Code.FORBIDDEN;
       return { retry: retriable ? pending : [], fatal: !retriable };

@@ -11,8 +11,8 @@
 import { createHash } from 'node:crypto';
 import { Code, errors, SluiceError } from '../../common/errors.js';
 import type { IdempotencyStore } from '../idempotency/index.js';
+import { DEFAULT_IDEMPOTENCY_TTL_MS } from '../options.js';
 
-export const DEFAULT_IDEMPOTENCY_TTL_MS = 600_000;
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
 /** How long a duplicate waits for the request that holds the key. */
 export const DEFAULT_IDEMPOTENCY_WAIT_MS = 15_000;

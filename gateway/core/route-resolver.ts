@@ -12,7 +12,8 @@
  * - A cache that fails (Redis down) is a miss, never an error.
  * - With a shared (Redis) cache a replica keeps what it read for
  *   `localTtlMs`, so a hot topic costs one Redis round trip per second, not
- *   one per request.
+ *   one per request. That per-process copy is an LRU of at most
+ *   `localMaxEntries` topics, so memory stays flat however many topics pass.
  * - Read failover (DESIGN.md §7): reads go to a broker's master, or to its
  *   lowest-id slave when the route has no master. Between a master's death
  *   and the name servers dropping it (brokerNotActiveTimeoutMillis) the route
@@ -41,6 +42,8 @@ export interface BrokerTarget {
 }
 
 export const DEFAULT_NEGATIVE_ROUTE_TTL_MS = 1_000;
+/** Topics whose route a replica keeps in process besides the shared cache (LRU). */
+export const DEFAULT_LOCAL_ROUTE_ENTRIES = 10_000;
 
 export interface RouteResolverTuning {
   /** Refresh in the background once a route is this close to expiry. 0 = off. */
@@ -49,6 +52,8 @@ export interface RouteResolverTuning {
   localTtlMs?: number;
   /** How long "topic not found" is cached. */
   negativeTtlMs?: number;
+  /** Most topics kept in the per-process copy (least recently used go first). */
+  localMaxEntries?: number;
 }
 
 export type RouteSource = Pick<NamesrvClient, 'routes'>;
@@ -66,6 +71,7 @@ export class RouteResolver {
   private readonly refreshAheadMs: number;
   private readonly localTtlMs: number;
   private readonly negativeTtlMs: number;
+  private readonly localMaxEntries: number;
   /** Masters reads avoid for now, by broker name (see the header). */
   private readonly unreachable = new Map<string, UnreachableMaster>();
   /** Whether the gateway has a working connection to an address now (clears a mark early). */
@@ -84,12 +90,32 @@ export class RouteResolver {
     this.refreshAheadMs = Math.min(tuning.refreshAheadMs ?? 0, ttlMs / 2);
     this.localTtlMs = tuning.localTtlMs ?? 0;
     this.negativeTtlMs = Math.min(tuning.negativeTtlMs ?? DEFAULT_NEGATIVE_ROUTE_TTL_MS, ttlMs);
+    this.localMaxEntries = Math.max(1, tuning.localMaxEntries ?? DEFAULT_LOCAL_ROUTE_ENTRIES);
+  }
+
+  /** Topics in the per-process copy (bounded by localMaxEntries). */
+  get localSize(): number {
+    return this.local.size;
+  }
+
+  /** Keeps a per-process copy; the Map's insertion order is its recency order. */
+  private remember(topic: string, cached: CachedRoute, until: number): void {
+    this.local.delete(topic);
+    this.local.set(topic, { cached, until });
+    while (this.local.size > this.localMaxEntries) {
+      this.local.delete(this.local.keys().next().value!);
+    }
   }
 
   private async cached(topic: string): Promise<CachedRoute | undefined> {
     const now = this.clock();
     const memo = this.local.get(topic);
-    if (memo && memo.until > now) return memo.cached;
+    if (memo && memo.until > now) {
+      // Most recently used last.
+      this.local.delete(topic);
+      this.local.set(topic, memo);
+      return memo.cached;
+    }
     let cached: CachedRoute | undefined;
     try {
       cached = await this.cache.get(topic);
@@ -98,7 +124,9 @@ export class RouteResolver {
       this.logger.debug({ err: (err as Error).message }, 'route cache read failed');
     }
     if (cached && this.localTtlMs > 0) {
-      this.local.set(topic, { cached, until: Math.min(now + this.localTtlMs, cached.expiresAt) });
+      this.remember(topic, cached, Math.min(now + this.localTtlMs, cached.expiresAt));
+    } else if (memo) {
+      this.local.delete(topic);
     }
     return cached;
   }
@@ -149,10 +177,11 @@ export class RouteResolver {
           }
           if (this.localTtlMs > 0) {
             const now = this.clock();
-            this.local.set(topic, {
-              cached: { route, expiresAt: now + ttl },
-              until: now + Math.min(this.localTtlMs, ttl),
-            });
+            this.remember(
+              topic,
+              { route, expiresAt: now + ttl },
+              now + Math.min(this.localTtlMs, ttl),
+            );
           }
           return route;
         })

@@ -14,12 +14,21 @@
  * Each caller's entries travel contiguously in one RPC and get back exactly
  * their own per-entry results, in order. A failed RPC fails every caller in
  * it; callers decide whether to retry elsewhere.
+ *
+ * Memory stays flat: at most `maxQueued` entries wait per broker. A send
+ * that would go past it is refused at once with TOO_MANY_REQUESTS (HTTP 429)
+ * carrying a Retry-After hint: the time the queue ahead of it needs to drain
+ * at the lane's recent RPC latency.
  */
+import { errors } from '../../common/errors.js';
 import type { SendEntry } from '../../common/generated/sluice/v1/SendEntry.js';
 import type { SendResult__Output } from '../../common/generated/sluice/v1/SendResult.js';
+import {
+  DEFAULT_SEND_MAX_BATCH,
+  DEFAULT_SEND_MAX_IN_FLIGHT,
+  DEFAULT_SEND_MAX_QUEUED,
+} from '../options.js';
 
-export const DEFAULT_SEND_MAX_BATCH = 256;
-export const DEFAULT_SEND_MAX_IN_FLIGHT = 4;
 /** Keep a coalesced RPC well under the gRPC message limit. */
 export const DEFAULT_SEND_MAX_BATCH_BYTES = 16 * 1024 * 1024;
 
@@ -30,6 +39,8 @@ export interface SendBatcherOptions {
   lingerMs?: number;
   maxBatch?: number;
   maxInFlight?: number;
+  /** Entries that may wait for an RPC slot per broker; more are refused (429). */
+  maxQueued?: number;
   maxBatchBytes?: number;
   /** Observes each RPC's size, for metrics. */
   onBatch?: (addr: string, entries: number) => void;
@@ -47,7 +58,12 @@ interface Lane {
   queuedEntries: number;
   inFlight: number;
   scheduled: boolean;
+  /** Moving average of this lane's RPC latency, ms (for the Retry-After hint). */
+  rpcMs: number;
 }
+
+/** Weight of the newest RPC in the lane's latency average. */
+const RPC_MS_WEIGHT = 0.2;
 
 function bytesOf(entries: readonly SendEntry[]): number {
   let n = 0;
@@ -60,6 +76,7 @@ export class SendBatcher {
   private readonly lingerMs: number;
   private readonly maxBatch: number;
   private readonly maxInFlight: number;
+  private readonly maxQueued: number;
   private readonly maxBatchBytes: number;
 
   constructor(
@@ -69,17 +86,33 @@ export class SendBatcher {
     this.lingerMs = opts.lingerMs ?? 0;
     this.maxBatch = opts.maxBatch ?? DEFAULT_SEND_MAX_BATCH;
     this.maxInFlight = opts.maxInFlight ?? DEFAULT_SEND_MAX_IN_FLIGHT;
+    this.maxQueued = opts.maxQueued ?? DEFAULT_SEND_MAX_QUEUED;
     this.maxBatchBytes = opts.maxBatchBytes ?? DEFAULT_SEND_MAX_BATCH_BYTES;
   }
 
-  /** Sends entries to a broker, sharing an RPC with concurrent callers; answers per entry. */
+  /**
+   * Sends entries to a broker, sharing an RPC with concurrent callers; answers
+   * per entry. Rejects with TOO_MANY_REQUESTS (details.retryAfterMs) when the
+   * broker's queue is full.
+   */
   send(addr: string, entries: SendEntry[]): Promise<SendResult__Output[]> {
     let lane = this.lanes.get(addr);
     if (!lane) {
-      lane = { queue: [], queuedEntries: 0, inFlight: 0, scheduled: false };
+      lane = { queue: [], queuedEntries: 0, inFlight: 0, scheduled: false, rpcMs: 0 };
       this.lanes.set(addr, lane);
     }
     const l = lane;
+    // An empty queue always takes a send, however large: it leaves in its own RPC.
+    if (l.queuedEntries > 0 && l.queuedEntries + entries.length > this.maxQueued) {
+      // RPCs needed to drain the queue ahead, at maxInFlight in parallel.
+      const rounds = Math.ceil(l.queuedEntries / (this.maxBatch * this.maxInFlight)) + 1;
+      return Promise.reject(
+        errors.tooManyRequests(
+          `the send queue to broker ${addr} is full (${l.queuedEntries} messages waiting)`,
+          Math.ceil(rounds * Math.max(l.rpcMs, 1)),
+        ),
+      );
+    }
     return new Promise<SendResult__Output[]>((resolve, reject) => {
       l.queue.push({ entries, bytes: bytesOf(entries), resolve, reject });
       l.queuedEntries += entries.length;
@@ -119,6 +152,7 @@ export class SendBatcher {
       lane.inFlight++;
       this.opts.onBatch?.(addr, count);
       const entries = batch.length === 1 ? batch[0]!.entries : batch.flatMap((p) => p.entries);
+      const started = performance.now();
       this.rpc(addr, entries)
         .then(
           (results) => {
@@ -133,6 +167,8 @@ export class SendBatcher {
           },
         )
         .finally(() => {
+          const ms = performance.now() - started;
+          lane.rpcMs = lane.rpcMs === 0 ? ms : lane.rpcMs + RPC_MS_WEIGHT * (ms - lane.rpcMs);
           lane.inFlight--;
           if (lane.queue.length > 0) this.flush(addr, lane);
         });

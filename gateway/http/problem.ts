@@ -2,11 +2,7 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { Code, errors, SluiceError, toSluiceError } from '../../common/errors.js';
-import {
-  DEFAULT_RETRY_AFTER_S,
-  PROBLEM_CONTENT_TYPE,
-  toProblem,
-} from '../../common/errors-http.js';
+import { PROBLEM_CONTENT_TYPE, retryAfterSecondsOf, toProblem } from '../../common/errors-http.js';
 
 /** Turns hono's own exceptions (bad JSON, body too large) into SluiceErrors. */
 export function fromHttpException(err: HTTPException): SluiceError {
@@ -21,7 +17,7 @@ export function problemResponse(c: Context, err: unknown): Response {
   const problem = toProblem(e, c.req.path);
   const headers: Record<string, string> = { 'content-type': PROBLEM_CONTENT_TYPE };
   if (problem.status === 429 || problem.status === 503)
-    headers['retry-after'] = String(DEFAULT_RETRY_AFTER_S);
+    headers['retry-after'] = String(retryAfterSecondsOf(e));
   // The refused body may still be on the wire: don't let the client reuse the connection.
   if (problem.status === 413) headers.connection = 'close';
   return new Response(JSON.stringify(problem), { status: problem.status, headers });

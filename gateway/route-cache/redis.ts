@@ -14,9 +14,9 @@
  */
 import { Redis } from 'ioredis';
 import type { Logger } from '../../common/logger.js';
+import { DEFAULT_REDIS_COMMAND_TIMEOUT_MS } from '../options.js';
 import type { CachedRoute, RouteCache, TopicRoute } from './index.js';
 
-export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 250;
 /** Longest pause between reconnect attempts. */
 export const DEFAULT_REDIS_MAX_RECONNECT_DELAY_MS = 2_000;
 /** Multiple of the TTL a route key is kept in Redis (stale copies for outages). */

@@ -2,18 +2,23 @@
  * Pure unit tests of the gateway's transport-free parts: send coalescing,
  * broker avoidance, Idempotency-Keys, route caching, message conversion.
  */
+import type { Context } from 'hono';
 import { describe, expect, it } from 'vitest';
 import { anyAddrOf, brokerAddrsJson, masterAddrOf } from '../../common/broker-addrs.js';
 import { Code, isSluiceError } from '../../common/errors.js';
 import type { SendEntry } from '../../common/generated/sluice/v1/SendEntry.js';
 import type { SendResult__Output } from '../../common/generated/sluice/v1/SendResult.js';
 import { silentLogger } from '../../common/logger.js';
+import { BrokerPool } from '../../gateway/core/broker-pool.js';
+import { ClusterView } from '../../gateway/core/cluster-view.js';
 import { fingerprintOf, IdempotencyGuard } from '../../gateway/core/idempotency-guard.js';
 import { LatencyFaultTolerance } from '../../gateway/core/latency-fault-tolerance.js';
+import type { NamesrvClient } from '../../gateway/core/namesrv-client.js';
 import { RouteResolver } from '../../gateway/core/route-resolver.js';
 import { SendBatcher } from '../../gateway/core/send-batcher.js';
 import { renderDocsPage } from '../../gateway/http/docs-page.js';
 import { isRawSend, rawToMessage, toMessage } from '../../gateway/http/message-json.js';
+import { problemResponse } from '../../gateway/http/problem.js';
 import { MemoryIdempotencyStore } from '../../gateway/idempotency/memory.js';
 import type { RouteCache, TopicRoute } from '../../gateway/route-cache/index.js';
 import { MemoryRouteCache } from '../../gateway/route-cache/memory.js';
@@ -76,6 +81,42 @@ describe('SendBatcher', () => {
     expect(sizes).toEqual([1, 10]);
     release.shift()!();
     expect((await Promise.all(rest)).every((r) => r.length === 1)).toBe(true);
+  });
+
+  it('bounds the queue per broker: past maxQueued a send is refused with 429 and a Retry-After hint', async () => {
+    const release: (() => void)[] = [];
+    const b = new SendBatcher(
+      (_addr, entries) =>
+        new Promise((resolve) => {
+          release.push(() => resolve(ok(entries.length)));
+        }),
+      { maxInFlight: 1, maxQueued: 5, maxBatch: 2 },
+    );
+    const first = b.send('a', [entry('0')]);
+    await new Promise((r) => setImmediate(r));
+    const queued = Array.from({ length: 5 }, (_, i) => b.send('a', [entry(String(i))]));
+    expect(b.queued).toBe(5);
+    const refused = await b.send('a', [entry('x')]).catch((e: unknown) => e);
+    expect(isSluiceError(refused, Code.TOO_MANY_REQUESTS)).toBe(true);
+    const res = problemResponse(
+      { req: { path: '/v1/topics/t/messages' } } as unknown as Context,
+      refused,
+    );
+    expect(res.status).toBe(429);
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    // Another broker's lane is not affected; the queue takes sends again once it drains.
+    const other = b.send('b', [entry('y')]);
+    expect(b.queued).toBe(6);
+    while (release.length > 0) {
+      release.shift()!();
+      await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all([first, ...queued, other]);
+    expect(b.queued).toBe(0);
+    const again = b.send('a', [entry('z')]);
+    await new Promise((r) => setImmediate(r));
+    release.shift()!();
+    expect(await again).toHaveLength(1);
   });
 
   it('splits at maxBatch and fails every caller of a failed RPC', async () => {
@@ -188,6 +229,16 @@ describe('IdempotencyGuard', () => {
     const store = new MemoryIdempotencyStore(3);
     for (let i = 0; i < 10; i++) await store.complete(`k${i}`, 'f', 'r', 60_000);
     expect(store.size).toBe(3);
+    // Bytes are bounded too: big answers push the oldest keys out long before the key limit.
+    const bySize = new MemoryIdempotencyStore(1_000, Date.now, 10_000);
+    for (let i = 0; i < 50; i++) await bySize.complete(`k${i}`, 'f', 'r'.repeat(1_000), 60_000);
+    expect(bySize.bytes).toBeLessThanOrEqual(10_000);
+    expect(bySize.size).toBeLessThan(10);
+    expect((await bySize.claim('k49', 'f', 1_000)).state).toBe('done');
+    expect((await bySize.claim('k0', 'f', 1_000)).state).toBe('claimed');
+    await bySize.complete('huge', 'f', 'r'.repeat(20_000), 60_000);
+    expect(bySize.bytes).toBeLessThanOrEqual(10_000);
+    expect((await bySize.claim('k49', 'f', 1_000)).state).toBe('done');
     expect(() => IdempotencyGuard.checkKey('')).toThrow();
     expect(() => IdempotencyGuard.checkKey('a b')).toThrow();
     expect(IdempotencyGuard.checkKey('order-42')).toBe('order-42');
@@ -289,12 +340,52 @@ describe('RouteResolver', () => {
     expect(await r2.writable('t')).toHaveLength(1);
   });
 
+  it('keeps at most localMaxEntries routes in process (LRU) in front of a shared cache', async () => {
+    let loads = 0;
+    const ns = {
+      routes: async ([t]: readonly string[]) => {
+        loads++;
+        return [route(t!)];
+      },
+    };
+    const r = new RouteResolver(ns, new MemoryRouteCache(), 30_000, silentLogger, Date.now, {
+      localTtlMs: 60_000,
+      localMaxEntries: 50,
+    });
+    await r.writable('hot');
+    for (let i = 0; i < 500; i++) {
+      await r.writable(`t${i}`);
+      if (i % 10 === 0) await r.writable('hot');
+    }
+    expect(r.localSize).toBe(50);
+    expect(loads).toBe(501);
+    await r.writable('hot');
+    expect(loads).toBe(501);
+  });
+
   it('reads broker ids from int32 map keys, master first', () => {
     const addrs = { 1: 's:1', 0: 'm:1' };
     expect(masterAddrOf(addrs)).toBe('m:1');
     expect(brokerAddrsJson(addrs)).toEqual({ '0': 'm:1', '1': 's:1' });
     expect(anyAddrOf({ '1': 's:1' })).toBe('s:1');
     expect(masterAddrOf({ '1': 's:1' })).toBeUndefined();
+  });
+});
+
+describe('ClusterView', () => {
+  it('remembers the orderly flag of at most maxGroups groups', async () => {
+    const namesrv = {
+      clusterInfo: async () => ({ broker_addr_table: {}, cluster_addr_table: {} }),
+    } as unknown as NamesrvClient;
+    const view = new ClusterView({
+      namesrv,
+      brokers: new BrokerPool(),
+      logger: silentLogger,
+      rpcTimeoutMs: 1_000,
+      maxGroups: 20,
+    });
+    for (let i = 0; i < 200; i++) expect(await view.isOrderlyGroup(`g${i}`)).toBe(false);
+    expect(view.cachedGroups).toBe(20);
   });
 });
 

@@ -2,7 +2,12 @@ import { Metadata, status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { Code, errors } from '../../common/errors.js';
 import { fromGrpcError, toGrpcError } from '../../common/errors-grpc.js';
-import { httpStatusOf, toProblem } from '../../common/errors-http.js';
+import {
+  DEFAULT_RETRY_AFTER_S,
+  httpStatusOf,
+  retryAfterSecondsOf,
+  toProblem,
+} from '../../common/errors-http.js';
 
 describe('error mapping', () => {
   it('maps codes to HTTP statuses', () => {
@@ -14,6 +19,20 @@ describe('error mapping', () => {
     expect(httpStatusOf(errors.noWritableBroker('t'))).toBe(503);
     expect(httpStatusOf(errors.illegalTopic('a b', 'bad'))).toBe(400);
     expect(httpStatusOf(errors.internal('boom'))).toBe(500);
+    expect(httpStatusOf(errors.notImplemented('EndTransaction'))).toBe(501);
+    expect(httpStatusOf(errors.unsupported('SQL92 filters'))).toBe(501);
+  });
+
+  it('takes Retry-After from the error when it carries a hint, else the default', () => {
+    expect(retryAfterSecondsOf(errors.tooManyRequests('busy'))).toBe(DEFAULT_RETRY_AFTER_S);
+    expect(retryAfterSecondsOf(errors.tooManyRequests('busy', 2_500))).toBe(3);
+    expect(retryAfterSecondsOf(errors.tooManyRequests('busy', 10))).toBe(1);
+    const relayed = errors.fromStatus(Code.TOO_MANY_REQUESTS, 'busy', 'BROKER_BUSY', {
+      retryAfterMs: 7_000,
+    });
+    expect(retryAfterSecondsOf(relayed)).toBe(7);
+    expect(relayed.retriable).toBe(true);
+    expect(toProblem(relayed).retryAfterMs).toBe(7_000);
   });
 
   it('renders RFC 9457 problems with our numeric code', () => {

@@ -8,6 +8,7 @@ import { streamSSE } from 'hono/streaming';
 import { Code, codeName, toSluiceError } from '../../../common/errors.js';
 import { toProblem } from '../../../common/errors-http.js';
 import { dlqTopicOf } from '../../../common/names.js';
+import { DEFAULT_SSE_HEARTBEAT_MS } from '../../options.js';
 import type { AppDeps } from '../deps.js';
 import { headersOf } from '../headers.js';
 import { entryStatusJson, toDeliveredJson } from '../message-json.js';
@@ -27,7 +28,6 @@ import {
 import { traceReceive, traceSettle } from '../tracing.js';
 import { parse, readJson } from '../validate.js';
 
-export const DEFAULT_SSE_HEARTBEAT_MS = 15_000;
 /** Longest single wait of the stream's receive loop (a heartbeat covers the gaps). */
 const STREAM_POLL_WAIT_MS = 20_000;
 /** Pause after a retriable error before the stream tries again. */

@@ -125,7 +125,12 @@ export function mountMessages(app: OpenAPIHono, deps: AppDeps): void {
     if (ok === 0) {
       // Nothing was stored: the request as a whole failed, with the first entry's error.
       const s = results[0]!.status;
-      throw errors.fromStatus(s.code, s.message, s.reason);
+      throw errors.fromStatus(
+        s.code,
+        s.message,
+        s.reason,
+        s.retryAfterMs === undefined ? undefined : { retryAfterMs: s.retryAfterMs },
+      );
     }
     if (!replayed) {
       deps.metrics?.messagesSent.inc(ok);
