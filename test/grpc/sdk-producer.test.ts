@@ -7,7 +7,7 @@
 import type { MessageView, TransactionChecker } from 'rocketmq-client-nodejs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callUnary } from '../../common/grpc.js';
-import { brokerClient } from '../harness/clients.js';
+import { brokerClient, brokerStats } from '../harness/clients.js';
 import { type Cluster, startCluster } from '../harness/cluster.js';
 import { waitFor } from '../harness/wait.js';
 import { bodies, receiveN, SdkClients, sdkDefinition } from './sdk-helpers.js';
@@ -146,16 +146,29 @@ describe('official Node.js SDK: producer', () => {
     await consumer.ack(m!);
   });
 
-  it('rolls back a transaction: the message is never delivered', async () => {
-    const checker: TransactionChecker = { check: async () => null as never };
+  it('rolls back a transaction: the message is never delivered, and its producer is never asked', async () => {
+    const asked: string[] = [];
+    // Commits if asked: a rollback the broker lost would come back as a check-back and a delivery.
+    const checker: TransactionChecker = {
+      check: async (m) => {
+        asked.push(m.messageId);
+        return m.body.toString() === 'tx-rollback' ? TransactionResolution.COMMIT : (null as never);
+      },
+    };
     const producer = await sdk.producer({ topic: 'grpc-txrb', checker });
     const consumer = await sdk.consumer('grpc-txrb-g', { 'grpc-txrb': '*' });
+    const before = await brokerStats(c.brokers[0]!.addr);
     const tx = producer.beginTransaction();
     await producer.send({ topic: 'grpc-txrb', body: Buffer.from('tx-rollback') }, tx);
     await tx.rollback();
-    // Longer than the broker's check time: a rolled-back half never comes back.
+    const after = await brokerStats(c.brokers[0]!.addr);
+    expect(Number(after.transactionsRolledBack)).toBe(Number(before.transactionsRolledBack) + 1);
+    // No half message is left for a check-back (the tests before this one settled theirs).
+    expect(after.transactionsOpen).toBe('0');
+    // Longer than the broker's check time (transactionTimeOut 1 s, then every 0.5 s).
     expect(await consumer.receive(1, 10_000)).toEqual([]);
     expect(await consumer.receive(1, 10_000)).toEqual([]);
+    expect(asked).toEqual([]);
   });
 
   it('resolves an orphaned transaction through a check-back to the producer', async () => {
