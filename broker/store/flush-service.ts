@@ -141,11 +141,13 @@ export class FlushService {
   }
 
   private async syncRange(from: number, to: number): Promise<void> {
-    for (const seg of this.commitlog.segments) {
-      if (seg.start < to && seg.end > from) {
-        await seg.sync();
-        this.syncCount++;
-      }
+    // Pick the segments first: the array changes while a sync is awaited (retention
+    // shifts the oldest segment out, a rollback drops the newest), and walking it
+    // live could skip a segment whose bytes the answer then claims durable.
+    const segments = this.commitlog.segments.filter((seg) => seg.start < to && seg.end > from);
+    for (const seg of segments) {
+      await seg.sync();
+      this.syncCount++;
     }
   }
 

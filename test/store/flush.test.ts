@@ -41,6 +41,48 @@ describe('flush', () => {
     expect(syncs).toBeLessThan(n / 5);
   });
 
+  it('SYNC_FLUSH: retention deleting a segment during a sync does not skip the next segment', async () => {
+    // Disk use reads high exactly once: the retention pass started below deletes one segment.
+    let pressure = false;
+    const diskUsage = () => {
+      const ratio = pressure ? 0.8 : 0.1;
+      pressure = false;
+      return ratio;
+    };
+    const t = tempStore('sluice-flush-');
+    const store = t.open(
+      { flushDiskType: 'SYNC_FLUSH', mapedFileSizeCommitLog: 64 * 1024 },
+      { diskUsage },
+    );
+    await store.start();
+    cleanups.push(t.remove, () => store.close());
+    const body = Buffer.alloc(1000, 7);
+    while (store.stats().commitlogSegments < 2) await store.appendBatch([message({ body })]);
+    const { commitlog } = store as unknown as { commitlog: CommitLog };
+    const seg1 = commitlog.segments[1]!;
+    // One batch from segment 1 into segment 2; its sync covers both.
+    const n = Math.ceil((seg1.end - store.maxPhysicalOffset()) / 1000) + 3;
+    const pending = store.appendBatch(Array.from({ length: n }, () => message({ body })));
+    expect(commitlog.segments).toHaveLength(3);
+    const synced: number[] = [];
+    for (const seg of commitlog.segments) {
+      const realSync = seg.sync.bind(seg);
+      seg.sync = async () => {
+        if (seg === seg1) {
+          // Retention runs while this segment's fdatasync is in flight.
+          pressure = true;
+          void store.runRetention();
+        }
+        await realSync();
+        synced.push(seg.start);
+      };
+    }
+    const results = await pending;
+    expect(results.at(-1)!.physicalOffset).toBeGreaterThanOrEqual(seg1.end);
+    expect(store.minPhysicalOffset()).toBe(seg1.start);
+    expect(synced).toEqual([seg1.start, seg1.end]);
+  });
+
   it('SYNC_FLUSH: a sync that does not finish in syncFlushTimeout fails the append with FLUSH_DISK_TIMEOUT', async () => {
     // A disk that never completes an fdatasync cannot be produced for real; the flush service
     // runs against a commitlog whose segment sync hangs.
