@@ -1,9 +1,9 @@
 /**
  * The cluster as the name servers see it, beyond one topic's route: every
- * master, whether it creates topics on first send, and whether a consumer
- * group consumes in order. Cached briefly so per-request callers (QueryRoute
- * of a new topic, the orphaned transaction poller, client settings) do not
- * hammer the name servers and brokers.
+ * master, whether it creates topics on first send, whether a consumer group
+ * consumes in order and how many deliveries it allows. Cached briefly so
+ * per-request callers (QueryRoute of a new topic, the orphaned transaction
+ * poller, client settings) do not hammer the name servers and brokers.
  */
 
 import { masterAddrOf } from '../../common/broker-addrs.js';
@@ -17,7 +17,7 @@ import type { NamesrvClient } from './namesrv-client.js';
 
 /** How long the list of masters, their settings and group configs are reused. */
 export const DEFAULT_CLUSTER_VIEW_TTL_MS = 5_000;
-/** Groups whose orderly flag is remembered at most (the oldest lookups go first). */
+/** Groups whose settings are remembered at most (the oldest lookups go first). */
 export const DEFAULT_ORDERLY_CACHE_GROUPS = 1_000;
 /** Deadline of a group lookup: a client waits for its settings meanwhile. */
 export const GROUP_LOOKUP_TIMEOUT_MS = 1_000;
@@ -27,6 +27,20 @@ export interface MasterBroker {
   addr: string;
   /** The broker's autoCreateTopicEnable (false when its config could not be read). */
   autoCreateTopics: boolean;
+  /** The broker's maxReconsumeTimes, its default delivery limit (undefined when unreadable). */
+  maxReconsumeTimes: number | undefined;
+}
+
+/** What the masters say about a consumer group, for its clients' settings. */
+export interface GroupSettings {
+  /** A master configures the group for ordered (FIFO) consumption. */
+  orderly: boolean;
+  /**
+   * Deliveries before a message goes to %DLQ%: the group's retry_max_times,
+   * else the broker's maxReconsumeTimes; the largest over the masters (each
+   * enforces its own). Undefined when no master answered.
+   */
+  maxDeliveryAttempts: number | undefined;
 }
 
 export interface ClusterViewDeps {
@@ -35,15 +49,15 @@ export interface ClusterViewDeps {
   logger: Logger;
   rpcTimeoutMs: number;
   ttlMs?: number;
-  /** Most groups whose orderly flag is cached. */
+  /** Most groups whose settings are cached. */
   maxGroups?: number;
   clock?: () => number;
 }
 
 export class ClusterView {
   private cached: { at: number; masters: Promise<MasterBroker[]> } | undefined;
-  /** Per group: whether it is orderly, as last looked up; insertion order = age. */
-  private readonly orderly = new Map<string, { at: number; orderly: Promise<boolean> }>();
+  /** Per group: its settings, as last looked up; insertion order = age. */
+  private readonly groups = new Map<string, { at: number; settings: Promise<GroupSettings> }>();
 
   constructor(private readonly deps: ClusterViewDeps) {}
 
@@ -78,13 +92,18 @@ export class ClusterView {
             {},
             this.deps.rpcTimeoutMs,
           );
-          return { ...m, autoCreateTopics: cfg.config.autoCreateTopicEnable === 'true' };
+          const maxReconsumeTimes = Number(cfg.config.maxReconsumeTimes);
+          return {
+            ...m,
+            autoCreateTopics: cfg.config.autoCreateTopicEnable === 'true',
+            maxReconsumeTimes: maxReconsumeTimes > 0 ? maxReconsumeTimes : undefined,
+          };
         } catch (err) {
           this.deps.logger.warn(
             { broker: m.brokerName, err: (err as Error).message },
             'broker config unreadable',
           );
-          return { ...m, autoCreateTopics: false };
+          return { ...m, autoCreateTopics: false, maxReconsumeTimes: undefined };
         }
       }),
     );
@@ -96,25 +115,31 @@ export class ClusterView {
    * broker enforces the order anyway; this only informs the client.
    */
   async isOrderlyGroup(group: string): Promise<boolean> {
+    return (await this.groupSettings(group)).orderly;
+  }
+
+  /** The group's settings as the masters configure them (see GroupSettings). */
+  groupSettings(group: string): Promise<GroupSettings> {
     const now = (this.deps.clock ?? Date.now)();
-    const hit = this.orderly.get(group);
-    if (hit && now - hit.at <= (this.deps.ttlMs ?? DEFAULT_CLUSTER_VIEW_TTL_MS)) return hit.orderly;
-    const orderly = this.loadOrderly().then((groups) => groups.has(group));
-    this.orderly.delete(group);
-    this.orderly.set(group, { at: now, orderly });
+    const hit = this.groups.get(group);
+    if (hit && now - hit.at <= (this.deps.ttlMs ?? DEFAULT_CLUSTER_VIEW_TTL_MS))
+      return hit.settings;
+    const settings = this.loadGroup(group);
+    this.groups.delete(group);
+    this.groups.set(group, { at: now, settings });
     // Bounded: the oldest lookups go first (they are also the first to expire).
     const max = this.deps.maxGroups ?? DEFAULT_ORDERLY_CACHE_GROUPS;
-    while (this.orderly.size > max) this.orderly.delete(this.orderly.keys().next().value!);
-    return orderly;
+    while (this.groups.size > max) this.groups.delete(this.groups.keys().next().value!);
+    return settings;
   }
 
-  /** Groups whose orderly flag is cached now (bounded by maxGroups). */
+  /** Groups whose settings are cached now (bounded by maxGroups). */
   get cachedGroups(): number {
-    return this.orderly.size;
+    return this.groups.size;
   }
 
-  private async loadOrderly(): Promise<ReadonlySet<string>> {
-    const out = new Set<string>();
+  private async loadGroup(group: string): Promise<GroupSettings> {
+    const out: GroupSettings = { orderly: false, maxDeliveryAttempts: undefined };
     const masters = await this.masters().catch(() => [] as MasterBroker[]);
     await Promise.all(
       masters.map(async (m) => {
@@ -126,7 +151,11 @@ export class ClusterView {
             {},
             Math.min(GROUP_LOOKUP_TIMEOUT_MS, this.deps.rpcTimeoutMs),
           );
-          for (const g of list.groups) if (g.consume_message_orderly) out.add(g.group_name);
+          const config = list.groups.find((g) => g.group_name === group);
+          if (config?.consume_message_orderly) out.orderly = true;
+          // A group a broker does not know yet gets its defaults when first used.
+          const limit = config?.retry_max_times || m.maxReconsumeTimes;
+          if (limit && limit > (out.maxDeliveryAttempts ?? 0)) out.maxDeliveryAttempts = limit;
         } catch (err) {
           this.deps.logger.warn(
             { broker: m.brokerName, err: (err as Error).message },

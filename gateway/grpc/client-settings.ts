@@ -10,6 +10,7 @@ import type {
   Settings,
   Settings__Output,
 } from '../../common/generated/apache/rocketmq/v2/Settings.js';
+import type { GroupSettings } from '../core/cluster-view.js';
 import {
   BACKOFF_MULTIPLIER,
   CONSUMER_BACKOFF_INITIAL_MS,
@@ -53,13 +54,13 @@ function exponential(maxAttempts: number, initialMs: number, maxMs: number): Ret
 }
 
 /**
- * Answers a client's Settings. `fifo` says whether the consumer's group
- * consumes in order (push consumers then process one message of a group at a
- * time). Throws UNRECOGNIZED_CLIENT_TYPE for types Sluice does not serve.
+ * Answers a client's Settings. A consumer's backoff_policy.max_attempts is
+ * its group's delivery limit, or opts.maxDeliveryAttempts when no broker
+ * said. Throws UNRECOGNIZED_CLIENT_TYPE for types Sluice does not serve.
  */
 export function answerSettings(
   client: Settings__Output,
-  fifo: boolean,
+  group: GroupSettings,
   opts: Pick<
     MessagingServiceOptions,
     'maxMessageSize' | 'receiveBatchSize' | 'defaultLongPollingMs' | 'maxDeliveryAttempts'
@@ -91,14 +92,15 @@ export function answerSettings(
   return {
     ...common,
     backoff_policy: exponential(
-      opts.maxDeliveryAttempts,
+      group.maxDeliveryAttempts ?? opts.maxDeliveryAttempts,
       CONSUMER_BACKOFF_INITIAL_MS,
       CONSUMER_BACKOFF_MAX_MS,
     ),
     subscription: {
       group: sub?.group ?? null,
       subscriptions: sub?.subscriptions ?? [],
-      fifo,
+      // Push consumers of an orderly group process one message of a message group at a time.
+      fifo: group.orderly,
       receive_batch_size: opts.receiveBatchSize,
       long_polling_timeout: sub?.long_polling_timeout ?? toDuration(opts.defaultLongPollingMs),
     },

@@ -18,7 +18,10 @@ export const DEFAULT_INVISIBLE_MS = 30_000;
 export const MAX_RECEIVE_BATCH = 1024;
 /** Batch size suggested to consumers in their settings. */
 export const DEFAULT_RECEIVE_BATCH_SIZE = 32;
-/** Delivery attempts before the broker dead-letters a message (the broker's maxReconsumeTimes default). */
+/**
+ * Delivery attempts told to a consumer when no broker says what its group
+ * allows (the broker's own maxReconsumeTimes default).
+ */
 export const DEFAULT_MAX_DELIVERY_ATTEMPTS = 16;
 /** How often brokers are asked for orphaned transactions while a producer is connected. */
 export const DEFAULT_ORPHAN_POLL_INTERVAL_MS = 1_000;

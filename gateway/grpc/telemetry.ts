@@ -61,9 +61,11 @@ export function telemetryHandler(
         const group = settings.subscription?.group?.name
           ? qualify(settings.subscription.group, ctx.namespace, 'group')
           : '';
-        const fifo =
-          clientType !== 'PRODUCER' && group !== '' && (await deps.cluster.isOrderlyGroup(group));
-        const reply = answerSettings(settings, fifo, deps.options);
+        const groupSettings =
+          clientType !== 'PRODUCER' && group !== ''
+            ? await deps.cluster.groupSettings(group)
+            : { orderly: false, maxDeliveryAttempts: undefined };
+        const reply = answerSettings(settings, groupSettings, deps.options);
         deps.registry.open({
           clientId: ctx.clientId,
           clientType,
@@ -80,7 +82,7 @@ export function telemetryHandler(
         }
         sink.write({ status: OK_STATUS, settings: reply });
         deps.logger.debug(
-          { clientId: ctx.clientId, clientType, group, fifo },
+          { clientId: ctx.clientId, clientType, group, ...groupSettings },
           'telemetry settings',
         );
       } catch (err) {

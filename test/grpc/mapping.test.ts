@@ -153,12 +153,13 @@ describe('gRPC gateway mapping', () => {
       defaultLongPollingMs: 20_000,
       maxDeliveryAttempts: 16,
     };
+    const unknownGroup = { orderly: false, maxDeliveryAttempts: undefined };
     const producer = answerSettings(
       {
         client_type: 'PRODUCER',
         publishing: { topics: [], max_body_size: 0, validate_message_type: true },
       } as unknown as Settings__Output,
-      false,
+      unknownGroup,
       opts,
     );
     expect(producer.publishing?.max_body_size).toBe(1234);
@@ -168,15 +169,26 @@ describe('gRPC gateway mapping', () => {
         client_type: 'SIMPLE_CONSUMER',
         subscription: { group: { name: 'g', resource_namespace: '' }, subscriptions: [] },
       } as unknown as Settings__Output,
-      false,
+      unknownGroup,
       opts,
     );
     expect(consumer.subscription?.receive_batch_size).toBe(32);
+    // No broker said: the gateway's default.
     expect(consumer.backoff_policy?.max_attempts).toBe(16);
+    const limited = answerSettings(
+      {
+        client_type: 'PUSH_CONSUMER',
+        subscription: { group: { name: 'g', resource_namespace: '' }, subscriptions: [] },
+      } as unknown as Settings__Output,
+      { orderly: true, maxDeliveryAttempts: 2 },
+      opts,
+    );
+    expect(limited.backoff_policy?.max_attempts).toBe(2);
+    expect(limited.subscription?.fifo).toBe(true);
     expect(() =>
       answerSettings(
         { client_type: 'LITE_PUSH_CONSUMER' } as unknown as Settings__Output,
-        false,
+        unknownGroup,
         opts,
       ),
     ).toThrow(expect.objectContaining({ code: 40015 }));

@@ -32,6 +32,8 @@ import { SdkClients } from './sdk-helpers.js';
 
 const MAX_MESSAGE_SIZE = 64 * 1024;
 const MAX_REQUEST_BYTES = 128 * 1024;
+/** The broker's default delivery limit here (not the usual 16, so the settings must read it). */
+const MAX_RECONSUME_TIMES = 7;
 
 const require = createRequire(import.meta.url);
 
@@ -89,7 +91,7 @@ describe('apache.rocketmq.v2 protocol edges', () => {
   let client: MessagingServiceClient;
   beforeAll(async () => {
     c = await startCluster({
-      brokers: [{}],
+      brokers: [{ config: { maxReconsumeTimes: MAX_RECONSUME_TIMES } }],
       gateway: { config: { maxMessageSize: MAX_MESSAGE_SIZE, maxRequestBytes: MAX_REQUEST_BYTES } },
     });
     const Svc = messagingProto().grpc.apache.rocketmq.v2.MessagingService;
@@ -360,12 +362,15 @@ describe('apache.rocketmq.v2 protocol edges', () => {
     expect(consumer.settings.subscription.group.name).toBe('g');
     expect(consumer.settings.subscription.receive_batch_size).toBeGreaterThan(0);
     expect(consumer.settings.subscription.fifo).toBe(false);
+    // A group without its own retry limit: the broker's maxReconsumeTimes.
+    expect(consumer.settings.backoff_policy.max_attempts).toBe(MAX_RECONSUME_TIMES);
 
     const broker = brokerClient(c.brokers[0]!.addr);
     await callUnary(broker, broker.UpdateSubscriptionGroup as never, {
       group_name: 'g-orderly',
       consume_enable: true,
       consume_message_orderly: true,
+      retry_max_times: 3,
     });
     broker.close();
     const orderly = await ask(md(), {
@@ -373,6 +378,8 @@ describe('apache.rocketmq.v2 protocol edges', () => {
       subscription: { group: topic('g-orderly') },
     });
     expect(orderly.settings.subscription.fifo).toBe(true);
+    // The group's own retry_max_times.
+    expect(orderly.settings.backoff_policy.max_attempts).toBe(3);
   });
 
   it('accepts and ignores an MQv2-HMAC-SHA1 authorization header (raw client and the official SDK)', async () => {
