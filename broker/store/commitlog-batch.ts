@@ -143,7 +143,8 @@ export function encodeBatch(
     scratchBorn[i] = born;
   }
   // 2. Lay out: positions, segment-runs, padding.
-  let pos = commitlog.reservedOffset;
+  const batchStart = commitlog.reservedOffset;
+  let pos = batchStart;
   let segEnd = pos - (pos % segmentSize) + segmentSize;
   let runStart = pos;
   let runFirst = 0;
@@ -248,6 +249,7 @@ export function encodeBatch(
     jobs.push({
       segment,
       position: run.start,
+      batchStart,
       bufs,
       bytes: run.bytes + run.padding,
       region,

@@ -42,6 +42,12 @@ export interface WriteJob {
   segment: CommitLogSegment;
   /** Physical offset of the first byte. */
   position: number;
+  /**
+   * Physical offset where the job's batch starts (a batch spanning segments
+   * is several jobs). A failed write cuts the log back to here, so no byte of
+   * a failed batch stays in the log.
+   */
+  batchStart: number;
   bufs: Buffer[];
   bytes: number;
   /** Ring region holding the encoded bytes, released after the write. */
@@ -66,6 +72,8 @@ export class CommitLog {
   private idleWaiters: Array<() => void> = [];
   /** Set when a failed write could not be rolled back; appends are refused from then on. */
   broken: Error | undefined;
+  /** Told when a failed write cuts the log back (bytes past `offset` are gone, durable or not). */
+  onRollback: ((offset: number) => void) | undefined;
 
   constructor(
     readonly dir: string,
@@ -261,20 +269,22 @@ export class CommitLog {
   }
 
   /**
-   * A write failed: every queued job fails with it (their offsets were
-   * assigned after the failed one's), the log is cut back to writtenOffset and
-   * new appends continue from there once the repair is done.
+   * A write failed: its batch and every batch queued after it fail (their
+   * offsets were assigned after the failed one's). The log is cut back to the
+   * start of the failed batch — parts of it already written to an earlier
+   * segment go too, so the log never holds bytes of a batch that was not
+   * acknowledged — and new appends continue from there once the repair is done.
    */
   private failQueued(err: Error): void {
     const failed = this.queue.slice(this.queueHead);
     this.queue.length = 0;
     this.queueHead = 0;
-    this.reservedOffset = this.writtenOffset;
-    this.logger.error(
-      { err, offset: this.writtenOffset },
-      'commitlog write failed; rolling back queued appends',
-    );
-    this.repair = this.truncateTo(this.writtenOffset)
+    const cut = Math.min(this.writtenOffset, failed[0]?.batchStart ?? this.writtenOffset);
+    this.writtenOffset = cut;
+    this.reservedOffset = cut;
+    this.logger.error({ err, offset: cut }, 'commitlog write failed; rolling back queued appends');
+    this.onRollback?.(cut);
+    this.repair = this.truncateTo(cut)
       .catch((repairErr: Error) => {
         this.broken = repairErr;
         this.logger.error(

@@ -38,6 +38,8 @@ export class FlushService {
   private interval: NodeJS.Timeout | undefined;
   private timeoutTimer: NodeJS.Timeout | undefined;
   private timeoutAt = 0;
+  /** Lowest offset the log was cut back to while the current sync ran (Infinity: none). */
+  private cutDuringSync = Number.POSITIVE_INFINITY;
 
   constructor(
     private readonly commitlog: CommitLog,
@@ -96,6 +98,15 @@ export class FlushService {
     });
   }
 
+  /**
+   * The commitlog was cut back to `offset` (a failed write rolled back): what
+   * lies past it is not durable any more, whatever was synced there before.
+   */
+  rolledBack(offset: number): void {
+    if (this.flushedOffset > offset) this.flushedOffset = offset;
+    if (this.cutDuringSync > offset) this.cutDuringSync = offset;
+  }
+
   private kick(): void {
     if (!this.syncing) void this.syncLoop();
   }
@@ -114,6 +125,7 @@ export class FlushService {
         const target = this.commitlog.writtenOffset;
         const timestamp = this.commitlog.lastWrittenStoreTimestamp;
         if (target > this.flushedOffset) {
+          this.cutDuringSync = Number.POSITIVE_INFINITY;
           try {
             await this.syncRange(this.flushedOffset, target);
           } catch (err) {
@@ -124,7 +136,8 @@ export class FlushService {
             this.settleUpTo(target, errors.internal('commitlog fdatasync failed', err));
             break;
           }
-          this.flushedOffset = target;
+          // Bytes past a cut made meanwhile are not the bytes that were synced.
+          this.flushedOffset = Math.min(target, this.cutDuringSync);
           this.flushedStoreTimestamp = timestamp;
         }
         this.settleUpTo(this.flushedOffset, undefined);

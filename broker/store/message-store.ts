@@ -129,6 +129,7 @@ class DefaultMessageStore implements MessageStore {
       o.syncFlushTimeout,
       this.logger,
     );
+    this.commitlog.onRollback = (offset) => this.flushService.rolledBack(offset);
     this.checkpoint = new Checkpoint(o.storeCheckpoint);
     this.retention = new Retention(
       this.commitlog,

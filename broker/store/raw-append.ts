@@ -71,6 +71,7 @@ export function planRawAppend(commitlog: CommitLog, offset: number, data: Buffer
     return {
       segment,
       position: run.from,
+      batchStart: offset,
       bufs: [data.subarray(run.from - offset, run.to - offset)],
       bytes: run.to - run.from,
       region: undefined,

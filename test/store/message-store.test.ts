@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CommitLog } from '../../broker/store/commitlog.js';
@@ -217,6 +217,42 @@ describe('message store: append and read', () => {
     const records = await readAll(store, 'T', 0);
     expect(records.map((r) => r.queueOffset)).toEqual([0, 1, 2]);
     expect(records[2]!.body.toString()).toBe('after');
+  });
+
+  it('fails a batch spanning two segments whole when its second write fails: none of it stays in the log', async () => {
+    const t = tempStore();
+    tmp.push(t);
+    let store = t.open();
+    await store.start();
+    await store.appendBatch([message(), message()]);
+    const batchStart = store.maxPhysicalOffset();
+    const { commitlog } = store as unknown as { commitlog: CommitLog };
+    // 30 × ~3 KiB from segment 0 into segment 1 (64 KiB segments): two writes.
+    const failed = store.appendBatch(
+      Array.from({ length: 30 }, () => message({ body: Buffer.alloc(3000, 0xee) })),
+    );
+    const queued = store.appendBatch([message({ body: Buffer.from('queued') })]);
+    expect(commitlog.segments).toHaveLength(2);
+    // A disk error cannot be caused on demand: the second segment's first write fails.
+    const second = commitlog.segments[1]!;
+    second.write = async () => {
+      throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+    };
+    await expectCode(failed, Code.INTERNAL_ERROR);
+    await expectCode(queued, Code.INTERNAL_ERROR);
+    expect(store.maxPhysicalOffset()).toBe(batchStart);
+    const [next] = await store.appendBatch([message({ body: Buffer.from('after') })]);
+    expect(next).toMatchObject({ queueOffset: 2, physicalOffset: batchStart });
+    await store.close();
+    // Rebuilt from the commitlog alone, the queue must say the same.
+    rmSync(join(t.dir, 'consumequeue'), { recursive: true });
+    store = t.open();
+    stores.push(store);
+    await store.start();
+    const records = await readAll(store, 'T', 0);
+    expect(records.map((r) => r.queueOffset)).toEqual([0, 1, 2]);
+    expect(records[2]!.body.toString()).toBe('after');
+    expect(store.maxPhysicalOffset()).toBe(next!.physicalOffset + next!.size);
   });
 
   it('emits a dispatch event per stored message, with the tag code', async () => {
