@@ -1,10 +1,16 @@
 /**
  * Registers this broker with every name server in namesrvAddr and keeps
- * heartbeating. A name server that is down is retried on the next beat; the
- * broker keeps serving meanwhile. Topic changes trigger an immediate
- * re-registration so routes follow without waiting a full interval.
+ * heartbeating. Each name server is tracked on its own: a name server that
+ * is down never delays heartbeats to the others, and the broker keeps
+ * serving meanwhile. Topic changes trigger an immediate re-registration so
+ * routes follow without waiting a full interval.
+ *
+ * A name server that has never answered (the broker booted first, as a
+ * by-hand start often does) is retried every DEFAULT_REGISTER_RETRY_MS
+ * instead of every registerBrokerInterval (30 s by default); once it has
+ * answered it gets the normal heartbeat.
  */
-import { credentials } from '@grpc/grpc-js';
+import { type ChannelOptions, credentials } from '@grpc/grpc-js';
 import type { Empty__Output } from '../../common/generated/sluice/v1/Empty.js';
 import type { NameServerClient } from '../../common/generated/sluice/v1/NameServer.js';
 import type { RegisterBrokerRequest } from '../../common/generated/sluice/v1/RegisterBrokerRequest.js';
@@ -15,6 +21,20 @@ import type { Logger } from '../../common/logger.js';
 import { sluiceProto } from '../../common/proto.js';
 
 export const DEFAULT_REGISTER_TIMEOUT_MS = 3_000;
+/** Retry period for a name server that has not answered yet (ms). */
+export const DEFAULT_REGISTER_RETRY_MS = 1_000;
+
+/**
+ * Channel options of the registry's name server channels: a short reconnect
+ * backoff, so that a name server that restarts is reached by the very next
+ * heartbeat (which waits for the connection within its deadline) instead of
+ * after the channel's backoff from the outage.
+ */
+export const REGISTRY_CHANNEL_OPTIONS: ChannelOptions = {
+  ...GRPC_CHANNEL_OPTIONS,
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 500,
+};
 
 export interface RegistryDeps {
   namesrvAddrs: readonly string[];
@@ -24,20 +44,37 @@ export interface RegistryDeps {
   request: () => RegisterBrokerRequest;
   /** Told the group's master address whenever a name server answers. */
   onMasterAddr?: (addr: string) => void;
+  /** Retry period before a name server first answers (ms); default DEFAULT_REGISTER_RETRY_MS. */
+  retryMs?: number;
+}
+
+interface NamesrvChannel {
+  addr: string;
+  client: NameServerClient;
+  /** The last registration succeeded. */
+  ok: boolean;
+  /** Some registration has ever succeeded (fast retry stops then). */
+  answered: boolean;
+  inflight: Promise<void> | undefined;
+  /** A registration queued behind the one in flight (its content may be newer). */
+  queued: Promise<void> | undefined;
 }
 
 export class NamesrvRegistry {
-  private readonly clients: { addr: string; client: NameServerClient; ok: boolean }[];
+  private readonly channels: NamesrvChannel[];
   private timer: NodeJS.Timeout | undefined;
-  private inflight: Promise<void> | undefined;
-  private again = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(private readonly deps: RegistryDeps) {
     const NameServer = sluiceProto().grpc.sluice.v1.NameServer;
-    this.clients = deps.namesrvAddrs.map((addr) => ({
+    this.channels = deps.namesrvAddrs.map((addr) => ({
       addr,
-      client: new NameServer(addr, credentials.createInsecure(), GRPC_CHANNEL_OPTIONS),
+      client: new NameServer(addr, credentials.createInsecure(), REGISTRY_CHANNEL_OPTIONS),
       ok: false,
+      answered: false,
+      inflight: undefined,
+      queued: undefined,
     }));
   }
 
@@ -45,64 +82,93 @@ export class NamesrvRegistry {
     void this.registerNow();
     this.timer = setInterval(() => void this.registerNow(), this.deps.intervalMs);
     this.timer.unref();
-  }
-
-  /** Registers with every name server now; concurrent calls coalesce. */
-  registerNow(): Promise<void> {
-    if (this.inflight) {
-      this.again = true;
-      return this.inflight;
+    const retryMs = this.deps.retryMs ?? DEFAULT_REGISTER_RETRY_MS;
+    if (retryMs < this.deps.intervalMs) {
+      this.retryTimer = setInterval(() => this.retryUnanswered(), retryMs);
+      this.retryTimer.unref();
     }
-    this.inflight = this.registerAll().finally(() => {
-      this.inflight = undefined;
-      if (this.again) {
-        this.again = false;
-        void this.registerNow();
-      }
-    });
-    return this.inflight;
   }
 
-  private async registerAll(): Promise<void> {
-    const body = this.deps.request();
-    await Promise.all(
-      this.clients.map(async (c) => {
-        try {
-          const res = await callUnary<RegisterBrokerRequest, RegisterBrokerResponse__Output>(
-            c.client,
-            c.client.RegisterBroker,
-            body,
-            DEFAULT_REGISTER_TIMEOUT_MS,
-            undefined,
-            // A name server that just came back is reached on this beat, not after backoff.
-            true,
-          );
-          if (!c.ok) this.deps.logger.info({ namesrv: c.addr }, 'registered with name server');
-          c.ok = true;
-          if (res.master_addr) this.deps.onMasterAddr?.(res.master_addr);
-        } catch (err) {
-          if (c.ok) {
-            this.deps.logger.warn(
-              { namesrv: c.addr, err: (err as Error).message },
-              'name server unreachable',
-            );
-          }
-          c.ok = false;
-        }
-      }),
-    );
+  /**
+   * Registers with every name server now. A name server with a registration
+   * in flight gets one more right after it (concurrent calls coalesce into
+   * that one), so the promise resolves only after a registration built now
+   * was attempted everywhere.
+   */
+  async registerNow(): Promise<void> {
+    await Promise.all(this.channels.map((c) => this.registerWith(c)));
+  }
+
+  private retryUnanswered(): void {
+    const pending = this.channels.filter((c) => !c.answered);
+    if (pending.length === 0) {
+      clearInterval(this.retryTimer);
+      this.retryTimer = undefined;
+      return;
+    }
+    // A call already in flight waits for the connection itself (waitForReady).
+    for (const c of pending) if (!c.inflight) void this.registerWith(c);
+  }
+
+  private registerWith(c: NamesrvChannel): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    if (c.queued) return c.queued;
+    if (c.inflight) {
+      c.queued = c.inflight.then(() => {
+        c.queued = undefined;
+        return this.registerWith(c);
+      });
+      return c.queued;
+    }
+    c.inflight = this.callRegister(c).finally(() => {
+      c.inflight = undefined;
+    });
+    return c.inflight;
+  }
+
+  private async callRegister(c: NamesrvChannel): Promise<void> {
+    try {
+      const res = await callUnary<RegisterBrokerRequest, RegisterBrokerResponse__Output>(
+        c.client,
+        c.client.RegisterBroker,
+        this.deps.request(),
+        DEFAULT_REGISTER_TIMEOUT_MS,
+        undefined,
+        // A name server that just came back is reached on this beat, not after backoff.
+        true,
+      );
+      if (!c.ok) this.deps.logger.info({ namesrv: c.addr }, 'registered with name server');
+      c.ok = true;
+      c.answered = true;
+      if (res.master_addr) this.deps.onMasterAddr?.(res.master_addr);
+    } catch (err) {
+      if (c.ok) {
+        this.deps.logger.warn(
+          { namesrv: c.addr, err: (err as Error).message },
+          'name server unreachable',
+        );
+      }
+      c.ok = false;
+    }
   }
 
   /** Names of name servers that answered the last registration. */
   get reachable(): string[] {
-    return this.clients.filter((c) => c.ok).map((c) => c.addr);
+    return this.channels.filter((c) => c.ok).map((c) => c.addr);
   }
 
   async close(unregister: UnregisterBrokerRequest): Promise<void> {
+    this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    await this.inflight;
+    if (this.retryTimer) clearInterval(this.retryTimer);
+    // A registration still in flight to a reachable name server must land
+    // before the unregistration; one waiting for an unreachable name server
+    // (up to DEFAULT_REGISTER_TIMEOUT_MS) would only delay shutdown and is
+    // cancelled by closing its channel below.
+    const reachable = this.channels.filter((c) => c.ok);
+    await Promise.all(reachable.map((c) => c.queued ?? c.inflight));
     await Promise.all(
-      this.clients.map((c) =>
+      reachable.map((c) =>
         callUnary<UnregisterBrokerRequest, Empty__Output>(
           c.client,
           c.client.UnregisterBroker,
@@ -111,6 +177,6 @@ export class NamesrvRegistry {
         ).catch(() => undefined),
       ),
     );
-    for (const c of this.clients) c.client.close();
+    for (const c of this.channels) c.client.close();
   }
 }

@@ -6,9 +6,9 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
+import { REGISTRY_CHANNEL_OPTIONS } from '../../broker/registry/namesrv-registry.js';
 import { ManagedChild } from '../../cli/supervisor.js';
 import { brokerAddrMap } from '../../common/broker-addrs.js';
 import type { BrokerClient, BrokerHandlers } from '../../common/generated/sluice/v1/Broker.js';
@@ -75,27 +75,17 @@ export { waitFor } from '../harness/wait.js';
 
 /**
  * How soon after a name server restarts a broker heartbeating every
- * `intervalMs` must be registered with it again: the next heartbeat, unless
- * that one fails fast because the client channel is still in reconnect
- * backoff (at most grpc.max_reconnect_backoff_ms, +20% jitter) from the
- * outage — then the one after. Plus slack for two busy cores.
+ * `intervalMs` must be registered with it again: within one heartbeat. That
+ * heartbeat waits (waitForReady) for the registry channel's next reconnect
+ * attempt, at most grpc.max_reconnect_backoff_ms (+20% jitter) of
+ * REGISTRY_CHANNEL_OPTIONS after the outage. Plus slack for two busy cores.
  */
 export function reregisterBoundMs(intervalMs: number): number {
-  const backoff = Number(GRPC_CHANNEL_OPTIONS['grpc.max_reconnect_backoff_ms']) * 1.2;
-  return intervalMs + Math.max(intervalMs, backoff) + 1_000;
+  const backoff = Number(REGISTRY_CHANNEL_OPTIONS['grpc.max_reconnect_backoff_ms']) * 1.2;
+  return intervalMs + backoff + 800;
 }
 
-/** A port that was free a moment ago (for processes that must keep their port across restarts). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../harness/ports.js';
 
 /** A name server child process; `addr` is 127.0.0.1:<bound port>. */
 export class NamesrvProcess {
@@ -217,9 +207,17 @@ export const mqadmin = (args: string[], env?: NodeJS.ProcessEnv) => runBin('mqad
 export class NamesrvRaw {
   readonly client: NameServerClient;
 
-  constructor(readonly addr: string) {
+  /** `asBroker`: the channel and calls behave as the broker registry's do. */
+  constructor(
+    readonly addr: string,
+    private readonly asBroker = false,
+  ) {
     const NameServer = sluiceProto().grpc.sluice.v1.NameServer;
-    this.client = new NameServer(addr, credentials.createInsecure(), GRPC_CHANNEL_OPTIONS);
+    this.client = new NameServer(
+      addr,
+      credentials.createInsecure(),
+      asBroker ? REGISTRY_CHANNEL_OPTIONS : GRPC_CHANNEL_OPTIONS,
+    );
   }
 
   register(req: RegisterBrokerRequest): Promise<RegisterBrokerResponse__Output> {
@@ -228,6 +226,8 @@ export class NamesrvRaw {
       this.client.RegisterBroker,
       req,
       2_000,
+      undefined,
+      this.asBroker,
     );
   }
 
@@ -309,7 +309,7 @@ export class FakeBroker {
 
   constructor(readonly spec: FakeBrokerSpec) {
     for (const t of spec.topics ?? []) this.topics.set(t.topic_name, t);
-    this.clients = spec.namesrvAddrs.map((a) => new NamesrvRaw(a));
+    this.clients = spec.namesrvAddrs.map((a) => new NamesrvRaw(a, true));
   }
 
   async start(): Promise<this> {
