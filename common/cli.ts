@@ -11,7 +11,7 @@ import {
   type OptionsOf,
   type Schema,
 } from './config/options.js';
-import { isSluiceError } from './errors.js';
+import { errors, isSluiceError } from './errors.js';
 import { createLogger, type Logger } from './logger.js';
 
 export interface Running {
@@ -32,6 +32,13 @@ export interface ComponentSpec<S extends Schema> {
   flags?: readonly { flags: string; description: string; key: keyof S & string }[];
   start(options: OptionsOf<S>, logger: Logger): Promise<Running>;
 }
+
+/** How config warnings name each binary's component. */
+const COMPONENT_LABELS: Readonly<Record<string, string>> = {
+  mqbroker: 'broker',
+  mqnamesrv: 'name server',
+  mqgateway: 'gateway',
+};
 
 function schemaHelp(schema: Schema): string {
   const rows = Object.entries(schema).map(([key, spec]) => {
@@ -74,10 +81,12 @@ export function componentCommand<S extends Schema>(spec: ComponentSpec<S>): Comm
           }
           return out;
         };
+        const component = COMPONENT_LABELS[spec.name] ?? spec.name;
         loaded = loadOptions(spec.schema, {
           file,
           overrides,
           explicit: { ...flagSettings(), ...(key && flagAddr ? { [key]: flagAddr } : {}) },
+          component,
         });
         // NAMESRV_ADDR applies only when neither -n, the file nor an override set the key.
         const envAddr = process.env.NAMESRV_ADDR;
@@ -86,12 +95,17 @@ export function componentCommand<S extends Schema>(spec: ComponentSpec<S>): Comm
             file,
             overrides,
             explicit: { ...flagSettings(), [key]: envAddr },
+            component,
           });
         }
+        const addrs = key ? String(loaded.options[key]) : '';
+        if (addrs.trim() !== '') parseHostPortList(addrs);
       } catch (err) {
         fail(spec.name, err);
       }
       if (flags.printConfig) {
+        // Warnings go to stderr so that stdout stays a clean .properties text.
+        for (const w of loaded.warnings) process.stderr.write(`${spec.name}: warning: ${w}\n`);
         process.stdout.write(`${formatOptions(spec.schema, loaded.options)}\n`);
         return;
       }
@@ -141,6 +155,26 @@ export function onShutdown(logger: Logger, close: () => Promise<void>): void {
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
+}
+
+/**
+ * Splits a `;`-separated list of `host:port` addresses (as parseAddressList)
+ * and checks every entry, so that a typo is one clear line up front instead
+ * of a connection that never succeeds.
+ *
+ * @example parseHostPortList('localhost:9876;10.0.0.2:9876') // ['127.0.0.1:9876', '10.0.0.2:9876']
+ */
+export function parseHostPortList(value: string, what = 'name server address'): string[] {
+  const addrs = parseAddressList(value);
+  if (addrs.length === 0) throw errors.badRequest(`no ${what} in '${value}'`);
+  for (const addr of addrs) {
+    const m = /^(\[[^\]]+\]|[^:\s[\]]+):(\d+)$/.exec(addr);
+    const port = Number(m?.[2]);
+    if (!m || port < 1 || port > 65_535) {
+      throw errors.badRequest(`${what} '${addr}' is not host:port`);
+    }
+  }
+  return addrs;
 }
 
 /** Splits a `;`-separated name server list (commas and spaces tolerated). */

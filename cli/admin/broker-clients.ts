@@ -8,6 +8,8 @@ import type { BrokerConfig__Output } from '../../common/generated/sluice/v1/Brok
 import type { BrokerStatus__Output } from '../../common/generated/sluice/v1/BrokerStatus.js';
 import type { DeleteSubscriptionGroupRequest } from '../../common/generated/sluice/v1/DeleteSubscriptionGroupRequest.js';
 import type { Empty, Empty__Output } from '../../common/generated/sluice/v1/Empty.js';
+import type { GetConsumerOffsetsRequest } from '../../common/generated/sluice/v1/GetConsumerOffsetsRequest.js';
+import type { GetConsumerOffsetsResponse__Output } from '../../common/generated/sluice/v1/GetConsumerOffsetsResponse.js';
 import type { GetConsumerProgressRequest } from '../../common/generated/sluice/v1/GetConsumerProgressRequest.js';
 import type { GetConsumerProgressResponse__Output } from '../../common/generated/sluice/v1/GetConsumerProgressResponse.js';
 import type { GetTopicStatusRequest } from '../../common/generated/sluice/v1/GetTopicStatusRequest.js';
@@ -17,11 +19,15 @@ import type { QueryMessageByKeyRequest } from '../../common/generated/sluice/v1/
 import type { QueryMessageResponse__Output } from '../../common/generated/sluice/v1/QueryMessageResponse.js';
 import type { ResetOffsetByTimeRequest } from '../../common/generated/sluice/v1/ResetOffsetByTimeRequest.js';
 import type { ResetOffsetByTimeResponse__Output } from '../../common/generated/sluice/v1/ResetOffsetByTimeResponse.js';
+import type { SearchOffsetByTimeRequest } from '../../common/generated/sluice/v1/SearchOffsetByTimeRequest.js';
+import type { SearchOffsetByTimeResponse__Output } from '../../common/generated/sluice/v1/SearchOffsetByTimeResponse.js';
 import type {
   SubscriptionGroupConfig,
   SubscriptionGroupConfig__Output,
 } from '../../common/generated/sluice/v1/SubscriptionGroupConfig.js';
 import type { SubscriptionGroupList__Output } from '../../common/generated/sluice/v1/SubscriptionGroupList.js';
+import type { UpdateConsumerOffsetsRequest } from '../../common/generated/sluice/v1/UpdateConsumerOffsetsRequest.js';
+import type { UpdateConsumerOffsetsResponse__Output } from '../../common/generated/sluice/v1/UpdateConsumerOffsetsResponse.js';
 import { callUnary, GRPC_CHANNEL_OPTIONS } from '../../common/grpc.js';
 import { sluiceProto } from '../../common/proto.js';
 
@@ -133,6 +139,36 @@ export class BrokerClients {
     return this.call<ResetOffsetByTimeRequest, ResetOffsetByTimeResponse__Output>(
       addr,
       (c) => c.ResetOffsetByTime,
+      req,
+    );
+  }
+
+  searchOffsetByTime(addr: string, req: SearchOffsetByTimeRequest): Promise<number> {
+    return this.call<SearchOffsetByTimeRequest, SearchOffsetByTimeResponse__Output>(
+      addr,
+      (c) => c.SearchOffsetByTime,
+      req,
+    ).then((r) => Number(r.offset));
+  }
+
+  consumerOffsets(
+    addr: string,
+    req: GetConsumerOffsetsRequest,
+  ): Promise<GetConsumerOffsetsResponse__Output> {
+    return this.call<GetConsumerOffsetsRequest, GetConsumerOffsetsResponse__Output>(
+      addr,
+      (c) => c.GetConsumerOffsets,
+      req,
+    );
+  }
+
+  updateConsumerOffsets(
+    addr: string,
+    req: UpdateConsumerOffsetsRequest,
+  ): Promise<UpdateConsumerOffsetsResponse__Output> {
+    return this.call<UpdateConsumerOffsetsRequest, UpdateConsumerOffsetsResponse__Output>(
+      addr,
+      (c) => c.UpdateConsumerOffsets,
       req,
     );
   }

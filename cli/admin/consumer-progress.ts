@@ -5,19 +5,25 @@
  */
 import { Code, isSluiceError } from '../../common/errors.js';
 import { checkGroupName } from '../../common/names.js';
-import { adminCommand, groupLeaders } from './context.js';
+import { adminCommand, boolArg, groupLeaders } from './context.js';
 import { formatTime, table } from './format.js';
 
 export function consumerProgressCommand() {
-  return adminCommand<{ groupName: string; topic?: string }>(
+  return adminCommand<{ groupName: string; topic?: string; showClientIP?: boolean }>(
     'consumerProgress',
     "Show a consumer group's offsets and lag per queue",
     (cmd) =>
       cmd
         .requiredOption('-g, --groupName <group>', 'consumer group')
-        .option('-t, --topic <topic>', 'only this topic'),
+        .option('-t, --topic <topic>', 'only this topic')
+        .option('-s, --showClientIP [bool]', 'accepted for RocketMQ; no effect', boolArg),
     async (ctx, opts) => {
       checkGroupName(opts.groupName);
+      if (opts.showClientIP)
+        ctx.ignored(
+          '-s, --showClientIP',
+          'pop consumers do not own queues, so no client per queue',
+        );
       const leaders = groupLeaders(await ctx.namesrv.clusterInfo());
       const answers = await Promise.all(
         leaders.map((b) =>

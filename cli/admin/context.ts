@@ -5,7 +5,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { brokerAddrMap } from '../../common/broker-addrs.js';
-import { parseAddressList } from '../../common/cli.js';
+import { parseHostPortList } from '../../common/cli.js';
 import { errors } from '../../common/errors.js';
 import type { ClusterInfo__Output } from '../../common/generated/sluice/v1/ClusterInfo.js';
 import type { TopicRoute__Output } from '../../common/generated/sluice/v1/TopicRoute.js';
@@ -38,6 +38,8 @@ export class AdminContext {
   readonly json: boolean;
   /** Set when a command printed a partial failure and must exit non-zero. */
   failed = false;
+  /** The subcommand running (for message prefixes). */
+  command = '';
 
   constructor(
     flags: CommonFlags,
@@ -45,8 +47,7 @@ export class AdminContext {
   ) {
     // An empty NAMESRV_ADDR counts as unset.
     const list = flags.namesrvAddr ?? (process.env.NAMESRV_ADDR || DEFAULT_NAMESRV_ADDR);
-    const addrs = parseAddressList(list);
-    if (addrs.length === 0) throw errors.badRequest(`no name server address in '${list}'`);
+    const addrs = parseHostPortList(list);
     this.namesrv = new NamesrvClient(addrs, flags.timeout);
     this.brokers = new BrokerClients(flags.timeout);
     this.json = flags.json ?? false;
@@ -63,6 +64,15 @@ export class AdminContext {
 
   warn(text: string): void {
     this.io.err(text);
+  }
+
+  /**
+   * One stderr line for a RocketMQ flag that is accepted (so RocketMQ
+   * scripts run unchanged) but has no effect in Sluice, as JVM-only config
+   * keys are.
+   */
+  ignored(flag: string, why: string): void {
+    this.io.err(`mqadmin ${this.command}: ignored: ${flag} (${why})`);
   }
 
   close(): void {
@@ -110,6 +120,7 @@ export function adminCommand<O extends object>(
     .option('--timeout <ms>', 'deadline of each call, ms', intArg(1), DEFAULT_RPC_TIMEOUT_MS)
     .action(async (opts: O & CommonFlags) => {
       const ctx = new AdminContext(opts);
+      ctx.command = name;
       try {
         await run(ctx, opts);
       } finally {

@@ -53,7 +53,7 @@ function oneLine(text: string): string {
  * @example await mqadminProgram().parseAsync(['node', 'mqadmin', 'clusterList', '-n', '127.0.0.1:9876']);
  */
 export function mqadminProgram(): Command {
-  const program = new Command('mqadmin')
+  const program: Command = new Command('mqadmin')
     .description('Sluice admin tool: RocketMQ mqadmin commands against name servers and brokers')
     .usage('<command> [options]')
     .addHelpText(
@@ -69,6 +69,23 @@ See 'mqadmin help <command>' for the flags of a command.`,
     });
     program.addCommand(cmd);
   }
+  // commander's own help command prints the whole help and exits 1 for an
+  // unknown command; ours says which command is unknown, in one line.
+  program.helpCommand(false);
+  program.addCommand(
+    new Command('help')
+      .description('display help for command')
+      .argument('[command]', 'the command to explain')
+      .action((name: string | undefined) => {
+        if (name === undefined) {
+          program.outputHelp();
+          return;
+        }
+        const cmd = program.commands.find((c) => c.name() === name);
+        if (!cmd) program.error(`unknown command '${name}'`, { code: 'mqadmin.unknownCommand' });
+        cmd.outputHelp();
+      }),
+  );
   program.configureOutput({ outputError: (text, write) => write(`mqadmin: ${oneLine(text)}\n`) });
   return program;
 }

@@ -90,14 +90,23 @@ function describe(m: StoredMessage__Output): string {
 }
 
 export function queryMsgByIdCommand() {
-  return adminCommand<{ msgId: string; topic?: string }>(
+  return adminCommand<{ msgId: string; topic?: string; consumerGroup?: string; clientId?: string }>(
     'queryMsgById',
     'Find a message by its id (client id or offset id)',
     (cmd) =>
       cmd
         .requiredOption('-i, --msgId <id>', 'message id')
-        .option('-t, --topic <topic>', 'topic (narrows the search to its brokers)'),
+        .option('-t, --topic <topic>', 'topic (narrows the search to its brokers)')
+        .option('-g, --consumerGroup <group>', 'accepted for RocketMQ; no effect')
+        .option('-d, --clientId <id>', 'accepted for RocketMQ; no effect'),
     async (ctx, opts) => {
+      const direct = [opts.consumerGroup && '-g', opts.clientId && '-d'].filter(Boolean);
+      if (direct.length > 0) {
+        ctx.ignored(
+          direct.join(' '),
+          'pushing a message to one consumer client is not supported; it is only printed',
+        );
+      }
       const brokers = await targets(ctx, opts.topic);
       const found = await Promise.all(
         brokers.map((b) =>

@@ -28,7 +28,27 @@ interface UpdateFlags {
   consumeMessageOrderly?: boolean;
   retryMaxTimes?: number;
   whichBrokerWhenConsumeSlowly?: number;
+  consumeFromMinEnable?: boolean;
+  retryQueueNums?: number;
+  brokerId?: number;
+  notifyConsumerIdsChanged?: boolean;
 }
+
+/** RocketMQ flags of updateSubGroup that Sluice accepts without effect, and why. */
+const IGNORED_UPDATE_FLAGS: readonly [keyof UpdateFlags, string, string][] = [
+  [
+    'consumeFromMinEnable',
+    '-m, --consumeFromMinEnable',
+    'a new group starts from the committed offset, else the queue start',
+  ],
+  ['retryQueueNums', '-q, --retryQueueNums', 'every group has one %RETRY% topic queue per broker'],
+  ['brokerId', '-i, --brokerId', 'consumers read from the master; see -w for slow consumers'],
+  [
+    'notifyConsumerIdsChanged',
+    '-a, --notifyConsumerIdsChanged',
+    'pop consumers do not rebalance queues',
+  ],
+];
 
 export function updateSubGroupCommand() {
   return adminCommand<UpdateFlags>(
@@ -55,9 +75,20 @@ export function updateSubGroupCommand() {
           '-w, --whichBrokerWhenConsumeSlowly <id>',
           'broker id suggested to slow consumers',
           intArg(0),
+        )
+        .option('-m, --consumeFromMinEnable [bool]', 'accepted for RocketMQ; no effect', boolArg)
+        .option('-q, --retryQueueNums <n>', 'accepted for RocketMQ; no effect', intArg(1))
+        .option('-i, --brokerId <id>', 'accepted for RocketMQ; no effect', intArg(0))
+        .option(
+          '-a, --notifyConsumerIdsChanged [bool]',
+          'accepted for RocketMQ; no effect',
+          boolArg,
         ),
     async (ctx, opts) => {
       checkGroupName(opts.groupName);
+      for (const [key, flag, why] of IGNORED_UPDATE_FLAGS) {
+        if (opts[key] !== undefined) ctx.ignored(flag, why);
+      }
       const targets = await resolveMasters(ctx, opts);
       const results = await Promise.all(
         targets.map(async (t) => {
@@ -99,16 +130,24 @@ export function updateSubGroupCommand() {
 }
 
 export function deleteSubGroupCommand() {
-  return adminCommand<{ groupName: string; clusterName?: string; brokerAddr?: string }>(
+  return adminCommand<{
+    groupName: string;
+    clusterName?: string;
+    brokerAddr?: string;
+    removeOffset?: boolean;
+  }>(
     'deleteSubGroup',
     'Delete a consumer group (and its offsets) from a cluster (-c) or one broker (-b)',
     (cmd) =>
       cmd
         .requiredOption('-g, --groupName <group>', 'consumer group')
         .option('-c, --clusterName <name>', 'every master of this cluster')
-        .option('-b, --brokerAddr <addr|name>', 'one broker, by address or broker name'),
+        .option('-b, --brokerAddr <addr|name>', 'one broker, by address or broker name')
+        .option('-r, --removeOffset [bool]', 'remove the offsets too (always done)', boolArg),
     async (ctx, opts) => {
       checkGroupName(opts.groupName);
+      if (opts.removeOffset === false)
+        ctx.ignored('-r false', 'a deleted group never keeps its offsets in Sluice');
       const targets = await resolveMasters(ctx, opts);
       await Promise.all(
         targets.map((t) => ctx.brokers.deleteSubscriptionGroup(t.addr, opts.groupName)),

@@ -4,10 +4,14 @@ import { adminCommand } from './context.js';
 import { permString, table } from './format.js';
 
 export function topicRouteCommand() {
-  return adminCommand<{ topic: string }>(
+  return adminCommand<{ topic: string; list?: boolean }>(
     'topicRoute',
     'Show the route of a topic: broker groups, addresses, queues, permission',
-    (cmd) => cmd.requiredOption('-t, --topic <topic>', 'topic name'),
+    (cmd) =>
+      cmd
+        .requiredOption('-t, --topic <topic>', 'topic name')
+        // RocketMQ prints JSON unless -l asks for a list; here the list is the default.
+        .option('-l, --list', 'print a table (the default; --json for JSON)'),
     async (ctx, opts) => {
       const route = await ctx.namesrv.route(opts.topic);
       if (ctx.json) {

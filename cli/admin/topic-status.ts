@@ -1,16 +1,25 @@
 /** `mqadmin topicStatus`: min/max offset and last write time of every queue of a topic. */
+import { errors } from '../../common/errors.js';
 import { adminCommand, routeBrokers } from './context.js';
 import { formatTime, table } from './format.js';
 
 export function topicStatusCommand() {
-  return adminCommand<{ topic: string }>(
+  return adminCommand<{ topic: string; cluster?: string }>(
     'topicStatus',
     'Show min/max offsets of every queue of a topic',
-    (cmd) => cmd.requiredOption('-t, --topic <topic>', 'topic name'),
+    (cmd) =>
+      cmd
+        .requiredOption('-t, --topic <topic>', 'topic name')
+        .option('-c, --cluster <name>', "only this cluster's brokers"),
     async (ctx, opts) => {
       const route = await ctx.namesrv.route(opts.topic);
+      const brokers = routeBrokers(route).filter(
+        (b) => !opts.cluster || b.cluster === opts.cluster,
+      );
+      if (brokers.length === 0)
+        throw errors.notFound(`topic '${opts.topic}' has no broker in cluster '${opts.cluster}'`);
       const statuses = await Promise.all(
-        routeBrokers(route).map(async (b) => ({
+        brokers.map(async (b) => ({
           broker: b,
           status: await ctx.brokers.topicStatus(b.addr, opts.topic),
         })),

@@ -49,6 +49,8 @@ interface Flags {
   perm: number;
   order?: boolean;
   attributes?: string;
+  unit?: boolean;
+  hasUnitSub?: boolean;
 }
 
 export function updateTopicCommand() {
@@ -79,9 +81,14 @@ export function updateTopicCommand() {
           Perm.READ_WRITE,
         )
         .option('-o, --order [bool]', 'ordered (FIFO) topic', boolArg)
-        .option('-a, --attributes <attrs>', 'attributes, e.g. +message.type=FIFO', attributesArg),
+        .option('-a, --attributes <attrs>', 'attributes, e.g. +message.type=FIFO', attributesArg)
+        .option('-u, --unit [bool]', 'accepted for RocketMQ; no effect', boolArg)
+        .option('-s, --hasUnitSub [bool]', 'accepted for RocketMQ; no effect', boolArg),
     async (ctx, opts) => {
       checkTopicName(opts.topic);
+      if (opts.unit !== undefined) ctx.ignored('-u, --unit', 'Sluice has no unit topics');
+      if (opts.hasUnitSub !== undefined)
+        ctx.ignored('-s, --hasUnitSub', 'Sluice has no unit subscriptions');
       if (!opts.clusterName === !opts.brokerAddr)
         throw errors.badRequest('name a cluster (-c) or a broker (-b), one of the two');
       let brokerName = opts.brokerAddr ?? '';

@@ -106,6 +106,8 @@ export interface LoadOptionsInput {
   overrides?: readonly string[];
   /** Keys set programmatically (e.g. `-n`), applied last. */
   explicit?: Readonly<Record<string, string>>;
+  /** What loads the options, as warnings name it: `broker` (default), `name server`, `gateway`. */
+  component?: string;
 }
 
 function describe(spec: OptionSpec): string {
@@ -175,7 +177,9 @@ export function loadOptions<S extends Schema>(
     const spec = schema[key];
     if (!spec) {
       if (JVM_ONLY_KEYS.has(key)) {
-        warnings.push(`${src.file}:${src.line}: ${key} only applies to the JVM broker; ignored`);
+        warnings.push(
+          `${src.file}:${src.line}: ${key} only applies to the JVM ${input.component ?? 'broker'}; ignored`,
+        );
       } else {
         warnings.push(`${src.file}:${src.line}: unknown key ${key}; ignored`);
       }

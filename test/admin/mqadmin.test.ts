@@ -2,8 +2,18 @@
  * mqadmin as users run it: the binary, its exit codes and its one-line errors,
  * help, name server selection (-n, NAMESRV_ADDR, failover) and the tables.
  */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FakeBroker, freePort, mqadmin, NamesrvProcess, tempDir } from '../namesrv/harness.js';
+import {
+  FakeBroker,
+  freePort,
+  mqadmin,
+  NamesrvProcess,
+  ROOT,
+  tempDir,
+  waitFor,
+} from '../namesrv/harness.js';
 
 let ns: NamesrvProcess;
 let dir: ReturnType<typeof tempDir>;
@@ -89,6 +99,28 @@ describe('mqadmin errors', () => {
     expect(oneLine(viaEnv.stderr)).toContain(`cannot reach any name server (${deadAddr})`);
   });
 
+  it('help for an unknown command: one line, exit 1', async () => {
+    const res = await mqadmin(['help', 'nosuch']);
+    expect(res.code).toBe(1);
+    expect(oneLine(res.stderr)).toBe("mqadmin: unknown command 'nosuch'");
+    expect(res.stdout).toBe('');
+  });
+
+  it('-n without a port: one line up front, exit 1', async () => {
+    const started = Date.now();
+    const res = await mqadmin(['clusterList', '-n', 'garbage']);
+    expect(res.code).toBe(1);
+    expect(oneLine(res.stderr)).toBe(
+      "mqadmin clusterList: name server address 'garbage' is not host:port",
+    );
+    // Refused before any connection attempt (which would wait for --timeout).
+    expect(Date.now() - started).toBeLessThan(4_000);
+    const second = await mqadmin(['topicList', '-n', `${ns.addr};localhost`]);
+    expect(oneLine(second.stderr)).toBe(
+      "mqadmin topicList: name server address 'localhost' is not host:port",
+    );
+  });
+
   it('an unknown topic: one line, exit 1', async () => {
     const res = await mqadmin(['topicRoute', '-n', ns.addr, '-t', 'NoSuchTopic']);
     expect(res.code).toBe(1);
@@ -145,6 +177,73 @@ describe('mqadmin help', () => {
     ]) {
       expect(res.stdout).toContain(`  ${cmd} `);
     }
+  });
+});
+
+describe("RocketMQ's flags", () => {
+  it('clusterList -m is accepted with a one-line warning; -i prints again every N seconds', async () => {
+    const more = await mqadmin(['clusterList', '-n', ns.addr, '-m']);
+    expect(more.code).toBe(0);
+    expect(oneLine(more.stderr)).toMatch(/^mqadmin clusterList: ignored: -m, --moreStats \(.+\)$/);
+    expect(more.stdout).toMatch(/^#Cluster Name/);
+
+    const child = spawn(
+      process.execPath,
+      [join(ROOT, 'bin', 'mqadmin'), 'clusterList', '-n', ns.addr, '-i', '1'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const exited = new Promise((r) => child.once('exit', r));
+    try {
+      await waitFor('two tables', () => (out.match(/^#Cluster Name/gm) ?? []).length >= 2, 10_000);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+    expect(out.match(/DefaultCluster\s+broker-b\s+0/g)?.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('updateTopic -u -s are accepted with a warning each; topicRoute -l prints the table', async () => {
+    const res = await mqadmin([
+      'updateTopic',
+      '-n',
+      ns.addr,
+      '-c',
+      'DefaultCluster',
+      '-t',
+      'TUnit',
+      '-u',
+      'false',
+      '-s',
+      'false',
+    ]);
+    expect(res.code).toBe(0);
+    expect(res.stderr.trimEnd().split('\n')).toEqual([
+      'mqadmin updateTopic: ignored: -u, --unit (Sluice has no unit topics)',
+      'mqadmin updateTopic: ignored: -s, --hasUnitSub (Sluice has no unit subscriptions)',
+    ]);
+    expect(res.stdout).toContain('create topic to broker-a success.');
+    const route = await mqadmin(['topicRoute', '-n', ns.addr, '-t', 'TUnit', '-l']);
+    expect(route.stderr).toBe('');
+    expect(route.code).toBe(0);
+    expect(route.stdout).toMatch(/^#ClusterName\s+#BrokerName/);
+    expect(route.stdout).toMatch(/broker-b\s+\{0:127\.0\.0\.1:\d+\}\s+8\s+8\s+RW-/);
+    const bad = await mqadmin([
+      'updateTopic',
+      '-n',
+      ns.addr,
+      '-b',
+      'broker-a',
+      '-t',
+      'T',
+      '-u',
+      'x',
+    ]);
+    expect(bad.code).toBe(1);
+    expect(oneLine(bad.stderr)).toMatch(/^mqadmin updateTopic: option '-u, --unit \[bool\]'/);
   });
 });
 
