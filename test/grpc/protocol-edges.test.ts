@@ -91,7 +91,16 @@ describe('apache.rocketmq.v2 protocol edges', () => {
   let client: MessagingServiceClient;
   beforeAll(async () => {
     c = await startCluster({
-      brokers: [{ config: { maxReconsumeTimes: MAX_RECONSUME_TIMES } }],
+      brokers: [
+        {
+          config: {
+            maxReconsumeTimes: MAX_RECONSUME_TIMES,
+            // Undecided transactions come up for a check-back quickly.
+            transactionTimeOut: 1_000,
+            transactionCheckInterval: 500,
+          },
+        },
+      ],
       gateway: { config: { maxMessageSize: MAX_MESSAGE_SIZE, maxRequestBytes: MAX_REQUEST_BYTES } },
     });
     const Svc = messagingProto().grpc.apache.rocketmq.v2.MessagingService;
@@ -467,6 +476,142 @@ describe('apache.rocketmq.v2 protocol edges', () => {
       ).toBeGreaterThan(0);
     }
   });
+  it('QueryAssignment gives queue 0 of each broker, reached through the gateway', async () => {
+    const gateway = { host: '127.0.0.1', port: c.gateway!.grpcPort };
+    // With the access point the client was configured with, and without (the :authority it dialled).
+    for (const endpoints of [{ scheme: 'IPv4', addresses: [gateway] }, undefined]) {
+      const res: any = await call(client, 'QueryAssignment', {
+        topic: topic('edge-t'),
+        group: topic('edge-assign-g'),
+        ...(endpoints && { endpoints }),
+      });
+      expect(res.status.code).toBe('OK');
+      expect(
+        res.assignments.map((a: any) => ({
+          topic: a.message_queue.topic.name,
+          id: a.message_queue.id,
+          permission: a.message_queue.permission,
+          broker: a.message_queue.broker.name,
+          endpoints: a.message_queue.broker.endpoints,
+        })),
+      ).toEqual([
+        {
+          topic: 'edge-t',
+          id: 0,
+          permission: 'READ_WRITE',
+          broker: 'broker-a',
+          endpoints: { scheme: 'IPv4', addresses: [gateway] },
+        },
+      ]);
+    }
+    const noGroup: any = await call(client, 'QueryAssignment', { topic: topic('edge-t') });
+    expect(noGroup.status.code).toBe('ILLEGAL_CONSUMER_GROUP');
+  });
+
+  it('ForwardMessageToDeadLetterQueue moves a received message to %DLQ%group, settled for the group', async () => {
+    const sent: any = await call(client, 'SendMessage', {
+      messages: [msg('edge-dlq', Buffer.from('to-the-dlq'))],
+    });
+    expect(sent.status.code).toBe('OK');
+    const receive = (t: string, g: string) =>
+      receiveAll(client, {
+        group: topic(g),
+        message_queue: { topic: topic(t), id: 0 },
+        batch_size: 1,
+        invisible_duration: { seconds: 1 },
+        long_polling_timeout: { seconds: 1 },
+        filter_expression: { type: 'TAG', expression: '*' },
+      });
+    const [head, got] = await receive('edge-dlq', 'edge-dlq-g');
+    expect(head.status.code).toBe('OK');
+    const m = got.message;
+    expect(m.body.toString()).toBe('to-the-dlq');
+    const forwarded: any = await call(client, 'ForwardMessageToDeadLetterQueue', {
+      group: topic('edge-dlq-g'),
+      topic: topic('edge-dlq'),
+      receipt_handle: m.system_properties.receipt_handle,
+      message_id: m.system_properties.message_id,
+      delivery_attempt: m.system_properties.delivery_attempt,
+      max_delivery_attempts: MAX_RECONSUME_TIMES,
+    });
+    expect(forwarded.status.code).toBe('OK');
+    // Settled for the group: not offered again once its 1 s invisible time is over.
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect((await receive('edge-dlq', 'edge-dlq-g')).map((r) => r.status?.code)).toEqual([
+      'MESSAGE_NOT_FOUND',
+    ]);
+    // And readable from the group's dead-letter topic (routable once the broker registers it).
+    const dead = await waitFor('the message in %DLQ%edge-dlq-g', async () => {
+      const r = await receive('%DLQ%edge-dlq-g', 'edge-dlq-reader');
+      return r.find((x) => x.message)?.message;
+    });
+    expect(dead.body.toString()).toBe('to-the-dlq');
+    expect(dead.system_properties.message_id).toBe(m.system_properties.message_id);
+    const forged: any = await call(client, 'ForwardMessageToDeadLetterQueue', {
+      group: topic('edge-dlq-g'),
+      topic: topic('edge-dlq'),
+      receipt_handle: 'garbage',
+      message_id: 'm',
+    });
+    expect(forged.status.code).toBe('INVALID_RECEIPT_HANDLE');
+  });
+
+  it('Heartbeat answers OK for producers and consumers, with or without a Telemetry session', async () => {
+    const producer: any = await call(client, 'Heartbeat', { client_type: 'PRODUCER' });
+    expect(producer.status.code).toBe('OK');
+    const consumer: any = await call(client, 'Heartbeat', {
+      client_type: 'SIMPLE_CONSUMER',
+      group: topic('edge-hb-g'),
+    });
+    expect(consumer.status.code).toBe('OK');
+  });
+
+  it('NotifyClientTermination: a terminated producer is no longer asked to resolve its transactions', async () => {
+    const clientId = 'edge-tx-producer';
+    const meta = () => md({ 'x-mq-client-id': clientId });
+    const commands: any[] = [];
+    const stream = client.Telemetry(meta());
+    stream.on('data', (cmd) => commands.push(cmd));
+    stream.on('error', () => undefined);
+    try {
+      stream.write({
+        settings: { client_type: 'PRODUCER', publishing: { topics: [topic('edge-tx')] } },
+      });
+      await waitFor('the settings answer', () => commands.some((x) => x.settings));
+      const sent: any = await call(
+        client,
+        'SendMessage',
+        { messages: [msg('edge-tx', Buffer.from('undecided'), { message_type: 'TRANSACTION' })] },
+        meta(),
+      );
+      expect(sent.status.code).toBe('OK');
+      const transactionId = sent.entries[0].transaction_id;
+      const checks = () =>
+        commands.filter(
+          (x) => x.recover_orphaned_transaction_command?.transaction_id === transactionId,
+        ).length;
+      // Left undecided, it is offered to its producer, again and again.
+      await waitFor('two check-backs while the producer is connected', () => checks() >= 2);
+      const done: any = await call(client, 'NotifyClientTermination', {}, meta());
+      expect(done.status.code).toBe('OK');
+      const before = checks();
+      // Check-backs came about once a second (orphan poll 1 s, check interval 0.5 s);
+      // twice that passes and nothing more is sent.
+      await new Promise((r) => setTimeout(r, 2_000));
+      expect(checks()).toBe(before);
+      const rolledBack: any = await call(client, 'EndTransaction', {
+        topic: topic('edge-tx'),
+        message_id: sent.entries[0].message_id,
+        transaction_id: transactionId,
+        resolution: 'ROLLBACK',
+        source: 'SOURCE_CLIENT',
+      });
+      expect(rolledBack.status.code).toBe('OK');
+    } finally {
+      stream.end();
+    }
+  });
+
   // Kills the cluster's only broker: keep this test last in the file.
   it("the gateway's health follows its readiness (REST /readyz): NOT_SERVING without a live broker", async () => {
     const Health = makeGenericClientConstructor(healthService, 'Health');
