@@ -42,6 +42,27 @@ describe('binaries', () => {
     expect(r.stdout).toContain('flushDiskType=ASYNC_FLUSH');
   });
 
+  it('-p prints warnings for JVM-only keys on stderr, naming the component, and a clean config on stdout', () => {
+    const broker = run('mqbroker', ['-p', 'sendMessageThreadPoolNums=4']);
+    expect(broker.code).toBe(0);
+    expect(broker.stderr.trim()).toBe(
+      'mqbroker: warning: command line:1: sendMessageThreadPoolNums only applies to the JVM broker; ignored',
+    );
+    expect(broker.stdout).not.toContain('sendMessageThreadPoolNums');
+    expect(broker.stdout).toMatch(/^brokerClusterName=/m);
+    const namesrv = run('mqnamesrv', ['-p', 'serverWorkerThreads=8']);
+    expect(namesrv.code).toBe(0);
+    expect(namesrv.stderr.trim()).toBe(
+      'mqnamesrv: warning: command line:1: serverWorkerThreads only applies to the JVM name server; ignored',
+    );
+  });
+
+  it('a name server address without a port stops start-up with one line', () => {
+    const r = run('mqbroker', ['-n', 'garbage', 'listenPort=0']);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe("mqbroker: name server address 'garbage' is not host:port");
+  });
+
   it('-n wins over NAMESRV_ADDR', () => {
     const r = run('mqgateway', ['-p', '-n', '127.0.0.1:1'], { NAMESRV_ADDR: '127.0.0.1:2' });
     expect(r.stdout).toContain('namesrvAddr=127.0.0.1:1');
