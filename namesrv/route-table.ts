@@ -18,7 +18,8 @@
  *   wiped/added) show at once, before the broker re-registers. They are kept
  *   as overlays until a registration confirms them (a higher data_version for
  *   topics, the same write bit for perm), so a heartbeat already in flight
- *   with older content cannot undo them.
+ *   with older content cannot undo them. Topic overlays are dropped when the
+ *   master registers as new or with a lower data_version than before.
  */
 
 import { Code } from '../common/errors.js';
@@ -157,7 +158,7 @@ export class RouteTable {
     });
 
     if (id === MASTER_ID) {
-      this.applyMasterRegistration(group, req);
+      this.applyMasterRegistration(group, req, isNew);
     } else if (!group.addrs.has(MASTER_ID) && group.topicsFrom !== 'master') {
       group.topics = new Map(req.topics.map((t) => [t.topic_name, t]));
       group.topicsFrom = 'slave';
@@ -165,8 +166,14 @@ export class RouteTable {
     return { masterAddr: group.addrs.get(MASTER_ID) ?? '', isNew };
   }
 
-  private applyMasterRegistration(group: BrokerGroup, req: RegisterRequest): void {
+  private applyMasterRegistration(group: BrokerGroup, req: RegisterRequest, isNew: boolean): void {
     const version = Number(req.data_version);
+    // Topic overlays are tagged with the data versions of the master's
+    // previous life. A master that registers as new (restarted, or back after
+    // expiry) or whose version went down (its store was wiped: it starts
+    // again at 0) holds the truth as of now; an overlay kept for it would
+    // outlive the topic (a ghost route) or hide one the master serves again.
+    if (isNew || version < group.dataVersion) group.pendingTopics.clear();
     group.dataVersion = version;
     group.topics = new Map(req.topics.map((t) => [t.topic_name, t]));
     group.topicsFrom = 'master';

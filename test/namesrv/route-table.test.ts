@@ -251,6 +251,39 @@ describe('RouteTable', () => {
     expect(routes.topicList()).toEqual([]);
   });
 
+  it('drops admin overlays when the master comes back with a wiped store (data version down)', () => {
+    const routes = new RouteTable({ defaultExpireMs: 120_000 });
+    routes.register(reg({ topics: [topic('KEPT'), topic('OLD')], data_version: 40 }));
+    routes.upsertTopic('broker-a', topic('GHOST', 8));
+    routes.deleteTopic('broker-a', 'OLD');
+    expect(routes.topicList()).toEqual(['GHOST', 'KEPT']);
+    // Same address (SIGKILL, restarted before expiry), store wiped: version 1.
+    routes.register(reg({ topics: [topic('OLD')], data_version: 1 }));
+    expect(routes.topicList()).toEqual(['OLD']);
+    expect(routes.topicRoute('GHOST').status?.code).toBe(Code.TOPIC_NOT_FOUND);
+    // Its next beats, still below the old version 40, keep showing what it has.
+    routes.register(reg({ topics: [topic('OLD'), topic('NEXT')], data_version: 2 }));
+    expect(routes.topicList()).toEqual(['NEXT', 'OLD']);
+  });
+
+  it('drops admin overlays when the master registers as new (restarted on another port)', () => {
+    const routes = new RouteTable({ defaultExpireMs: 120_000 });
+    routes.register(reg({ topics: [topic('OLD')], data_version: 3 }));
+    routes.upsertTopic('broker-a', topic('GHOST'));
+    routes.deleteTopic('broker-a', 'OLD');
+    // A wiped store whose version already climbed back past the overlays' tag.
+    routes.register(
+      reg({ broker_addr: '127.0.0.1:20911', topics: [topic('OLD')], data_version: 3 }),
+    );
+    expect(routes.topicList()).toEqual(['OLD']);
+    // Once known again, a new overlay waits for its next version as usual.
+    routes.upsertTopic('broker-a', topic('MADE'));
+    routes.register(
+      reg({ broker_addr: '127.0.0.1:20911', topics: [topic('OLD')], data_version: 3 }),
+    );
+    expect(routes.topicList()).toEqual(['MADE', 'OLD']);
+  });
+
   it('reports cluster membership and liveness', () => {
     const c = clock(5_000);
     const routes = new RouteTable({ defaultExpireMs: 120_000, now: c.now });
