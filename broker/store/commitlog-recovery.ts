@@ -11,8 +11,12 @@
  * from the start of the last three segments, as RocketMQ does) is re-validated:
  * structure, its physical-offset field, body CRC and record CRC. The log is cut
  * at the first invalid record there, and the cut is logged with its offset.
- * Bytes before the safe point were flushed: a bad record there is logged and
- * its segment skipped, never cut. Running it again finds the same end, so
+ * Bytes before the safe point were flushed: a bad record there in an older
+ * segment is logged and the rest of its segment skipped; in the last segment
+ * (where appends continue) the log is cut there too. A torn or zero-filled
+ * record exactly at the checkpoint offset is where the flushed log ended (the
+ * cut); only non-record bytes or a record naming another offset there make the
+ * checkpoint suspect. Running it again finds the same end, so
  * recovering twice gives the same state.
  *
  * The scan reads 4 MiB chunks with positioned reads, the next chunk in flight
@@ -26,6 +30,8 @@ import {
   BLANK_MIN_BYTES,
   MESSAGE_MAGIC,
   OFF_MAGIC,
+  OFF_PHYSICAL_OFFSET,
+  readInt64,
   validateBlank,
   validateRecord,
 } from './commitlog-record.js';
@@ -38,8 +44,19 @@ const SCAN_CARRY_BYTES = 4 * 1024 * 1024 + 64 * 1024;
 /** Without a checkpoint, validation starts this many segments before the last one's end. */
 export const RECOVER_LAST_SEGMENTS = 3;
 
+/**
+ * What kind of bad bytes a scan stopped at:
+ *  - torn: a record or blank that runs past the bytes written, or zero bytes
+ *    where a record should start (a write that did not fully reach the disk);
+ *  - magic: non-zero bytes that are not a record start;
+ *  - offset: a record whose physical-offset field names another position;
+ *  - corrupt: a record start whose lengths or CRCs do not check out.
+ */
+export type ScanProblemKind = 'torn' | 'magic' | 'offset' | 'corrupt';
+
 export interface ScanProblem {
   offset: number;
+  kind: ScanProblemKind;
   reason: string;
 }
 
@@ -84,11 +101,14 @@ export async function scanCommitLog(
 ): Promise<ScanResult> {
   const until = Math.min(options.until ?? Number.POSITIVE_INFINITY, commitlog.fileEnd);
   let records = 0;
-  const fail = (offset: number, reason: string): ScanResult => ({
+  const fail = (offset: number, kind: ScanProblemKind, reason: string): ScanResult => ({
     end: offset,
     records,
-    problem: { offset, reason },
+    problem: { offset, kind, reason },
   });
+  /** Kind of a record validateRecord refused: its own offset field says whether it is a record start here. */
+  const recordKind = (buf: Buffer, at: number, here: number): ScanProblemKind =>
+    readInt64(buf, at + OFF_PHYSICAL_OFFSET) === here ? 'corrupt' : 'offset';
   let spare = Buffer.allocUnsafe(SCAN_CARRY_BYTES + SCAN_CHUNK_BYTES);
   let current = Buffer.allocUnsafe(SCAN_CARRY_BYTES + SCAN_CHUNK_BYTES);
   const readChunk = (seg: CommitLogSegment, buf: Buffer, pos: number, dataEnd: number) =>
@@ -97,15 +117,15 @@ export async function scanCommitLog(
   let pos = from;
   segments: while (pos < until) {
     const seg = commitlog.segmentFor(pos);
-    if (!seg) return fail(pos, 'no segment holds this offset');
+    if (!seg) return fail(pos, 'corrupt', 'no segment holds this offset');
     const dataEnd = seg.start + seg.length;
     if (pos >= dataEnd) {
       // The segment's bytes end here without a blank record: only the last segment may.
       if (seg === commitlog.segments.at(-1)) break;
-      return fail(pos, 'segment ends without a blank record');
+      return fail(pos, 'torn', 'segment ends without a blank record');
     }
     const first = await readChunk(seg, current, pos, dataEnd);
-    if (first === 0) return fail(pos, 'read past the end of the file');
+    if (first === 0) return fail(pos, 'torn', 'read past the end of the file');
     let chunk: Chunk = { buf: current, at: SCAN_CARRY_BYTES, len: first, pos };
     for (;;) {
       const nextPos = chunk.pos + chunk.len;
@@ -127,8 +147,8 @@ export async function scanCommitLog(
         if (magic === BLANK_MAGIC) {
           await next;
           const problem = validateBlank(buf, p, seg.end - here);
-          if (problem) return fail(here, problem);
-          if (dataEnd < seg.end) return fail(here, 'torn: blank record not fully written');
+          if (problem) return fail(here, 'corrupt', problem);
+          if (dataEnd < seg.end) return fail(here, 'torn', 'torn: blank record not fully written');
           options.onBlank?.(seg.end);
           pos = seg.end;
           if (options.afterChunk) await options.afterChunk();
@@ -136,7 +156,9 @@ export async function scanCommitLog(
         }
         if (magic !== MESSAGE_MAGIC) {
           await next;
-          return fail(here, size === 0 && magic === 0 ? 'zero bytes (torn write)' : 'bad magic');
+          return size === 0 && magic === 0
+            ? fail(here, 'torn', 'zero bytes (torn write)')
+            : fail(here, 'magic', 'bad magic');
         }
         if (size > left) {
           if (
@@ -145,17 +167,17 @@ export async function scanCommitLog(
             size + BLANK_MIN_BYTES > seg.capacity
           ) {
             await next;
-            return fail(here, `torn: record of ${size} bytes, ${dataEnd - here} written`);
+            return fail(here, 'torn', `torn: record of ${size} bytes, ${dataEnd - here} written`);
           }
           if (size > SCAN_CARRY_BYTES) {
             // Bigger than any carry-over: read it on its own, then restart the pipeline after it.
             await next;
             const whole = Buffer.allocUnsafe(size);
             if ((await seg.read(whole, 0, size, here - seg.start)) < size) {
-              return fail(here, 'torn: record not fully written');
+              return fail(here, 'torn', 'torn: record not fully written');
             }
             const problem = validateRecord(whole, 0, size, here, here >= options.verifyFrom);
-            if (problem) return fail(here, problem);
+            if (problem) return fail(here, recordKind(whole, 0, here), problem);
             options.onRecord?.(whole, 0, size, here);
             records++;
             pos = here + size;
@@ -166,7 +188,7 @@ export async function scanCommitLog(
         const problem = validateRecord(buf, p, left, here, here >= options.verifyFrom);
         if (problem) {
           await next;
-          return fail(here, problem);
+          return fail(here, recordKind(buf, p, here), problem);
         }
         options.onRecord?.(buf, p, size, here);
         records++;
@@ -177,12 +199,12 @@ export async function scanCommitLog(
       if (options.afterChunk) await options.afterChunk();
       if (!next) {
         if (carry > 0)
-          return fail(carryPos, `torn: ${carry} bytes of a record at the end of the data`);
+          return fail(carryPos, 'torn', `torn: ${carry} bytes of a record at the end of the data`);
         pos = carryPos;
         continue segments;
       }
       const n = await next;
-      if (n === 0) return fail(nextPos, 'read past the end of the file');
+      if (n === 0) return fail(nextPos, 'torn', 'read past the end of the file');
       // The new data is in `spare`; the partial record goes right before it, then swap.
       buf.copy(spare, SCAN_CARRY_BYTES - carry, p, limit);
       const filled = spare;
@@ -252,8 +274,13 @@ export async function recoverCommitLog(
       end = result.end;
       break;
     }
-    if (problem.offset === verifyFrom && verifyFrom !== fallback && fallback < verifyFrom) {
-      // The checkpoint's offset is not a record start here: distrust it.
+    if (
+      problem.offset === verifyFrom &&
+      (problem.kind === 'magic' || problem.kind === 'offset') &&
+      fallback < verifyFrom
+    ) {
+      // The checkpoint's offset is not a record start here: distrust it. (Torn or
+      // zero bytes there are just where the flushed log ended: the cut, below.)
       logger.warn(
         { checkpoint: verifyFrom, fallback },
         'recovery: checkpoint offset is not a valid record; validating from an earlier segment',
@@ -262,20 +289,19 @@ export async function recoverCommitLog(
       start = Math.min(start, fallback);
       continue;
     }
-    if (problem.offset < verifyFrom) {
-      // Flushed bytes are trusted: do not cut them; skip the rest of that segment.
-      const seg = commitlog.segmentFor(problem.offset);
+    const seg = commitlog.segmentFor(problem.offset);
+    if (problem.offset < verifyFrom && seg && seg !== segs.at(-1)) {
+      // Flushed bytes in an older segment: do not cut the log there (later segments
+      // hold acknowledged records); skip the rest of that segment.
       logger.error(
         { offset: problem.offset, reason: problem.reason },
         'recovery: unreadable record before the checkpoint; skipping to the next segment',
       );
-      if (!seg || seg.end >= fileEnd) {
-        end = fileEnd;
-        break;
-      }
       start = seg.end;
       continue;
     }
+    // Past the checkpoint, or in the segment new appends go to: cut here, so the
+    // log ends with whole records and nothing is ever appended after garbage.
     end = problem.offset;
     logger.warn(
       { offset: end, reason: problem.reason, truncatedBytes: fileEnd - end },

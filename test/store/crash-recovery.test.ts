@@ -170,53 +170,53 @@ describe('crash recovery (real SIGKILL)', () => {
   });
 });
 
-describe('crash recovery (damaged tail)', () => {
-  /**
-   * A store whose checkpoint is older than its tail (as after a crash): appends, flushes
-   * (checkpoint), appends a tail, closes, then puts back the old checkpoint and an abort file.
-   */
-  async function crashedStore() {
-    const t = tempStore('sluice-tail-');
-    cleanups.push(t.remove);
-    const store = t.open();
-    await store.start();
-    const head: AppendResult[] = [];
-    for (let b = 0; b < 30; b++) {
-      head.push(
-        ...(await store.appendBatch(
-          Array.from({ length: 5 }, (_, i) => message({ queueId: i % 2, keys: [`h${b}-${i}`] })),
-        )),
-      );
-    }
-    await store.flush();
-    const checkpoint = readFileSync(join(t.dir, 'checkpoint'));
-    const tail: AppendResult[] = [];
-    for (let b = 0; b < 5; b++) {
-      tail.push(
-        ...(await store.appendBatch([
-          message({ queueId: 0, keys: [`tail-${b}`], body: Buffer.alloc(300, b) }),
-        ])),
-      );
-    }
-    await store.close();
-    writeFileSync(join(t.dir, 'checkpoint'), checkpoint);
-    writeFileSync(join(t.dir, 'abort'), '');
-    const last = tail.at(-1)!;
-    const segment = join(
-      t.dir,
-      'commitlog',
-      String(last.physicalOffset - (last.physicalOffset % 65536)).padStart(20, '0'),
+/**
+ * A store whose checkpoint is older than its tail (as after a crash): appends, flushes
+ * (checkpoint), appends a tail, closes, then puts back the old checkpoint and an abort file.
+ */
+async function crashedStore() {
+  const t = tempStore('sluice-tail-');
+  cleanups.push(t.remove);
+  const store = t.open();
+  await store.start();
+  const head: AppendResult[] = [];
+  for (let b = 0; b < 30; b++) {
+    head.push(
+      ...(await store.appendBatch(
+        Array.from({ length: 5 }, (_, i) => message({ queueId: i % 2, keys: [`h${b}-${i}`] })),
+      )),
     );
-    return { t, head, tail, last, segment };
   }
-
-  async function recover(t: ReturnType<typeof tempStore>) {
-    const { logger, lines } = capturingLogger();
-    const store = t.open({}, { logger });
-    await store.start();
-    return { store, lines };
+  await store.flush();
+  const checkpoint = readFileSync(join(t.dir, 'checkpoint'));
+  const tail: AppendResult[] = [];
+  for (let b = 0; b < 5; b++) {
+    tail.push(
+      ...(await store.appendBatch([
+        message({ queueId: 0, keys: [`tail-${b}`], body: Buffer.alloc(300, b) }),
+      ])),
+    );
   }
+  await store.close();
+  writeFileSync(join(t.dir, 'checkpoint'), checkpoint);
+  writeFileSync(join(t.dir, 'abort'), '');
+  const last = tail.at(-1)!;
+  const segment = join(
+    t.dir,
+    'commitlog',
+    String(last.physicalOffset - (last.physicalOffset % 65536)).padStart(20, '0'),
+  );
+  return { t, head, tail, last, segment };
+}
 
+async function recover(t: ReturnType<typeof tempStore>) {
+  const { logger, lines } = capturingLogger();
+  const store = t.open({}, { logger });
+  await store.start();
+  return { store, lines };
+}
+
+describe('crash recovery (damaged tail)', () => {
   async function expectCutAt(
     t: ReturnType<typeof tempStore>,
     head: AppendResult[],
@@ -272,6 +272,56 @@ describe('crash recovery (damaged tail)', () => {
     bytes[at + 1]! ^= 0x5a;
     writeFileSync(segment, bytes);
     await expectCutAt(t, head, tail, last.physicalOffset);
+  });
+});
+
+describe('crash recovery (damage at or before the checkpoint)', () => {
+  it('cuts at a torn or zero-filled record at the checkpoint offset without distrusting the checkpoint', async () => {
+    for (const damage of ['zero-filled', 'torn'] as const) {
+      const { t, head, tail, segment } = await crashedStore();
+      const checkpoint = tail[0]!.physicalOffset;
+      const at = checkpoint % 65536;
+      if (damage === 'zero-filled') {
+        const bytes = readFileSync(segment);
+        bytes.fill(0, at);
+        writeFileSync(segment, bytes);
+      } else {
+        truncateSync(segment, at + 40);
+      }
+      const { store, lines } = await recover(t);
+      cleanups.push(() => store.close());
+      expect(
+        lines.some((l) => String(l.msg).includes('checkpoint offset is not a valid record')),
+        damage,
+      ).toBe(false);
+      expect(store.stats().recovery, damage).toMatchObject({
+        validatedFrom: checkpoint,
+        maxPhysicalOffset: checkpoint,
+      });
+      expect(lines.find((l) => String(l.msg).includes('truncated'))?.offset).toBe(checkpoint);
+      const kept = (await readAll(store, 'T', 0)).length + (await readAll(store, 'T', 1)).length;
+      expect(kept).toBe(head.length);
+    }
+  });
+
+  it('cuts at a bad record before the checkpoint in the last segment, so appends never follow garbage', async () => {
+    const { t, head, segment } = await crashedStore();
+    // Consume queues lost too, so the scan reads the log from its start.
+    rmSync(join(t.dir, 'consumequeue'), { recursive: true });
+    const bad = head[100]!;
+    const bytes = readFileSync(segment);
+    bytes.fill(0x5a, bad.physicalOffset + 4, bad.physicalOffset + 8); // its magic
+    writeFileSync(segment, bytes);
+    const { store, lines } = await recover(t);
+    cleanups.push(() => store.close());
+    expect(store.maxPhysicalOffset()).toBe(bad.physicalOffset);
+    expect(lines.find((l) => String(l.msg).includes('truncated'))?.offset).toBe(bad.physicalOffset);
+    const q0 = await readAll(store, 'T', 0);
+    const q1 = await readAll(store, 'T', 1);
+    expect(q0.length + q1.length).toBe(100);
+    expect(await store.lookupByKey('T', 'h24-0', 10)).toEqual([]); // indexed past the cut: dropped
+    const [next] = await store.appendBatch([message({ queueId: 0 })]);
+    expect(next).toMatchObject({ physicalOffset: bad.physicalOffset, queueOffset: q0.length });
   });
 });
 
