@@ -20,6 +20,7 @@ import { credentials, Metadata } from '@grpc/grpc-js';
 import { Producer, SimpleConsumer } from 'rocketmq-client-nodejs';
 import { messagingProto } from '../gateway/grpc/messaging-proto.js';
 import { startCluster } from '../test/harness/cluster.js';
+import { load } from './load-loop.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const WARMUP_SECONDS = Math.min(3, SECONDS);
@@ -36,6 +37,8 @@ interface Row {
   rate: number;
   p50?: number;
   p99?: number;
+  /** Operations that failed during the measured phase. */
+  errors: number;
 }
 const rows: Row[] = [];
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -45,44 +48,8 @@ function record(r: Row): void {
   rows.push(r);
   const lat = r.p50 !== undefined ? `  p50 ${ms(r.p50)}  p99 ${ms(r.p99)}` : '';
   process.stdout.write(
-    `  ${r.path.padEnd(22)} ${r.what.padEnd(34)} ${fmt(r.rate).padStart(9)} msgs/s${lat}\n`,
+    `  ${r.path.padEnd(22)} ${r.what.padEnd(34)} ${fmt(r.rate).padStart(9)} msgs/s${lat}  errors ${r.errors}\n`,
   );
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
-
-/** Runs `op` from `concurrency` loops for `seconds`; each op reports how many messages it moved. */
-async function load(
-  concurrency: number,
-  seconds: number,
-  op: () => Promise<number>,
-): Promise<{ rate: number; p50: number; p99: number }> {
-  const until = performance.now() + seconds * 1000;
-  const lat: number[] = [];
-  let moved = 0;
-  let errors = 0;
-  const start = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < until) {
-        const t = performance.now();
-        try {
-          const n = await op();
-          moved += n;
-          if (n > 0) lat.push(performance.now() - t);
-          else if (performance.now() + 50 < until) await new Promise((r) => setTimeout(r, 5));
-        } catch {
-          errors++;
-        }
-      }
-    }),
-  );
-  const elapsed = (performance.now() - start) / 1000;
-  if (errors > 0) process.stdout.write(`    (${errors} failed operations)\n`);
-  lat.sort((a, b) => a - b);
-  return { rate: moved / elapsed, p50: percentile(lat, 50), p99: percentile(lat, 99) };
 }
 
 const agent = new Agent({ keepAlive: true, maxSockets: 128 });
@@ -238,10 +205,12 @@ async function main(): Promise<void> {
     });
 
     // ---------------- summary ----------------
-    process.stdout.write('\n| path | operation | msgs/s | p50 | p99 |\n|---|---|---:|---:|---:|\n');
+    process.stdout.write(
+      '\n| path | operation | msgs/s | p50 | p99 | errors |\n|---|---|---:|---:|---:|---:|\n',
+    );
     for (const r of rows) {
       process.stdout.write(
-        `| ${r.path} | ${r.what} | ${fmt(r.rate)} | ${ms(r.p50)} | ${ms(r.p99)} |\n`,
+        `| ${r.path} | ${r.what} | ${fmt(r.rate)} | ${ms(r.p50)} | ${ms(r.p99)} | ${r.errors} |\n`,
       );
     }
     process.stdout.write(
