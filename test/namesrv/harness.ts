@@ -4,8 +4,7 @@
  * calls, and a fake broker (the Broker service's admin RPCs plus heartbeats)
  * for tests that must not depend on the real broker.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { REGISTRY_CHANNEL_OPTIONS } from '../../broker/registry/namesrv-registry.js';
@@ -36,36 +35,6 @@ import { sluiceProto } from '../../common/proto.js';
 import { makeTempDir } from '../harness/tmp.js';
 
 export const ROOT = PACKAGE_ROOT;
-
-/** True when `npm run build` produced a runnable binary for `name` (e.g. 'broker/main'). */
-export function built(module: string): boolean {
-  return existsSync(join(ROOT, 'dist', `${module}.js`));
-}
-
-const loadable = new Map<string, boolean>();
-
-/**
- * True when a built component's module graph loads (e.g. 'broker/main'):
- * tests that need a real broker or gateway run only once it does.
- */
-export function componentLoads(module: string): boolean {
-  let ok = loadable.get(module);
-  if (ok === undefined) {
-    const url = new URL(`file://${join(ROOT, 'dist', `${module}.js`)}`).href;
-    const res = spawnSync(
-      process.execPath,
-      ['--input-type=module', '-e', `await import(${JSON.stringify(url)});`],
-      {
-        cwd: ROOT,
-        stdio: 'ignore',
-        timeout: 20_000,
-      },
-    );
-    ok = res.status === 0;
-    loadable.set(module, ok);
-  }
-  return ok;
-}
 
 export function tempDir(prefix: string): { path: string; remove(): void } {
   return makeTempDir(`sluice-${prefix}-`);
