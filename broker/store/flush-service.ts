@@ -20,9 +20,18 @@ import type { Logger } from '../../common/logger.js';
 import type { CommitLog } from './commitlog.js';
 import type { FlushDiskType } from './store-api.js';
 
+/**
+ * How long flush() (everything written so far, e.g. at close) waits for its
+ * fdatasync before failing with FLUSH_DISK_TIMEOUT, ms. Longer than
+ * syncFlushTimeout: it may cover a whole ASYNC_FLUSH backlog.
+ */
+export const DEFAULT_FLUSH_ALL_TIMEOUT_MS = 30_000;
+
 interface Waiter {
   end: number;
   deadline: number;
+  /** The wait allowed, ms (for the error). */
+  timeoutMs: number;
   done: (err: Error | undefined) => void;
   settled: boolean;
 }
@@ -47,6 +56,7 @@ export class FlushService {
     private readonly intervalMs: number,
     private readonly timeoutMs: number,
     private readonly logger: Logger,
+    private readonly flushAllTimeoutMs = DEFAULT_FLUSH_ALL_TIMEOUT_MS,
   ) {}
 
   /** Starts the ASYNC_FLUSH timer (SYNC_FLUSH needs none). */
@@ -69,31 +79,35 @@ export class FlushService {
 
   /**
    * Calls `done` once bytes up to `end` (already written) are durable, or with
-   * FLUSH_DISK_TIMEOUT after `timeoutMs` (undefined = no timeout).
+   * FLUSH_DISK_TIMEOUT after `timeoutMs` (default syncFlushTimeout), or with
+   * the error of a failed fdatasync. Every waiter has a deadline: none can hang.
    */
   waitFor(
     end: number,
     done: (err: Error | undefined) => void,
-    timeoutMs: number | undefined = this.timeoutMs,
+    timeoutMs: number = this.timeoutMs,
   ): void {
     if (end <= this.flushedOffset) {
       done(undefined);
       return;
     }
-    const deadline =
-      timeoutMs === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeoutMs;
-    this.waiters.push({ end, deadline, done, settled: false });
-    if (timeoutMs !== undefined) this.armTimeout(deadline);
+    const deadline = performance.now() + timeoutMs;
+    this.waiters.push({ end, deadline, timeoutMs, done, settled: false });
+    this.armTimeout(deadline);
     this.kick();
   }
 
-  /** Resolves once everything written so far is durable. */
+  /**
+   * Resolves once everything written so far is durable; fails when an
+   * fdatasync fails or does not finish within the flush-all timeout (so a
+   * hung disk cannot hang close()).
+   */
   flush(): Promise<void> {
     return new Promise((resolve, reject) => {
       this.waitFor(
         this.commitlog.writtenOffset,
         (err) => (err ? reject(err) : resolve()),
-        undefined,
+        this.flushAllTimeoutMs,
       );
     });
   }
@@ -133,7 +147,10 @@ export class FlushService {
               { err, from: this.flushedOffset, to: target },
               'commitlog fdatasync failed',
             );
-            this.settleUpTo(target, errors.internal('commitlog fdatasync failed', err));
+            // Every waiter fails, also those written after `target` was taken: after a
+            // failed fdatasync nothing says their bytes will ever be durable, and a
+            // waiter left here would hang until the next append kicks a sync.
+            this.failAll(errors.internal('commitlog fdatasync failed', err));
             break;
           }
           // Bytes past a cut made meanwhile are not the bytes that were synced.
@@ -185,6 +202,18 @@ export class FlushService {
     }
   }
 
+  private failAll(err: Error): void {
+    const w = this.waiters;
+    for (let i = this.waitersHead; i < w.length; i++) {
+      const waiter = w[i]!;
+      if (waiter.settled) continue;
+      waiter.settled = true;
+      waiter.done(err);
+    }
+    w.length = 0;
+    this.waitersHead = 0;
+  }
+
   private armTimeout(deadline: number): void {
     if (this.timeoutTimer && this.timeoutAt <= deadline) return;
     if (this.timeoutTimer) clearTimeout(this.timeoutTimer);
@@ -196,7 +225,7 @@ export class FlushService {
     this.timeoutTimer.unref();
   }
 
-  /** Fails waiters past their deadline (they are not necessarily a prefix: flush() waiters have none). */
+  /** Fails waiters past their deadline (not necessarily a prefix: flush() waiters wait longer). */
   private expire(): void {
     this.timeoutTimer = undefined;
     const now = performance.now();
@@ -206,7 +235,7 @@ export class FlushService {
       if (waiter.settled) continue;
       if (waiter.deadline <= now) {
         waiter.settled = true;
-        waiter.done(errors.flushDiskTimeout(this.timeoutMs));
+        waiter.done(errors.flushDiskTimeout(waiter.timeoutMs));
       } else if (waiter.deadline < next) {
         next = waiter.deadline;
       }

@@ -350,14 +350,22 @@ class DefaultMessageStore implements MessageStore {
     this.timers = [];
     await this.retention.idle();
     await this.commitlog.idle();
-    await this.flushService.flush();
+    // A failed or hung flush must not keep the files open forever: close anyway,
+    // but keep the abort file so the next start re-validates the tail.
+    let clean = true;
+    try {
+      await this.flushService.flush();
+      await this.flushLogics();
+    } catch (err) {
+      clean = false;
+      this.logger.error({ err }, 'message store: final flush failed; closing without it');
+    }
     this.flushService.stop();
-    await this.flushLogics();
     await this.queues.close();
     await this.index.close();
     await this.commitlog.close();
     await this.checkpoint.close();
-    await rm(this.options.abortFile, { force: true });
+    if (clean) await rm(this.options.abortFile, { force: true });
     this.state = 'closed';
     this.logger.info({ maxPhysicalOffset: this.commitlog.writtenOffset }, 'message store closed');
   }

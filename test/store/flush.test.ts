@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CommitLog } from '../../broker/store/commitlog.js';
 import { FlushService } from '../../broker/store/flush-service.js';
@@ -112,6 +114,91 @@ describe('flush', () => {
     expect(waited).toBeLessThan(2000);
     expect(flush.pendingWaiters).toBe(0);
     expect(flush.flushedOffset).toBe(0);
+  });
+
+  it('a failed fdatasync fails every waiter, also those written after the sync began', async () => {
+    // An fdatasync error cannot be caused on demand: the segment's sync fails when told to.
+    const syncs: Array<(err: Error) => void> = [];
+    const seg = {
+      start: 0,
+      end: 1 << 20,
+      sync: () => new Promise<void>((_, reject) => syncs.push(reject)),
+    };
+    const log = {
+      writtenOffset: 0,
+      lastWrittenStoreTimestamp: 0,
+      segments: [seg],
+      currentWrite: () => Promise.resolve(),
+    };
+    const flush = new FlushService(
+      log as unknown as CommitLog,
+      'SYNC_FLUSH',
+      500,
+      60_000,
+      silentLogger,
+    );
+    flush.start(0);
+    cleanups.push(() => flush.stop());
+    log.writtenOffset = 4096;
+    const first = new Promise<Error | undefined>((resolve) => flush.waitFor(4096, resolve));
+    await waitFor('the first fdatasync to start', () => syncs.length === 1, 2000, 1);
+    log.writtenOffset = 8192;
+    const second = new Promise<Error | undefined>((resolve) => flush.waitFor(8192, resolve));
+    const all = flush.flush().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    syncs[0]!(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    expect(isSluiceError(await first, Code.INTERNAL_ERROR)).toBe(true);
+    expect(flush.pendingWaiters).toBe(0);
+    expect(isSluiceError(await second, Code.INTERNAL_ERROR)).toBe(true);
+    expect(isSluiceError(await all, Code.INTERNAL_ERROR)).toBe(true);
+    expect(flush.flushedOffset).toBe(0);
+  });
+
+  it('flush() fails with FLUSH_DISK_TIMEOUT instead of waiting forever for a hung fdatasync', async () => {
+    const hung = { start: 0, end: 1 << 20, sync: () => new Promise<void>(() => undefined) };
+    const log = {
+      writtenOffset: 4096,
+      lastWrittenStoreTimestamp: 0,
+      segments: [hung],
+      currentWrite: () => Promise.resolve(),
+    };
+    const flush = new FlushService(
+      log as unknown as CommitLog,
+      'ASYNC_FLUSH',
+      60_000,
+      80,
+      silentLogger,
+      150,
+    );
+    flush.start(0);
+    cleanups.push(() => flush.stop());
+    const err = await flush.flush().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isSluiceError(err, Code.MASTER_PERSISTENCE_TIMEOUT)).toBe(true);
+    expect(String(err)).toMatch(/150 ms/);
+    expect(flush.pendingWaiters).toBe(0);
+  });
+
+  it('close() closes the store even when the final fdatasync fails, and leaves the abort file', async () => {
+    const t = tempStore('sluice-flush-');
+    cleanups.push(t.remove);
+    const store = t.open({ flushDiskType: 'ASYNC_FLUSH', flushIntervalCommitLog: 60_000 });
+    await store.start();
+    await store.appendBatch([message()]);
+    const { commitlog } = store as unknown as { commitlog: CommitLog };
+    commitlog.segments[0]!.sync = () =>
+      Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    await store.close();
+    expect(existsSync(join(t.dir, 'abort'))).toBe(true);
+    const again = t.open();
+    await again.start();
+    cleanups.push(() => again.close());
+    expect(again.stats().recovery?.abnormal).toBe(true);
+    expect(again.maxOffset('T', 0)).toBe(1);
   });
 
   it('ASYNC_FLUSH: appends are answered once written and flushed in the background', async () => {
