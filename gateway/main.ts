@@ -101,6 +101,7 @@ export async function startGateway(options: GatewayOptions, logger: Logger): Pro
   redis?.on('error', () => gatewayMetrics.redisErrors.inc());
   const admin = new AdminService({ namesrv, routes, brokers, rpcTimeoutMs: options.rpcTimeoutMs });
   const readiness = new ReadinessProbe(namesrv, brokers);
+  const draining = new AbortController();
   const shutdown = new AbortController();
   const app = createApp({
     service,
@@ -112,6 +113,7 @@ export async function startGateway(options: GatewayOptions, logger: Logger): Pro
     corsOrigins: options.corsOrigins,
     sseHeartbeatMs: options.sseHeartbeatMs,
     shutdown: shutdown.signal,
+    draining: draining.signal,
     ready: () => readiness.check(),
   });
 
@@ -149,8 +151,16 @@ export async function startGateway(options: GatewayOptions, logger: Logger): Pro
 
   return {
     close: async () => {
-      // Long polls and streams return what they have; new connections are refused;
-      // requests in flight finish within the grace period.
+      // 1. Drain: /readyz answers 503 while everything is still served, so load
+      //    balancers stop sending here before connections are refused.
+      draining.abort();
+      if (options.shutdownDrainMs > 0) {
+        logger.info({ ms: options.shutdownDrainMs }, 'draining: readiness off');
+        await new Promise((r) => setTimeout(r, options.shutdownDrainMs));
+      }
+      // 2. Long polls and streams answer with what they have (their broker pops
+      //    are woken, not cancelled); new connections are refused; requests in
+      //    flight finish within the grace period.
       shutdown.abort();
       const server = http.server as unknown as {
         close(cb: () => void): void;
@@ -175,6 +185,8 @@ export async function startGateway(options: GatewayOptions, logger: Logger): Pro
         }),
         grpc.close(),
       ]);
+      // 3. Pops still out come back; messages no receive took go back to their brokers.
+      await svc.close(options.shutdownGraceMs);
       brokers.close();
       namesrv.close();
       await cache.close();

@@ -721,10 +721,16 @@ export class PopService {
     return results;
   }
 
+  /**
+   * New invisible times; answers per entry with the new handle. An entry with
+   * `release` hands back a delivery no consumer saw (a gateway popped more
+   * than it could hand out): visible now, and that delivery is not counted,
+   * so the next one has the same attempt number.
+   */
   async changeInvisible(
     group: string,
     topic: string,
-    entries: readonly { receipt_handle: string; invisible_ms: number }[],
+    entries: readonly { receipt_handle: string; invisible_ms: number; release?: boolean }[],
   ): Promise<SettleResult[]> {
     const results: SettleResult[] = new Array(entries.length);
     const writes: Promise<void>[] = [];
@@ -739,17 +745,20 @@ export class PopService {
           );
         }
         const { st, e } = this.resolve(group, topic, entry.receipt_handle);
+        const invisibleMs = entry.release ? 0 : entry.invisible_ms;
         const next: InflightEntry = {
           ...e,
           popTime: Math.max(this.ctx.clock(), e.popTime + 1),
-          invisibleMs: entry.invisible_ms,
+          invisibleMs,
+          // Revive and in-place redelivery deliver attempt + 1 next: undo this one.
+          attempt: entry.release ? Math.max(0, e.attempt - 1) : e.attempt,
         };
         if (!e.fifo) {
           this.invisible.remove(e);
           this.invisible.add(st, next);
         }
         writes.push(this.states.put(st, [next]));
-        if (entry.invisible_ms === 0) {
+        if (invisibleMs === 0) {
           if (e.fifo) fifoNow = true;
           else visibleNow = true;
         }

@@ -262,9 +262,9 @@ export class TransactionService {
   /**
    * Halves undecided past their check time, each counted as one check-back
    * (the gateway asks the producer). Halves checked transactionCheckMax times
-   * are discarded instead.
+   * are discarded instead. With `topic`, only that topic's halves are looked at.
    */
-  async orphans(max: number): Promise<OrphanedTransaction[]> {
+  async orphans(max: number, topic = ''): Promise<OrphanedTransaction[]> {
     if (!this.state) return []; // a slave: its master offers them
     const limit = Math.min(Math.max(1, max || 32), MAX_ORPHANS_PER_CALL);
     const now = this.ctx.clock();
@@ -273,7 +273,7 @@ export class TransactionService {
     const expired: Half[] = [];
     for (const h of this.open.values()) {
       if (offered.length >= limit) break;
-      if (h.busy || h.nextCheckAt > now) continue;
+      if (h.busy || h.nextCheckAt > now || (topic && h.realTopic !== topic)) continue;
       if (h.checks >= this.ctx.options.transactionCheckMax) {
         expired.push(h);
         continue;

@@ -14,13 +14,14 @@ import { checkGroupName, checkTopicName, Perm } from '../../common/names.js';
 import { SLUICE_VERSION } from '../../common/paths.js';
 import type { BrokerContext } from '../messaging/broker-context.js';
 import { toStoredMessage } from '../messaging/message-codec.js';
-import type { PopService } from '../messaging/pop-service.js';
+import { MAX_POLL_WAIT_MS, type PopService } from '../messaging/pop-service.js';
 import type { PullService } from '../messaging/pull-service.js';
 import type { ReviveService } from '../messaging/revive-service.js';
 import type { SendService } from '../messaging/send-service.js';
 import type { TimerService } from '../messaging/timer-service.js';
 import type { TransactionService } from '../messaging/transaction-service.js';
 import { BROKER_SCHEMA } from '../options.js';
+import { PopWaits } from './pop-waits.js';
 
 /** An AbortSignal that fires when the client cancels the call (long polls stop waiting). */
 function cancelSignal(call: ServerUnaryCall<unknown, unknown>): AbortSignal {
@@ -46,6 +47,7 @@ export interface BrokerServices {
 export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
   const { ctx } = svc;
   const name = ctx.options.brokerName;
+  const popWaits = new PopWaits(MAX_POLL_WAIT_MS, ctx.clock);
   const toMessages = (
     records: Awaited<ReturnType<typeof ctx.store.lookupByKey>>,
   ): StoredMessage[] => records.map((r) => toStoredMessage(r, name));
@@ -56,16 +58,22 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
     PullMessages: unaryHandler((req, call) => svc.pull.pull(req, cancelSignal(call))),
 
     PopMessages: unaryHandler(async (req, call) => {
-      const messages = await svc.pop.pop({
-        group: req.consumer_group,
-        topic: req.topic,
-        queueId: req.queue_id,
-        max: req.max_messages,
-        invisibleMs: req.invisible_ms,
-        waitMs: req.max_wait_ms,
-        filter: req.filter?.expression ?? '',
-        signal: cancelSignal(call),
-      });
+      const wait = popWaits.begin(req.attempt_id, cancelSignal(call));
+      let messages: StoredMessage[];
+      try {
+        messages = await svc.pop.pop({
+          group: req.consumer_group,
+          topic: req.topic,
+          queueId: req.queue_id,
+          max: req.max_messages,
+          invisibleMs: req.invisible_ms,
+          waitMs: req.max_wait_ms,
+          filter: req.filter?.expression ?? '',
+          signal: wait.signal,
+        });
+      } finally {
+        wait.end();
+      }
       return {
         status:
           messages.length > 0
@@ -73,6 +81,11 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
             : { code: Code.MESSAGE_NOT_FOUND, message: 'no message available' },
         messages,
       };
+    }),
+
+    WakePops: unaryHandler(async (req) => {
+      popWaits.wake(req.attempt_ids);
+      return {};
     }),
 
     AckMessages: unaryHandler(async (req) => ({
@@ -97,7 +110,7 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
       results: await svc.transactions.end(req.entries),
     })),
     GetOrphanedTransactions: unaryHandler(async (req) => ({
-      transactions: await svc.transactions.orphans(req.max),
+      transactions: await svc.transactions.orphans(req.max, req.topic),
     })),
 
     GetConsumerOffsets: unaryHandler((req) => {

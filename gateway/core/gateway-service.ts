@@ -22,6 +22,7 @@
  * once).
  */
 
+import { randomBytes } from 'node:crypto';
 import { anyAddrOf, masterAddrOf } from '../../common/broker-addrs.js';
 import {
   Code,
@@ -37,6 +38,7 @@ import type { AckMessagesResponse__Output } from '../../common/generated/sluice/
 import type { BrokerClient } from '../../common/generated/sluice/v1/Broker.js';
 import type { ChangeInvisibleTimeRequest } from '../../common/generated/sluice/v1/ChangeInvisibleTimeRequest.js';
 import type { ChangeInvisibleTimeResponse__Output } from '../../common/generated/sluice/v1/ChangeInvisibleTimeResponse.js';
+import type { Empty__Output } from '../../common/generated/sluice/v1/Empty.js';
 import type { EndTransactionRequest } from '../../common/generated/sluice/v1/EndTransactionRequest.js';
 import type { EndTransactionResponse__Output } from '../../common/generated/sluice/v1/EndTransactionResponse.js';
 import type { ForwardToDeadLetterQueueRequest } from '../../common/generated/sluice/v1/ForwardToDeadLetterQueueRequest.js';
@@ -55,19 +57,36 @@ import type { Status__Output } from '../../common/generated/sluice/v1/Status.js'
 import type { StoredMessage__Output } from '../../common/generated/sluice/v1/StoredMessage.js';
 import type { UpdateConsumerOffsetsRequest } from '../../common/generated/sluice/v1/UpdateConsumerOffsetsRequest.js';
 import type { UpdateConsumerOffsetsResponse__Output } from '../../common/generated/sluice/v1/UpdateConsumerOffsetsResponse.js';
+import type { WakePopsRequest } from '../../common/generated/sluice/v1/WakePopsRequest.js';
 import { callUnary } from '../../common/grpc.js';
 import type { Logger } from '../../common/logger.js';
 import { checkGroupName, checkTopicName } from '../../common/names.js';
-import { decodeReceiptHandle } from '../../common/receipt-handle.js';
+import { decodeReceiptHandle, visibleAt } from '../../common/receipt-handle.js';
 import type { BrokerPool } from './broker-pool.js';
 import { LatencyFaultTolerance } from './latency-fault-tolerance.js';
 import { groupSlot } from './message-group-slot.js';
 import type { NamesrvClient } from './namesrv-client.js';
+import { ReceiveStash } from './receive-stash.js';
 import type { BrokerTarget, RouteResolver } from './route-resolver.js';
 import { SendBatcher } from './send-batcher.js';
 
 /** Extra time a long poll's RPC gets beyond its wait. */
 const LONG_POLL_SLACK_MS = 5_000;
+/** A held message whose handle has about the invisible time a receive asks for keeps it. */
+const REHANDLE_SLACK_MS = 1_000;
+
+interface PollResult {
+  messages: StoredMessage__Output[];
+  error?: SluiceError;
+}
+
+/** A pop waiting on a broker. */
+interface LongPoll {
+  /** attempt_id: WakePops names it. */
+  id: string;
+  addr: string;
+  done: Promise<PollResult>;
+}
 
 export interface SendOutcome {
   /** `retryAfterMs`: when the gateway or broker pushed back, a hint of when to try again. */
@@ -135,6 +154,8 @@ export interface GatewayServiceDeps {
   batcher?: SendBatcher;
   /** Broker avoidance; a default (enabled) one is made when omitted. */
   faults?: LatencyFaultTolerance;
+  /** How long popped messages no receive took wait here before going back; see ReceiveStash. */
+  stashHoldMs?: number;
   clock?: () => number;
 }
 
@@ -145,11 +166,24 @@ export class GatewayService {
   private readonly clock: () => number;
   /** Receives and pulls currently waiting on brokers (for /metrics). */
   longPollsWaiting = 0;
+  /** Popped messages waiting for a receive of their group (see ReceiveStash). */
+  readonly stash: ReceiveStash;
+  /** Long polls on brokers, by attempt id (woken on shutdown). */
+  private readonly polls = new Map<string, LongPoll>();
+  /** Prefix of this process's pop attempt ids. */
+  private readonly instanceId = randomBytes(6).toString('hex');
+  private pollSeq = 0;
 
   constructor(private readonly deps: GatewayServiceDeps) {
     this.clock = deps.clock ?? Date.now;
     this.faults = deps.faults ?? new LatencyFaultTolerance(true, this.clock);
     this.batcher = deps.batcher ?? new SendBatcher((addr, entries) => this.sendRpc(addr, entries));
+    this.stash = new ReceiveStash(
+      (topic, group, msgs) => this.release(topic, group, msgs),
+      deps.stashHoldMs,
+      undefined,
+      this.clock,
+    );
     deps.routes.connected ??= (addr) => deps.brokers.connected(addr);
   }
 
@@ -388,15 +422,28 @@ export class GatewayService {
     return targets;
   }
 
-  /** Pops up to `max` messages from the topic's brokers; long-polls up to waitMs. */
+  /**
+   * Pops up to `max` messages from the topic's brokers; long-polls up to
+   * waitMs. Messages this gateway holds for the group come first (see
+   * ReceiveStash), then a quick sweep of every broker, then a long poll on
+   * all of them at once that answers as soon as one has messages.
+   *
+   * A pop is never cancelled once sent: a broker may have taken messages for
+   * it an instant before. Polls still waiting when the receive answers are
+   * woken (WakePops) and whatever they bring goes to the stash. The abort
+   * signal (client gone, shutdown) ends the wait the same way: the receive
+   * answers with what it has.
+   */
   async receive(
     topic: string,
     group: string,
     opts: ReceiveOptions,
   ): Promise<StoredMessage__Output[]> {
     const ordered = this.orderTargets(await this.readableBrokers(topic, group));
+    const key = ReceiveStash.keyOf(topic, group, opts.filter);
+    const out = await this.takeStashed(key, opts.max, opts.invisibleMs);
+    if (out.length >= opts.max) return out;
     // A quick sweep first: most receives find messages without waiting.
-    const out: StoredMessage__Output[] = [];
     const live: BrokerTarget[] = [];
     let firstError: SluiceError | undefined;
     for (const t of ordered) {
@@ -405,35 +452,29 @@ export class GatewayService {
         continue;
       }
       try {
-        out.push(
-          ...(await this.popFrom(t, topic, group, {
-            ...opts,
-            max: opts.max - out.length,
-            waitMs: 0,
-          })),
-        );
+        out.push(...(await this.popFrom(t, topic, group, opts, opts.max - out.length, 0)));
         live.push(t);
       } catch (err) {
         const e = this.brokerFailed(topic, t, err);
         // A broker's own verdict (bad filter, unknown group …) is the answer.
-        if (!e.retriable) throw e;
+        if (!e.retriable) {
+          this.stash.put(key, topic, group, out.splice(0));
+          throw e;
+        }
         // Master unreachable: its slave serves the broker's reads meanwhile.
         const alt = await this.readFailed(topic, t.brokerName, t.addr, e);
         if (alt) {
           const slave = { ...t, addr: alt };
           try {
-            out.push(
-              ...(await this.popFrom(slave, topic, group, {
-                ...opts,
-                max: opts.max - out.length,
-                waitMs: 0,
-              })),
-            );
+            out.push(...(await this.popFrom(slave, topic, group, opts, opts.max - out.length, 0)));
             live.push(slave);
             continue;
           } catch (err2) {
             const e2 = this.brokerFailed(topic, slave, err2);
-            if (!e2.retriable) throw e2;
+            if (!e2.retriable) {
+              this.stash.put(key, topic, group, out.splice(0));
+              throw e2;
+            }
           }
         }
         firstError ??= e;
@@ -443,35 +484,155 @@ export class GatewayService {
     if (live.length === 0)
       throw firstError ?? errors.unavailable(`no readable broker for topic '${topic}'`);
     if (opts.waitMs <= 0) return out;
-    // Then wait on every broker at once; the first answer cancels the others.
-    const ac = new AbortController();
-    const onAbort = () => ac.abort();
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    return this.longPoll(key, topic, group, live, opts);
+  }
+
+  /** The waiting part of a receive (see receive). */
+  private async longPoll(
+    key: string,
+    topic: string,
+    group: string,
+    live: readonly BrokerTarget[],
+    opts: ReceiveOptions,
+  ): Promise<StoredMessage__Output[]> {
+    const polls = live.map((t) => this.startPoll(t, topic, group, opts));
+    const answered = new Map<LongPoll, PollResult>();
+    let unsubscribe = () => {};
+    let onAbort = () => {};
     this.longPollsWaiting++;
     try {
-      const polls = live.map((t) =>
-        this.popFrom(t, topic, group, { ...opts, signal: ac.signal }).then(
-          (msgs) => {
-            if (msgs.length > 0) ac.abort();
-            return msgs;
-          },
-          (err: unknown) => {
-            this.brokerFailed(topic, t, err);
-            return [] as StoredMessage__Output[];
-          },
-        ),
-      );
-      const all = (await Promise.all(polls)).flat();
-      if (all.length > opts.max) {
-        // More came back than asked for: make the extras visible again at once.
-        await this.release(topic, group, all.slice(opts.max));
-        return all.slice(0, opts.max);
-      }
-      return all;
+      await new Promise<void>((resolve) => {
+        let open = polls.length;
+        for (const p of polls) {
+          void p.done.then((r) => {
+            answered.set(p, r);
+            open--;
+            if (r.messages.length > 0 || open === 0) resolve();
+          });
+        }
+        // Messages another receive of this group could not hand out.
+        unsubscribe = this.stash.onPut(key, resolve);
+        onAbort = resolve;
+        if (opts.signal?.aborted) resolve();
+        else opts.signal?.addEventListener('abort', onAbort, { once: true });
+      });
     } finally {
       this.longPollsWaiting--;
+      unsubscribe();
       opts.signal?.removeEventListener('abort', onAbort);
     }
+    const out: StoredMessage__Output[] = [];
+    const failures: SluiceError[] = [];
+    const waiting: LongPoll[] = [];
+    for (const p of polls) {
+      const r = answered.get(p);
+      if (r) {
+        out.push(...r.messages);
+        if (r.error) failures.push(r.error);
+        continue;
+      }
+      // Still waiting: wake it; what it took goes to the next receive (or back).
+      waiting.push(p);
+      void p.done.then((late) => this.stash.put(key, topic, group, late.messages));
+    }
+    this.wake(waiting);
+    if (out.length < opts.max) {
+      out.push(...(await this.takeStashed(key, opts.max - out.length, opts.invisibleMs)));
+    }
+    if (out.length > opts.max) this.stash.put(key, topic, group, out.splice(opts.max));
+    // Every broker failed: say so, rather than an empty answer the client would spin on.
+    if (out.length === 0 && failures.length === polls.length && !opts.signal?.aborted) {
+      throw failures[0]!;
+    }
+    return out;
+  }
+
+  /** Starts one long-polling pop; its result never rejects. */
+  private startPoll(t: BrokerTarget, topic: string, group: string, opts: ReceiveOptions): LongPoll {
+    this.pollSeq = (this.pollSeq + 1) % Number.MAX_SAFE_INTEGER;
+    const id = `${this.instanceId}-${this.pollSeq}`;
+    const done = this.popFrom(t, topic, group, opts, opts.max, opts.waitMs, id).then(
+      (messages): PollResult => ({ messages }),
+      (err: unknown): PollResult => ({ messages: [], error: this.brokerFailed(topic, t, err) }),
+    );
+    const poll: LongPoll = { id, addr: t.addr, done };
+    this.polls.set(id, poll);
+    void done.finally(() => this.polls.delete(id));
+    return poll;
+  }
+
+  /** Ends the wait of long polls early (their answers still arrive). */
+  private wake(polls: readonly LongPoll[]): void {
+    const byAddr = new Map<string, string[]>();
+    for (const p of polls) {
+      const ids = byAddr.get(p.addr);
+      if (ids) ids.push(p.id);
+      else byAddr.set(p.addr, [p.id]);
+    }
+    for (const [addr, ids] of byAddr) {
+      // A broker that cannot be woken answers at the end of its wait instead.
+      this.call<WakePopsRequest, Empty__Output>(addr, (c) => c.WakePops, {
+        attempt_ids: ids,
+      }).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Messages of an earlier answer that never reached a consumer (the client
+   * went away): the next receive of the group here gets them, else their
+   * broker shows them again without counting the delivery.
+   */
+  unclaimed(topic: string, group: string, filter: string, msgs: StoredMessage__Output[]): void {
+    this.stash.put(ReceiveStash.keyOf(topic, group, filter), topic, group, msgs);
+  }
+
+  /** Held messages for a receive, with handles good for `invisibleMs` from now. */
+  private async takeStashed(
+    key: string,
+    max: number,
+    invisibleMs: number,
+  ): Promise<StoredMessage__Output[]> {
+    const taken = this.stash.take(key, max);
+    if (taken.length === 0) return [];
+    const now = this.clock();
+    const out = await Promise.all(
+      taken.map(async (s) => {
+        const h = decodeReceiptHandle(s.message.receipt_handle);
+        if (Math.abs(visibleAt(h) - now - invisibleMs) <= REHANDLE_SLACK_MS) return s.message;
+        try {
+          const handle = await this.changeInvisible(
+            s.topic,
+            s.group,
+            s.message.receipt_handle,
+            invisibleMs,
+          );
+          return { ...s.message, receipt_handle: handle };
+        } catch (err) {
+          // Stale already: its broker delivers it again.
+          this.deps.logger.warn({ err: (err as Error).message }, 'held message lost its handle');
+          return undefined;
+        }
+      }),
+    );
+    return out.filter((m): m is StoredMessage__Output => m !== undefined);
+  }
+
+  /**
+   * Shutdown: wakes every long poll, waits (up to `timeoutMs`) for their
+   * answers, and hands every held message back to its broker.
+   */
+  async close(timeoutMs: number): Promise<void> {
+    const pending = [...this.polls.values()];
+    this.wake(pending);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(pending.map((p) => p.done)),
+      new Promise((r) => {
+        timer = setTimeout(r, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    await this.stash.drain();
   }
 
   private brokerFailed(topic: string, t: BrokerTarget, err: unknown): SluiceError {
@@ -485,51 +646,67 @@ export class GatewayService {
     return e;
   }
 
-  private async popFrom(
+  /** One pop; never cancelled (see receive). `attemptId` lets wake() end its wait. */
+  private popFrom(
     t: BrokerTarget,
     topic: string,
     group: string,
     opts: ReceiveOptions,
+    max: number,
+    waitMs: number,
+    attemptId = '',
   ): Promise<StoredMessage__Output[]> {
-    const client = this.deps.brokers.get(t.addr);
-    const req: PopMessagesRequest = {
-      consumer_group: group,
-      topic,
-      queue_id: -1,
-      max_messages: opts.max,
-      invisible_ms: opts.invisibleMs,
-      max_wait_ms: opts.waitMs,
-      filter: { type: 'TAG', expression: opts.filter },
-    };
-    const res = await new Promise<PopMessagesResponse__Output>((resolve, reject) => {
-      const signal = opts.signal;
-      const cancel = () => call.cancel();
-      const call = client.PopMessages(
-        req,
-        { deadline: this.clock() + opts.waitMs + this.deps.rpcTimeoutMs + LONG_POLL_SLACK_MS },
-        (err, value) => {
-          // Long-lived signals (an SSE stream) must not collect a listener per call.
-          signal?.removeEventListener('abort', cancel);
-          if (err) reject(err);
-          else resolve(value!);
-        },
-      );
-      if (signal?.aborted) call.cancel();
-      else signal?.addEventListener('abort', cancel, { once: true });
-    }).catch((err: unknown) => {
-      if (opts.signal?.aborted) return { status: null, messages: [] };
-      throw err;
-    });
-    return res.messages;
+    return this.call<PopMessagesRequest, PopMessagesResponse__Output>(
+      t.addr,
+      (c) => c.PopMessages,
+      {
+        consumer_group: group,
+        topic,
+        queue_id: -1,
+        max_messages: max,
+        invisible_ms: opts.invisibleMs,
+        max_wait_ms: waitMs,
+        filter: { type: 'TAG', expression: opts.filter },
+        attempt_id: attemptId,
+      },
+      waitMs + this.deps.rpcTimeoutMs + LONG_POLL_SLACK_MS,
+    ).then((res) => res.messages);
   }
 
+  /** Hands messages no consumer saw back to their brokers: visible now, attempt not counted. */
   private async release(
     topic: string,
     group: string,
     msgs: StoredMessage__Output[],
   ): Promise<void> {
-    await Promise.allSettled(
-      msgs.map((m) => this.changeInvisible(topic, group, m.receipt_handle, 0)),
+    const byBroker = new Map<string, string[]>();
+    for (const m of msgs) {
+      const { brokerName } = decodeReceiptHandle(m.receipt_handle);
+      const list = byBroker.get(brokerName);
+      if (list) list.push(m.receipt_handle);
+      else byBroker.set(brokerName, [m.receipt_handle]);
+    }
+    await Promise.all(
+      [...byBroker].map(async ([brokerName, handles]) => {
+        try {
+          const addr = await this.addrOf(topic, brokerName);
+          await this.call<ChangeInvisibleTimeRequest, ChangeInvisibleTimeResponse__Output>(
+            addr,
+            (c) => c.ChangeInvisibleTime,
+            {
+              consumer_group: group,
+              topic,
+              entries: handles.map((h) => ({ receipt_handle: h, invisible_ms: 0, release: true })),
+            },
+          );
+        } catch (err) {
+          // They come back when their invisible time runs out (at least once).
+          this.deps.logger.warn(
+            { broker: brokerName, n: handles.length, err: (err as Error).message },
+            'could not hand back unseen messages',
+          );
+        }
+      }),
     );
   }
 

@@ -26,4 +26,9 @@ export interface AppDeps {
   ready: () => Promise<Readiness | boolean>;
   /** Aborted when the gateway shuts down, so long polls and streams return early. */
   shutdown: AbortSignal;
+  /**
+   * Aborted when shutdown begins, `shutdownDrainMs` before `shutdown`: /readyz
+   * answers 503 from then on while requests are still served.
+   */
+  draining?: AbortSignal;
 }

@@ -28,6 +28,69 @@ describe('two masters, one SIGKILLed', () => {
     await c?.close();
   });
 
+  it('a receive over both brokers hides nothing: 200 messages each arrive once, at attempt 1', async () => {
+    const t = 'spread-topic';
+    expect((await a.put(`/v1/topics/${t}`, { readQueueNums: 2, writeQueueNums: 2 })).status).toBe(
+      200,
+    );
+    const seen = new Map<string, number[]>();
+    let stop = false;
+    const failures: string[] = [];
+    // Long enough that a hidden message cannot come back within the test.
+    const invisibleSeconds = 120;
+    const consumer = async () => {
+      while (!stop) {
+        const r = await a.post(`/v1/topics/${t}/groups/spread/receive`, {
+          max: 10,
+          waitSeconds: 2,
+          invisibleSeconds,
+        });
+        if (r.status !== 200) {
+          failures.push(`${r.status} ${r.text}`);
+          continue;
+        }
+        for (const m of r.json.messages) {
+          const attempts = seen.get(m.messageId) ?? [];
+          attempts.push(m.deliveryAttempt);
+          seen.set(m.messageId, attempts);
+        }
+        if (r.json.messages.length > 0) {
+          await a.post(`/v1/topics/${t}/groups/spread/ack`, {
+            receiptHandles: r.json.messages.map((m: any) => m.receiptHandle),
+          });
+        }
+      }
+    };
+    const consumers = Array.from({ length: 4 }, consumer);
+    // Every consumer long-polls both brokers before the first message arrives.
+    await waitFor('consumers waiting', async () =>
+      /sluice_gateway_long_polls_waiting [4-9]/.test((await a.get('/metrics')).text),
+    );
+    const sent: string[] = [];
+    const brokers = new Set<string>();
+    const producer = async (p: number) => {
+      for (let i = p; i < 200; i += 8) {
+        const r = await a.post(`/v1/topics/${t}/messages`, { body: `s${i}` });
+        expect(r.status, r.text).toBe(200);
+        sent.push(r.json.results[0].messageId);
+        brokers.add(r.json.results[0].broker);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, (_, p) => producer(p)));
+    expect(brokers).toEqual(new Set(['broker-a', 'broker-b']));
+    // Well under invisibleSeconds: a message a poll took and dropped would not be back yet.
+    await waitFor('every message received', () => sent.every((id) => seen.has(id)), 20_000).catch(
+      () => undefined,
+    );
+    stop = true;
+    await Promise.all(consumers);
+    expect(sent.filter((id) => !seen.has(id))).toEqual([]);
+    expect(failures).toEqual([]);
+    expect(seen.size).toBe(200);
+    const repeated = [...seen].filter(([, attempts]) => attempts.length !== 1 || attempts[0] !== 1);
+    expect(repeated).toEqual([]);
+  });
+
   it('keeps sends succeeding on the surviving broker', async () => {
     const created = await a.put('/v1/topics/fo-topic', { readQueueNums: 2, writeQueueNums: 2 });
     expect(created.json.brokers.sort()).toEqual(['broker-a', 'broker-b']);

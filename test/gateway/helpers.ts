@@ -65,6 +65,7 @@ export async function startGatewayReplica(
       c.namesrvAddr,
       'grpcPort=0',
       'bindAddress=127.0.0.1',
+      'shutdownDrainMs=0',
       ...Object.entries(config).map(([k, v]) => `${k}=${String(v)}`),
     ],
     'httpPort',

@@ -6,6 +6,14 @@
  * on first send here, so topics are created through PUT /v1/topics.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ChangeInvisibleTimeRequest } from '../../common/generated/sluice/v1/ChangeInvisibleTimeRequest.js';
+import type { ChangeInvisibleTimeResponse__Output } from '../../common/generated/sluice/v1/ChangeInvisibleTimeResponse.js';
+import type { Empty__Output } from '../../common/generated/sluice/v1/Empty.js';
+import type { PopMessagesRequest } from '../../common/generated/sluice/v1/PopMessagesRequest.js';
+import type { PopMessagesResponse__Output } from '../../common/generated/sluice/v1/PopMessagesResponse.js';
+import type { WakePopsRequest } from '../../common/generated/sluice/v1/WakePopsRequest.js';
+import { callUnary } from '../../common/grpc.js';
+import { brokerClient } from '../harness/clients.js';
 import { type Cluster, startCluster } from '../harness/cluster.js';
 import { waitFor } from '../harness/wait.js';
 import { api } from './helpers.js';
@@ -40,6 +48,7 @@ beforeAll(async () => {
         maxRequestBytes: 256 * 1024,
         sseHeartbeatMs: 200,
         corsOrigins: 'https://app.example',
+        shutdownDrainMs: 1_500,
       },
     },
   });
@@ -316,6 +325,65 @@ describe('pull and offsets', () => {
   });
 });
 
+describe('broker contract the receive path relies on', () => {
+  it('WakePops ends a waiting pop (also one woken before it arrived); a released delivery does not count as an attempt', async () => {
+    const t = await topic('rest-wake');
+    const b = brokerClient(c.brokers[0]!.addr);
+    try {
+      const pop = (attemptId: string, waitMs: number) =>
+        callUnary<PopMessagesRequest, PopMessagesResponse__Output>(
+          b,
+          b.PopMessages,
+          {
+            consumer_group: 'wake',
+            topic: t,
+            queue_id: -1,
+            max_messages: 8,
+            invisible_ms: 60_000,
+            max_wait_ms: waitMs,
+            filter: { type: 'TAG', expression: '*' },
+            attempt_id: attemptId,
+          },
+          waitMs + 5_000,
+        );
+      const wake = (ids: string[]) =>
+        callUnary<WakePopsRequest, Empty__Output>(b, b.WakePops, { attempt_ids: ids });
+      let started = Date.now();
+      const waiting = pop('w-1', 20_000);
+      await new Promise((r) => setTimeout(r, 200));
+      await wake(['w-1']);
+      expect((await waiting).messages).toEqual([]);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      await wake(['w-2']);
+      started = Date.now();
+      expect((await pop('w-2', 20_000)).messages).toEqual([]);
+      expect(Date.now() - started).toBeLessThan(5_000);
+
+      await a.post(`/v1/topics/${t}/messages`, { body: 'handed back' });
+      const first = (await pop('', 5_000)).messages;
+      expect(first.map((m) => m.delivery_attempt)).toEqual([1]);
+      const released = await callUnary<
+        ChangeInvisibleTimeRequest,
+        ChangeInvisibleTimeResponse__Output
+      >(b, b.ChangeInvisibleTime, {
+        consumer_group: 'wake',
+        topic: t,
+        entries: [{ receipt_handle: first[0]!.receipt_handle, invisible_ms: 0, release: true }],
+      });
+      expect(released.results[0]!.status!.code).toBe(20000);
+      const again = await waitFor('handed back message', async () => {
+        const m = (await pop('', 1_000)).messages;
+        return m.length > 0 ? m : undefined;
+      });
+      expect(again.map((m) => [m.message?.message_id, m.delivery_attempt])).toEqual([
+        [first[0]!.message?.message_id, 1],
+      ]);
+    } finally {
+      b.close();
+    }
+  });
+});
+
 describe('transactions', () => {
   it('ends a transaction through the broker, mapping its answer cleanly', async () => {
     const t = await topic('rest-tx');
@@ -442,16 +510,31 @@ describe('operations', () => {
     expectProblem(await a.get('/v1/nothing'), 404, 40400);
   });
 
-  it('shuts down gracefully: a waiting long poll gets its answer and the process exits 0', async () => {
+  it('shuts down gracefully: not ready during the drain while still serving, then a waiting long poll gets its answer and the process exits 0', async () => {
     const t = await topic('rest-bye');
+    const idle = await topic('rest-bye-idle');
+    const waiting = () =>
+      a.get('/metrics').then((m) => /sluice_gateway_long_polls_waiting [2-9]/.test(m.text));
     const pending = a.post(`/v1/topics/${t}/groups/g/receive`, { waitSeconds: 20 });
-    await new Promise((r) => setTimeout(r, 300));
+    const empty = a.post(`/v1/topics/${idle}/groups/g/receive`, { waitSeconds: 20 });
+    await waitFor('long polls waiting', waiting);
     const gw = c.gateway!;
     const exited = gw.child.waitExit();
+    const termAt = Date.now();
     gw.child.kill('SIGTERM').catch(() => undefined);
+    // Drain: /readyz says no at once, yet requests are still served and the poll still waits.
+    await waitFor('not ready', async () => (await a.get('/readyz')).status === 503);
+    const during = await a.post(`/v1/topics/${t}/messages`, { body: 'during drain' });
+    expect(during.status, during.text).toBe(200);
     const got = await pending;
     expect(got.status).toBe(200);
-    expect(got.json.messages).toEqual([]);
+    expect(got.json.messages.map((m: any) => m.body)).toEqual(['during drain']);
+    // After the drain the other poll answers at once with what it has (nothing).
+    const none = await empty;
+    expect(none.status).toBe(200);
+    expect(none.json.messages).toEqual([]);
+    expect(Date.now() - termAt).toBeGreaterThanOrEqual(1_400);
+    expect(Date.now() - termAt).toBeLessThan(15_000);
     expect(await exited).toBe(0);
   });
 });

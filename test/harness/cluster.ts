@@ -54,8 +54,8 @@ export class Node {
     return this.child.kill(signal);
   }
 
-  stop(): Promise<void> {
-    return this.child.stop();
+  async stop(): Promise<void> {
+    await this.child.stop();
   }
 
   async restart(): Promise<void> {
@@ -168,7 +168,15 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       const g = new Node(
         'gateway',
         'mqgateway',
-        ['-n', cluster.namesrvAddr, 'grpcPort=0', 'bindAddress=127.0.0.1', ...extra],
+        // No readiness drain on stop (tests that check it set shutdownDrainMs).
+        [
+          '-n',
+          cluster.namesrvAddr,
+          'grpcPort=0',
+          'bindAddress=127.0.0.1',
+          'shutdownDrainMs=0',
+          ...extra,
+        ],
         'httpPort',
         join(dir, 'gateway.log'),
       );

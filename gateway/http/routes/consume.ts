@@ -133,13 +133,19 @@ export function mountConsume(app: OpenAPIHono, deps: AppDeps): void {
     const startedAt = Date.now();
     const started = performance.now();
     try {
+      const filter = body.filter?.expression ?? '*';
       const messages = await deps.service.receive(topic, group, {
         max: body.max,
         waitMs: Math.round(body.waitSeconds * 1000),
         invisibleMs: body.invisibleSeconds * 1000,
-        filter: body.filter?.expression ?? '*',
+        filter,
         signal,
       });
+      if (c.req.raw.signal.aborted && messages.length > 0) {
+        // The client is gone: the next receive gets them (or their broker, uncounted).
+        deps.service.unclaimed(topic, group, filter, messages);
+        return c.json({ messages: [] }, 200);
+      }
       deps.metrics?.receiveDuration.observe({ topic }, (performance.now() - started) / 1000);
       deps.metrics?.countDelivered(topic, messages);
       traceReceive(topic, group, messages, headersOf(c), startedAt);
@@ -225,6 +231,10 @@ export function mountConsume(app: OpenAPIHono, deps: AppDeps): void {
               filter: q.filter,
               signal,
             });
+            if (stream.aborted) {
+              deps.service.unclaimed(topic, group, q.filter, messages);
+              break;
+            }
             deps.metrics?.countDelivered(topic, messages);
             traceReceive(topic, group, messages, headersOf(c), startedAt);
             for (const m of messages) {

@@ -27,6 +27,9 @@ const readyRoute = createRoute({
   method: 'get',
   path: '/readyz',
   summary: 'Readiness: a name server and a broker are reachable',
+  description:
+    'Answers 503 while no name server or no broker answers, and from the moment the gateway begins to shut ' +
+    'down: for shutdownDrainMs it still serves requests so that load balancers move traffic away first.',
   responses: {
     200: jsonResponse('ready', ReadySchema),
     503: jsonResponse('not ready', ReadySchema),
@@ -72,7 +75,8 @@ export function mountOps(app: OpenAPIHono, deps: AppDeps): void {
   mount(app, readyRoute, async (c) => {
     const r = await deps.ready();
     const body = typeof r === 'boolean' ? { ready: r, namesrv: r, broker: r } : r;
-    return c.json(body, body.ready && !deps.shutdown.aborted ? 200 : 503);
+    const stopping = deps.shutdown.aborted || deps.draining?.aborted === true;
+    return c.json(body, body.ready && !stopping ? 200 : 503);
   });
 
   mount(app, metricsRoute, async (c) => {
