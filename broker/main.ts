@@ -58,6 +58,7 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
       fileReservedTime: options.fileReservedTime,
       deleteWhen: options.deleteWhen,
       diskMaxUsedSpaceRatio: options.diskMaxUsedSpaceRatio,
+      diskSpaceWarningLevelRatio: options.diskSpaceWarningLevelRatio,
       maxMessageSize: options.maxMessageSize,
       storeHost: `${options.brokerIP1}:${options.listenPort}`,
     },

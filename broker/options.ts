@@ -6,6 +6,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { OptionsOf, Schema } from '../common/config/options.js';
+import { DEFAULT_DISK_SPACE_WARNING_LEVEL_RATIO } from './store/store-options.js';
 
 export const BROKER_ROLES = ['ASYNC_MASTER', 'SYNC_MASTER', 'SLAVE'] as const;
 export const FLUSH_DISK_TYPES = ['ASYNC_FLUSH', 'SYNC_FLUSH'] as const;
@@ -104,6 +105,13 @@ export const BROKER_SCHEMA = {
     min: 10,
     max: 95,
     doc: 'disk use (%) above which old files are deleted early',
+  },
+  diskSpaceWarningLevelRatio: {
+    type: 'float',
+    default: DEFAULT_DISK_SPACE_WARNING_LEVEL_RATIO,
+    min: 0.000001,
+    max: 1,
+    doc: 'disk use (fraction 0..1) above which writes are refused (DISK_FULL; the gateway answers 429)',
   },
   maxMessageSize: {
     type: 'int',

@@ -1,14 +1,18 @@
 /**
- * Producer behaviour across brokers: with two masters, SIGKILLing one leaves
- * sends succeeding on the other within the retry budget (and receives keep
- * working); broker push-back answers 429 with Retry-After; no writable
- * broker answers 503; concurrent sends share batch RPCs.
+ * Producer and consumer behaviour across real brokers: a receive over two
+ * masters hides no message; with two masters, SIGKILLing one leaves sends
+ * succeeding on the other within the retry budget (and receives keep
+ * working); a broker refusing writes (disk over its threshold) answers 429
+ * with Retry-After, entry by entry in a batch; concurrent sends share batch
+ * RPCs (counted by the gateway's batch-size histogram); no broker answers
+ * 503, for sends and for a waiting long poll.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code } from '../../common/errors.js';
+import { groupSlot } from '../../gateway/core/message-group-slot.js';
 import { type Cluster, startCluster } from '../harness/cluster.js';
 import { waitFor } from '../harness/wait.js';
-import { api, type FakeCluster, startFakeCluster } from './helpers.js';
+import { api } from './helpers.js';
 
 describe('two masters, one SIGKILLed', () => {
   let c: Cluster;
@@ -124,21 +128,50 @@ describe('two masters, one SIGKILLed', () => {
   });
 });
 
-describe('push-back, no broker, coalescing (fake brokers)', () => {
-  let f: FakeCluster;
+describe('push-back, partial batches, coalescing, no broker (real brokers)', () => {
+  let c: Cluster;
   let a: ReturnType<typeof api>;
+  /** Sum and count of the gateway's send batch-size histogram (one sample per batch RPC). */
+  const batches = async (): Promise<{ rpcs: number; messages: number }> => {
+    const text = (await a.get('/metrics')).text;
+    const num = (name: string) =>
+      Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+    return {
+      rpcs: num('sluice_gateway_send_batch_messages_count'),
+      messages: num('sluice_gateway_send_batch_messages_sum'),
+    };
+  };
   beforeAll(async () => {
-    f = await startFakeCluster({ brokers: ['broker-a'], gateway: { sendMaxInFlight: 1 } });
-    a = api(f.http);
+    c = await startCluster({
+      brokers: [
+        { name: 'broker-a' },
+        // Refuses every write: any real disk is fuller than this (DISK_FULL → 429).
+        { name: 'broker-full', config: { diskSpaceWarningLevelRatio: 0.000001 } },
+      ],
+      gateway: { config: { sendMaxInFlight: 1 } },
+    });
+    a = api(c.http);
+    await waitFor(
+      'both brokers registered',
+      async () => (await a.get('/v1/cluster')).json?.brokers?.length === 2,
+    );
+    for (const [t, broker] of [
+      ['co-topic', 'broker-a'],
+      ['full-topic', 'broker-full'],
+    ] as const) {
+      const r = await a.put(`/v1/topics/${t}`, { broker, readQueueNums: 2, writeQueueNums: 2 });
+      expect(r.json.brokers, r.text).toEqual([broker]);
+    }
+    const both = await a.put('/v1/topics/mixed-topic', { readQueueNums: 2, writeQueueNums: 2 });
+    expect(both.json.brokers.sort()).toEqual(['broker-a', 'broker-full']);
   });
   afterAll(async () => {
-    await f?.close();
+    await c?.close();
   });
 
   it('coalesces concurrent sends into fewer batch RPCs', async () => {
-    await a.post('/v1/topics/co-topic/messages', { body: 'first' });
-    const b = f.brokers[0]!;
-    const calls = b.sendCalls;
+    expect((await a.post('/v1/topics/co-topic/messages', { body: 'first' })).status).toBe(200);
+    const before = await batches();
     const replies = await Promise.all(
       Array.from({ length: 200 }, (_, i) =>
         a.post('/v1/topics/co-topic/messages', { body: `m${i}` }),
@@ -146,41 +179,78 @@ describe('push-back, no broker, coalescing (fake brokers)', () => {
     );
     expect(replies.every((r) => r.status === 200)).toBe(true);
     expect(new Set(replies.map((r) => r.json.results[0].messageId)).size).toBe(200);
-    expect(b.sendCalls - calls).toBeLessThan(100);
+    const after = await batches();
+    expect(after.messages - before.messages).toBe(200);
+    expect(after.rpcs - before.rpcs).toBeLessThan(100);
   });
 
-  it('answers 429 with Retry-After when the broker pushes back', async () => {
-    const b = f.brokers[0]!;
-    b.sendStatus = { code: Code.TOO_MANY_REQUESTS, message: 'broker busy', reason: 'BROKER_BUSY' };
-    try {
-      const r = await a.post('/v1/topics/co-topic/messages', { body: 'x' });
-      expect(r.status).toBe(429);
-      expect(r.json.code).toBe(Code.TOO_MANY_REQUESTS);
-      expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
-    } finally {
-      b.sendStatus = undefined;
-    }
+  it('answers 429 with Retry-After when the broker pushes back (disk full)', async () => {
+    const r = await a.post('/v1/topics/full-topic/messages', { body: 'x' });
+    expect(r.status, r.text).toBe(429);
+    expect(r.headers.get('content-type')).toContain('application/problem+json');
+    expect(r.json).toMatchObject({ code: Code.TOO_MANY_REQUESTS, reason: 'DISK_FULL' });
+    expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
   });
 
-  it('answers 501 NOT_IMPLEMENTED cleanly when the broker cannot end transactions', async () => {
-    const r = await a.post('/v1/transactions/tx-1/commit', { topic: 'co-topic', messageId: 'm1' });
-    expect(r.status).toBe(501);
-    expect(r.json.code).toBe(Code.NOT_IMPLEMENTED);
+  it('answers a batch that partly succeeds entry by entry', async () => {
+    // A message group stays on the broker it hashes to (no retry elsewhere): pick one on broker-full.
+    const group = Array.from({ length: 100 }, (_, i) => `g${i}`).find(
+      (g) => groupSlot(g, 2) === 1,
+    )!;
+    const r = await a.post('/v1/topics/mixed-topic/messages', {
+      messages: [
+        { body: 'lands' },
+        { body: 'refused', messageGroup: group },
+        { body: 'lands too' },
+      ],
+    });
+    expect(r.status, r.text).toBe(200);
+    expect(r.json.results.map((x: any) => x.code)).toEqual([
+      Code.OK,
+      Code.TOO_MANY_REQUESTS,
+      Code.OK,
+    ]);
+    expect(r.json.results[0]).toMatchObject({ status: 'OK', broker: 'broker-a' });
+    expect(r.json.results[0].messageId).toBeTruthy();
+    expect(r.json.results[1].messageId).toBeUndefined();
+    expect(r.json.results[1].message).toContain('disk');
+  });
+
+  it('a long poll whose only broker dies answers 503, not an empty 200', async () => {
+    const pending = a.post('/v1/topics/co-topic/groups/late/receive', {
+      waitSeconds: 20,
+      filter: { expression: 'Nothing' },
+    });
+    await waitFor('long poll waiting', async () =>
+      /sluice_gateway_long_polls_waiting [1-9]/.test((await a.get('/metrics')).text),
+    );
+    const killedAt = Date.now();
+    await c.brokers[0]!.kill('SIGKILL');
+    const r = await pending;
+    expect(r.status, r.text).toBe(503);
+    expect(r.json.code).toBe(Code.HA_NOT_AVAILABLE);
+    expect(r.headers.get('retry-after')).toBeTruthy();
+    expect(Date.now() - killedAt).toBeLessThan(10_000);
   });
 
   it('answers 503 when no writable broker is left', async () => {
-    await f.brokers[0]!.stop();
-    // The name server still lists the broker for a while; the gateway finds it unreachable.
+    // broker-a was SIGKILLed above; the name server still lists it for a while.
     const r = await a.post('/v1/topics/co-topic/messages', { body: 'x' });
     expect(r.status, r.text).toBe(503);
     expect(r.headers.get('retry-after')).toBeTruthy();
     expect(r.json.code).toBe(Code.HA_NOT_AVAILABLE);
-    await waitFor('not ready', async () => (await a.get('/readyz')).status === 503);
   });
 
-  it('is not ready while no name server answers', async () => {
-    await f.cluster.namesrvs[0]!.kill('SIGKILL');
-    const r = await waitFor('not ready', async () => {
+  it('is not ready while no broker, then no name server, answers', async () => {
+    expect((await a.get('/readyz')).status).toBe(200); // broker-full still answers
+    await c.brokers[1]!.kill('SIGKILL');
+    const noBroker = await waitFor('not ready', async () => {
+      const x = await a.get('/readyz');
+      return x.status === 503 ? x : undefined;
+    });
+    expect(noBroker.json).toEqual({ ready: false, namesrv: true, broker: false });
+    await c.namesrvs[0]!.kill('SIGKILL');
+    const r = await waitFor('no name server', async () => {
       const x = await a.get('/readyz');
       return x.json?.namesrv === false ? x : undefined;
     });

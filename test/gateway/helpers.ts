@@ -1,13 +1,9 @@
 /**
  * Helpers for gateway tests: a tiny HTTP client that returns status, headers
- * and parsed body, extra gateway replicas on a running cluster, and a cluster
- * of real name server + gateway processes in front of in-process fake
- * brokers (for API behaviour that must not wait on the real broker).
+ * and parsed body, and extra gateway replicas on a running cluster.
  */
 import { join } from 'node:path';
-import { type Cluster, Node, startCluster } from '../harness/cluster.js';
-import { waitFor } from '../harness/wait.js';
-import { FakeBroker } from './fake-broker.js';
+import { type Cluster, Node } from '../harness/cluster.js';
 
 export interface Reply {
   status: number;
@@ -73,49 +69,4 @@ export async function startGatewayReplica(
   );
   await node.start();
   return { node, http: `http://127.0.0.1:${node.port}` };
-}
-
-export interface FakeCluster {
-  cluster: Cluster;
-  brokers: FakeBroker[];
-  http: string;
-  close(): Promise<void>;
-}
-
-/** Real name server and gateway processes; brokers are in-process fakes. */
-export async function startFakeCluster(opts: {
-  brokers: string[];
-  autoCreate?: boolean;
-  gateway?: Record<string, string | number | boolean>;
-}): Promise<FakeCluster> {
-  const cluster = await startCluster({ brokers: [], gateway: { config: opts.gateway ?? {} } });
-  const brokers: FakeBroker[] = [];
-  try {
-    for (const name of opts.brokers) {
-      const b = new FakeBroker({
-        name,
-        namesrvAddrs: cluster.namesrvAddr.split(';'),
-        autoCreate: opts.autoCreate ?? true,
-      });
-      await b.start();
-      brokers.push(b);
-    }
-    await waitFor(
-      'gateway ready',
-      async () => (await http(cluster.http, 'GET', '/readyz')).status === 200,
-    );
-  } catch (err) {
-    for (const b of brokers) await b.stop();
-    await cluster.close();
-    throw err;
-  }
-  return {
-    cluster,
-    brokers,
-    http: cluster.http,
-    close: async () => {
-      await cluster.close();
-      for (const b of brokers) await b.stop();
-    },
-  };
 }
