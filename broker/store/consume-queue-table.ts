@@ -6,6 +6,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../common/logger.js';
 import { ConsumeQueue, CQ_WRITE_THRESHOLD_BYTES } from './consume-queue.js';
+import type { QueueExtent } from './queue-checkpoint.js';
 
 export class ConsumeQueueTable {
   private readonly topics = new Map<string, ConsumeQueue[]>();
@@ -114,6 +115,57 @@ export class ConsumeQueueTable {
     const queues = [...this.unsynced];
     this.unsynced.clear();
     for (const cq of queues) await cq.sync();
+  }
+
+  /**
+   * What every non-empty queue holds now (for the queue checkpoint; take it
+   * before the flush that makes it durable).
+   */
+  async extents(): Promise<QueueExtent[]> {
+    const out: QueueExtent[] = [];
+    for (const cq of this.all()) {
+      if (cq.maxOffset > cq.minOffset) {
+        out.push({
+          topic: cq.topic,
+          queueId: cq.queueId,
+          minOffset: cq.minOffset,
+          maxOffset: cq.maxOffset,
+          firstPhysicalOffset: -1,
+        });
+      }
+    }
+    // Offsets first (synchronously, all at one point in time), then the lookups.
+    for (const e of out) {
+      e.firstPhysicalOffset = await this.get(e.topic, e.queueId)!.firstPhysicalOffset();
+    }
+    return out;
+  }
+
+  /**
+   * Start: compares the loaded queues with what the queue checkpoint says they
+   * held; answers the lowest commitlog offset from which records must be
+   * re-dispatched to rebuild every queue that was lost or cut short (undefined
+   * when none was). Records below `minPhysicalOffset` are gone anyway.
+   */
+  async lowestLagging(
+    expected: ReadonlyMap<string, QueueExtent>,
+    minPhysicalOffset: number,
+  ): Promise<number | undefined> {
+    let lowest: number | undefined;
+    for (const e of expected.values()) {
+      const cq = this.get(e.topic, e.queueId);
+      const have = cq && !cq.isEmpty ? cq.maxOffset : 0;
+      if (have >= e.maxOffset) continue;
+      let from = have > 0 && cq ? await cq.endPhysicalOffset() : -1;
+      if (from < 0) from = e.firstPhysicalOffset;
+      from = Math.max(from, minPhysicalOffset);
+      this.logger.warn(
+        { topic: e.topic, queueId: e.queueId, have, expected: e.maxOffset, from },
+        'consume queue lost or shorter than the queue checkpoint says; rebuilding it from the commitlog',
+      );
+      if (lowest === undefined || from < lowest) lowest = from;
+    }
+    return lowest;
   }
 
   /** Recovery: drops entries past the commitlog end; answers how many. */

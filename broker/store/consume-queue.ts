@@ -146,6 +146,8 @@ export class ConsumeQueue {
   private inflightStart = 0;
   private inflightCount = 0;
   private spare: Buffer | undefined;
+  /** Cache of firstPhysicalOffset(): the answer for minOffset `at`. */
+  private firstPhysical = { at: -1, offset: -1 };
   private writing: Promise<void> | undefined;
   private dirCreated = false;
 
@@ -466,6 +468,32 @@ export class ConsumeQueue {
     const size = scratch.readInt32BE(8);
     if (size <= 0) return undefined;
     return { physicalOffset: scratch.readInt32BE(0) * TWO_32 + scratch.readUInt32BE(4), size };
+  }
+
+  /** Commitlog offset of the entry at minOffset (cached per minOffset); −1 when empty or a hole. */
+  async firstPhysicalOffset(): Promise<number> {
+    const at = this.minOffset;
+    if (this.firstPhysical.at === at) return this.firstPhysical.offset;
+    const e =
+      at < this.maxOffset
+        ? await this.physicalOffsetAt(at, Buffer.allocUnsafe(CQ_ENTRY_SIZE_BYTES))
+        : undefined;
+    const offset = e?.physicalOffset ?? -1;
+    if (e) this.firstPhysical = { at, offset };
+    return offset;
+  }
+
+  /**
+   * Commitlog offset just past the record of the last entry that is not a
+   * hole (looking back at most a few entries); −1 when there is none.
+   */
+  async endPhysicalOffset(): Promise<number> {
+    const scratch = Buffer.allocUnsafe(CQ_ENTRY_SIZE_BYTES);
+    for (let q = this.maxOffset - 1; q >= Math.max(this.minOffset, this.maxOffset - 64); q--) {
+      const e = await this.physicalOffsetAt(q, scratch);
+      if (e) return e.physicalOffset + e.size;
+    }
+    return -1;
   }
 
   /**

@@ -14,7 +14,7 @@
  */
 import { statfsSync } from 'node:fs';
 import { access, mkdir, rm, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { errors } from '../../common/errors.js';
 import { type Logger, silentLogger } from '../../common/logger.js';
@@ -29,6 +29,7 @@ import { FlushService } from './flush-service.js';
 import { IndexService } from './index-service.js';
 import { offsetMessageIdPrefix } from './message-id.js';
 import { fsyncDirectory } from './positioned-io.js';
+import { QueueCheckpoint } from './queue-checkpoint.js';
 import { QueueReader } from './queue-reader.js';
 import { dispatchRaw, planRawAppend, type RawPlan } from './raw-append.js';
 import { RecordLookup } from './record-lookup.js';
@@ -57,6 +58,9 @@ export interface StoreSeams {
   /** Disk use of the file system holding `path`, 0..1. Default: statfs. */
   diskUsage?: (path: string) => number;
 }
+
+/** The queue checkpoint's file name, beside the checkpoint. */
+const QUEUE_CHECKPOINT_FILE = 'queuecheckpoint';
 
 /** How often disk use is re-measured between retention passes, ms. */
 const DISK_CHECK_INTERVAL_MS = 1000;
@@ -97,6 +101,7 @@ class DefaultMessageStore implements MessageStore {
   private readonly dispatcher: Dispatcher;
   private readonly flushService: FlushService;
   private readonly checkpoint: Checkpoint;
+  private readonly queueCheckpoint: QueueCheckpoint;
   private readonly retention: Retention;
   private readonly encoder: BatchEncoder;
   private readonly reader: QueueReader;
@@ -131,6 +136,10 @@ class DefaultMessageStore implements MessageStore {
     );
     this.commitlog.onRollback = (offset) => this.flushService.rolledBack(offset);
     this.checkpoint = new Checkpoint(o.storeCheckpoint);
+    this.queueCheckpoint = new QueueCheckpoint(
+      join(dirname(o.storeCheckpoint), QUEUE_CHECKPOINT_FILE),
+      this.logger,
+    );
     this.retention = new Retention(
       this.commitlog,
       this.queues,
@@ -189,7 +198,10 @@ class DefaultMessageStore implements MessageStore {
     await this.index.load();
     const minPhy = this.commitlog.minOffset;
     const fileEnd = this.commitlog.fileEnd;
-    const cqResume = this.queues.isEmpty || !cp ? minPhy : cp.logicsOffset;
+    let cqResume = this.queues.isEmpty || !cp ? minPhy : cp.logicsOffset;
+    // A queue lost or cut short while others are whole: rebuild it from the lowest record it needs.
+    const lagging = await this.queues.lowestLagging(await this.queueCheckpoint.load(), minPhy);
+    if (lagging !== undefined) cqResume = Math.min(cqResume, lagging);
     const indexResume = this.index.isEmpty ? minPhy : this.index.indexedThrough;
     const resume = Math.max(minPhy, Math.min(cqResume, indexResume, fileEnd));
 
@@ -327,8 +339,10 @@ class DefaultMessageStore implements MessageStore {
       const physicMsgTimestamp = this.flushService.flushedStoreTimestamp || this.lastStoreTimestamp;
       const logicsOffset = this.dispatcher.dispatchedOffset;
       const logicsMsgTimestamp = this.dispatcher.lastStoreTimestamp;
+      const extents = await this.queues.extents();
       await this.queues.flush();
       await this.index.flush();
+      await this.queueCheckpoint.write(extents);
       const data: CheckpointData = {
         physicMsgTimestamp,
         logicsMsgTimestamp,

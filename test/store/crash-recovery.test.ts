@@ -453,6 +453,53 @@ describe('rebuilding from the commitlog', () => {
     );
   });
 
+  it('rebuilds one lost queue directory and one cut-short queue while the others are whole', async () => {
+    const t = tempStore('sluice-onequeue-');
+    cleanups.push(t.remove);
+    const store = t.open(); // 64 entries per consume queue file
+    await store.start();
+    for (let b = 0; b < 50; b++) {
+      await store.appendBatch(
+        Array.from({ length: 6 }, (_, i) => message({ topic: i < 4 ? 'A' : 'B', queueId: i % 2 })),
+      );
+    }
+    const before = new Map<string, string[]>();
+    for (const [topic, q] of [
+      ['A', 0],
+      ['A', 1],
+      ['B', 0],
+      ['B', 1],
+    ] as const) {
+      before.set(
+        `${topic}/${q}`,
+        (await readAll(store, topic, q)).map((r) => r.messageId),
+      );
+    }
+    expect(store.maxOffset('A', 1)).toBe(100);
+    await store.close();
+    rmSync(join(t.dir, 'consumequeue', 'B', '1'), { recursive: true }); // a lost queue
+    const a1 = join(t.dir, 'consumequeue', 'A', '1');
+    rmSync(join(a1, readdirSync(a1).sort().at(-1)!)); // A/1 loses its last file: 64 of 100 left
+    const { logger, lines } = capturingLogger();
+    const again = t.open({}, { logger });
+    await again.start();
+    cleanups.push(() => again.close());
+    expect(
+      lines.filter((l) => String(l.msg).includes('consume queue lost or shorter')),
+    ).toHaveLength(2);
+    for (const [key, ids] of before) {
+      const [topic, q] = key.split('/') as [string, string];
+      expect(
+        (await readAll(again, topic, Number(q))).map((r) => r.messageId),
+        key,
+      ).toEqual(ids);
+    }
+    const [b1] = await again.appendBatch([message({ topic: 'B', queueId: 1 })]);
+    const [a] = await again.appendBatch([message({ topic: 'A', queueId: 1 })]);
+    expect(b1!.queueOffset).toBe(50);
+    expect(a!.queueOffset).toBe(100);
+  });
+
   it('keeps the index across restarts: slot table kept at clean close, rebuilt after a crash', async () => {
     const t = tempStore('sluice-index-');
     cleanups.push(t.remove);
