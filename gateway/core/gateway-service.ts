@@ -44,6 +44,8 @@ import type { EndTransactionResponse__Output } from '../../common/generated/slui
 import type { ForwardToDeadLetterQueueRequest } from '../../common/generated/sluice/v1/ForwardToDeadLetterQueueRequest.js';
 import type { GetConsumerOffsetsRequest } from '../../common/generated/sluice/v1/GetConsumerOffsetsRequest.js';
 import type { GetConsumerOffsetsResponse__Output } from '../../common/generated/sluice/v1/GetConsumerOffsetsResponse.js';
+import type { GetOrphanedTransactionsRequest } from '../../common/generated/sluice/v1/GetOrphanedTransactionsRequest.js';
+import type { GetOrphanedTransactionsResponse__Output } from '../../common/generated/sluice/v1/GetOrphanedTransactionsResponse.js';
 import type { Message } from '../../common/generated/sluice/v1/Message.js';
 import type { PopMessagesRequest } from '../../common/generated/sluice/v1/PopMessagesRequest.js';
 import type { PopMessagesResponse__Output } from '../../common/generated/sluice/v1/PopMessagesResponse.js';
@@ -139,6 +141,14 @@ export interface EndTransactionInput {
   /** The broker the send went to (the send result names it); all masters are asked otherwise. */
   broker?: string;
   fromCheck?: boolean;
+}
+
+/** A half message a broker wants its producer to decide (transaction check-back). */
+export interface OrphanOutcome {
+  broker: string;
+  transactionId: string;
+  checkTimes: number;
+  message: StoredMessage__Output;
 }
 
 export interface GatewayServiceDeps {
@@ -974,6 +984,45 @@ export class GatewayService {
       }),
     );
     return results;
+  }
+
+  /**
+   * Transaction check-back for producers that poll (REST, DESIGN.md §5): half
+   * messages of `topic` left undecided past the broker's transactionTimeOut,
+   * up to `max` from each master serving it. Each one listed counts as one check-back
+   * and is listed again every transactionCheckInterval until decided
+   * (endTransaction) or, after transactionCheckMax checks, discarded.
+   */
+  async orphans(topic: string, max: number): Promise<OrphanOutcome[]> {
+    checkTopicName(topic);
+    const targets = await this.deps.routes.writable(topic);
+    if (targets.length === 0) {
+      const route = await this.deps.routes.route(topic);
+      if (route.status?.code === Code.TOPIC_NOT_FOUND) throw errors.topicNotFound(topic);
+      throw errors.noWritableBroker(topic);
+    }
+    const lists = await Promise.all(
+      targets.map(async (t) => {
+        const res = await this.call<
+          GetOrphanedTransactionsRequest,
+          GetOrphanedTransactionsResponse__Output
+        >(t.addr, (c) => c.GetOrphanedTransactions, { max, topic });
+        return res.transactions.flatMap((o) =>
+          o.message
+            ? [
+                {
+                  broker: o.message.broker_name || t.brokerName,
+                  transactionId: o.transaction_id,
+                  checkTimes: o.check_times,
+                  message: o.message,
+                },
+              ]
+            : [],
+        );
+      }),
+    );
+    // Not cut to `max` overall: each listed one already counted as a check-back.
+    return lists.flat();
   }
 
   /**

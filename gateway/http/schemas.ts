@@ -13,6 +13,8 @@ export const DEFAULT_RECEIVE_MAX = 1;
 export const MAX_SEND_BATCH = 1024;
 export const DEFAULT_PULL_MAX = 32;
 export const DEFAULT_STREAM_BATCH = 16;
+export const MAX_ORPHANS = 100;
+export const DEFAULT_ORPHANS = 16;
 
 const NAME_RULE = /^[%|a-zA-Z0-9_-]+$/;
 
@@ -319,6 +321,39 @@ export const TransactionResponseSchema = z
     broker: z.string(),
   })
   .openapi('TransactionResponse');
+
+export const OrphansQuerySchema = z
+  .object({
+    topic: name('topic').openapi({ param: { name: 'topic', in: 'query' }, example: 'orders' }),
+    max: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_ORPHANS)
+      .default(DEFAULT_ORPHANS)
+      .openapi({ param: { name: 'max', in: 'query' } }),
+  })
+  .strict();
+
+export const OrphanedTransactionSchema = z
+  .object({
+    transactionId: z.string(),
+    messageId: z.string(),
+    topic: z.string(),
+    broker: z.string().openapi({ description: 'pass it back as "broker" when committing' }),
+    checkTimes: z
+      .number()
+      .int()
+      .openapi({
+        description: 'check-backs so far, this one included; past the limit the broker discards it',
+      }),
+    message: DeliveredMessageSchema,
+  })
+  .openapi('OrphanedTransaction');
+
+export const OrphansResponseSchema = z
+  .object({ transactions: z.array(OrphanedTransactionSchema) })
+  .openapi('OrphansResponse');
 
 export const ClusterResponseSchema = z
   .object({

@@ -41,7 +41,16 @@ function expectProblem(
 
 beforeAll(async () => {
   c = await startCluster({
-    brokers: [{ config: { autoCreateTopicEnable: false } }],
+    brokers: [
+      {
+        config: {
+          autoCreateTopicEnable: false,
+          // Undecided transactions come up for check-back quickly.
+          transactionTimeOut: 300,
+          transactionCheckInterval: 300,
+        },
+      },
+    ],
     gateway: {
       config: {
         maxMessageSize: MAX_MESSAGE,
@@ -385,21 +394,92 @@ describe('broker contract the receive path relies on', () => {
 });
 
 describe('transactions', () => {
-  it('ends a transaction through the broker, mapping its answer cleanly', async () => {
+  const receiveAll = async (t: string, group: string, waitSeconds: number) => {
+    const r = await a.post(`/v1/topics/${t}/groups/${group}/receive`, { max: 32, waitSeconds });
+    expect(r.status, r.text).toBe(200);
+    return r.json.messages as any[];
+  };
+
+  it('commit makes a half message receivable; a rolled-back one never arrives', async () => {
     const t = await topic('rest-tx');
-    const sent = await a.post(`/v1/topics/${t}/messages`, { body: 'half', transactional: true });
-    expect(sent.status, sent.text).toBe(200);
-    const r = sent.json.results[0];
-    const commit = await a.post(`/v1/transactions/${r.transactionId || 'none'}/commit`, {
+    const send = async (body: string) => {
+      const sent = await a.post(`/v1/topics/${t}/messages`, { body, transactional: true });
+      expect(sent.status, sent.text).toBe(200);
+      const r = sent.json.results[0];
+      expect(r.transactionId).toBeTruthy();
+      return r;
+    };
+    const kept = await send('kept');
+    const dropped = await send('dropped');
+    // Half messages are invisible until decided.
+    expect(await receiveAll(t, 'g', 0.3)).toEqual([]);
+
+    const commit = await a.post(`/v1/transactions/${kept.transactionId}/commit`, {
       topic: t,
-      messageId: r.messageId,
+      messageId: kept.messageId,
     });
-    // 200 once the broker implements EndTransaction; 501 (NOT_IMPLEMENTED) or a 4xx until then.
-    expect([200, 400, 404, 501]).toContain(commit.status);
-    if (commit.status !== 200)
-      expect(commit.headers.get('content-type')).toContain('application/problem+json');
+    expect(commit.status, commit.text).toBe(200);
+    expect(commit.json).toMatchObject({
+      code: 20000,
+      transactionId: kept.transactionId,
+      broker: 'broker-a',
+    });
+    const rollback = await a.post(`/v1/transactions/${dropped.transactionId}/rollback`, {
+      topic: t,
+      messageId: dropped.messageId,
+      broker: dropped.broker,
+    });
+    expect(rollback.status, rollback.text).toBe(200);
+
+    const got = await waitFor('committed message', async () => {
+      const m = await receiveAll(t, 'g', 1);
+      return m.length > 0 ? m : undefined;
+    });
+    expect(got.map((m) => m.body)).toEqual(['kept']);
+    // Let time pass: the rolled-back one must not turn up (nor be offered for check-back).
+    expect(await receiveAll(t, 'g', 1.5)).toEqual([]);
+    expect((await a.get(`/v1/transactions/orphans?topic=${t}`)).json.transactions).toEqual([]);
+    // A decision must name the message.
     const bad = await a.post('/v1/transactions/x/rollback', { topic: t });
     expectProblem(bad, 400, 40000);
+  });
+
+  it('check-back over REST: an undecided transaction is listed for its producer, who then commits it', async () => {
+    const t = await topic('rest-tx-check');
+    const other = await topic('rest-tx-other');
+    const sent = await a.post(`/v1/topics/${t}/messages`, {
+      body: 'undecided',
+      transactional: true,
+    });
+    const r = sent.json.results[0];
+    await a.post(`/v1/topics/${other}/messages`, { body: 'elsewhere', transactional: true });
+    const listed = await waitFor('orphan listed', async () => {
+      const x = await a.get(`/v1/transactions/orphans?topic=${t}&max=10`);
+      expect(x.status, x.text).toBe(200);
+      return x.json.transactions.length > 0 ? x.json.transactions : undefined;
+    });
+    expect(listed).toHaveLength(1);
+    expect(listed[0]).toMatchObject({
+      transactionId: r.transactionId,
+      messageId: r.messageId,
+      topic: t,
+      broker: 'broker-a',
+      message: { body: 'undecided', messageId: r.messageId },
+    });
+    expect(listed[0].checkTimes).toBeGreaterThanOrEqual(1);
+    const commit = await a.post(`/v1/transactions/${listed[0].transactionId}/commit`, {
+      topic: t,
+      messageId: listed[0].messageId,
+      broker: listed[0].broker,
+    });
+    expect(commit.status, commit.text).toBe(200);
+    const got = await waitFor('committed after check-back', async () => {
+      const m = await receiveAll(t, 'g', 1);
+      return m.length > 0 ? m : undefined;
+    });
+    expect(got.map((m) => m.body)).toEqual(['undecided']);
+    expectProblem(await a.get('/v1/transactions/orphans?topic=rest-nope'), 404, 40402);
+    expectProblem(await a.get('/v1/transactions/orphans'), 400, 40000);
   });
 });
 
@@ -467,6 +547,7 @@ describe('operations', () => {
       'GET /v1/topics/{topic}/groups/{group}/stream',
       'POST /v1/transactions/{transactionId}/commit',
       'POST /v1/transactions/{transactionId}/rollback',
+      'GET /v1/transactions/orphans',
       'GET /v1/cluster',
       'GET /v1/topics',
       'PUT /v1/topics/{topic}',
