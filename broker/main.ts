@@ -3,9 +3,11 @@
  * server and the name server registry, then prints RocketMQ's boot line.
  */
 import { join } from 'node:path';
-import { type ServerUnaryCall, type ServiceError, type sendUnaryData, status } from '@grpc/grpc-js';
+import type { ServerUnaryCall, ServiceError, sendUnaryData } from '@grpc/grpc-js';
 import type { ComponentSpec, Running } from '../common/cli.js';
 import { parseAddressList } from '../common/cli.js';
+import { errors } from '../common/errors.js';
+import { toGrpcError } from '../common/errors-grpc.js';
 import type { BrokerHandlers } from '../common/generated/sluice/v1/Broker.js';
 import { startGrpcServer } from '../common/grpc.js';
 import { JsonFileWriter, readJsonFile } from '../common/json-file.js';
@@ -69,6 +71,13 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
   const permPath = join(root, 'config', 'broker.json');
   const persisted = readJsonFile<{ perm?: number }>(permPath, {});
   let perm = persisted.perm ?? options.brokerPermission;
+  if (persisted.perm !== undefined && persisted.perm !== options.brokerPermission) {
+    // wipeWritePerm / addWritePerm outlive a restart; say so, or the file's value looks ignored.
+    logger.warn(
+      { perm: persisted.perm, brokerPermission: options.brokerPermission, file: permPath },
+      'the permission saved by wipeWritePerm/addWritePerm overrides brokerPermission from the config',
+    );
+  }
   const permWriter = new JsonFileWriter(permPath, () => ({ perm }));
 
   const topics = new TopicConfigManager(root, options);
@@ -118,7 +127,7 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
           | ((c: ServerUnaryCall<unknown, unknown>, cb: sendUnaryData<unknown>) => void)
           | undefined;
         if (h) h(call, callback);
-        else callback({ code: status.UNAVAILABLE, details: 'broker is starting' } as ServiceError);
+        else callback(toGrpcError(errors.unavailable('broker is starting')) as ServiceError);
       },
     ]),
   );

@@ -13,7 +13,7 @@
  *  type 1 PUT (entries handed out, or their invisible time / attempt changed):
  *    count uint32, then count ×
  *    | offset f64 | physicalOffset f64 | popTime f64 | invisibleMs uint32 |
- *    | attempt uint16 | flags uint8 (bit 0 = fifo) | groupLen uint16 | messageGroup UTF-8 |
+ *    | attempt uint16 | flags uint8 (bit 0 = fifo, bit 1 = committing) | groupLen uint16 | messageGroup UTF-8 |
  *  type 2 SETTLE (offsets settled: acked, revived, filtered, delivered …):
  *    count uint32, then count × | start f64 | end f64 |   (half-open [start, end))
  *  type 3 RESET (state (re)created at an offset; forgets earlier entries; base -1 = dropped):
@@ -32,6 +32,8 @@ export const HEADER_BYTES = 9;
 export const MAX_RECORD_BYTES = 64 * 1024 * 1024;
 const PUT_ENTRY_FIXED_BYTES = 8 + 8 + 8 + 4 + 2 + 1 + 2;
 const FLAG_FIFO = 0x1;
+/** Transactions: the commit of this half is journalled (see InflightEntry.committing). */
+const FLAG_COMMITTING = 0x2;
 
 export interface StateKeyFields {
   group: string;
@@ -90,7 +92,7 @@ export function encodeStateRecord(r: StateRecord): Buffer {
         buf.writeDoubleBE(e.popTime, off + 16);
         buf.writeUInt32BE(e.invisibleMs, off + 24);
         buf.writeUInt16BE(Math.min(e.attempt, 0xffff), off + 28);
-        buf.writeUInt8(e.fifo ? FLAG_FIFO : 0, off + 30);
+        buf.writeUInt8((e.fifo ? FLAG_FIFO : 0) | (e.committing ? FLAG_COMMITTING : 0), off + 30);
         const n = buf.write(e.messageGroup, off + 33, 'utf8');
         buf.writeUInt16BE(n, off + 31);
         off += PUT_ENTRY_FIXED_BYTES + n;
@@ -150,15 +152,17 @@ export function decodeStateRecord(buf: Buffer, off: number): { record: StateReco
       const entries: PutEntry[] = new Array(n);
       for (let i = 0; i < n; i++) {
         const ml = buf.readUInt16BE(p + 31);
+        const flags = buf.readUInt8(p + 30);
         entries[i] = {
           offset: buf.readDoubleBE(p),
           physicalOffset: buf.readDoubleBE(p + 8),
           popTime: buf.readDoubleBE(p + 16),
           invisibleMs: buf.readUInt32BE(p + 24),
           attempt: buf.readUInt16BE(p + 28),
-          fifo: (buf.readUInt8(p + 30) & FLAG_FIFO) !== 0,
+          fifo: (flags & FLAG_FIFO) !== 0,
           messageGroup: buf.toString('utf8', p + 33, p + 33 + ml),
         };
+        if ((flags & FLAG_COMMITTING) !== 0) entries[i]!.committing = true;
         p += PUT_ENTRY_FIXED_BYTES + ml;
       }
       return { record: { type, entries, ...key }, size };

@@ -62,7 +62,7 @@ interface SnapshotState {
   queueId: number;
   base: number;
   settled: Array<[number, number]>;
-  /** [offset, physicalOffset, popTime, invisibleMs, attempt, messageGroup, fifo 0|1] */
+  /** [offset, physicalOffset, popTime, invisibleMs, attempt, messageGroup, flags (bit 0 fifo, bit 1 committing)] */
   inflight: Array<[number, number, number, number, number, string, number]>;
 }
 
@@ -167,17 +167,19 @@ export class ConsumeStateStore {
       invisibleMs,
       attempt,
       messageGroup,
-      fifo,
+      flags,
     ] of s.inflight) {
-      st.inflight.set(offset, {
+      const e: InflightEntry = {
         offset,
         physicalOffset,
         popTime,
         invisibleMs,
         attempt,
         messageGroup,
-        fifo: fifo === 1,
-      });
+        fifo: (flags & 1) !== 0,
+      };
+      if ((flags & 2) !== 0) e.committing = true;
+      st.inflight.set(offset, e);
     }
   }
 
@@ -225,7 +227,7 @@ export class ConsumeStateStore {
 
   /** Records entries as handed out (or their new pop time / invisible time / attempt). */
   put(st: QueueState, entries: readonly InflightEntry[]): Promise<void> {
-    if (entries.length === 0) return Promise.resolve();
+    if (entries.length === 0 || st.dropped) return Promise.resolve();
     for (const e of entries) st.applyPut(e);
     return this.write({
       type: RecordType.PUT,
@@ -238,7 +240,7 @@ export class ConsumeStateStore {
 
   /** Settles offset runs [start, end). */
   settle(st: QueueState, runs: ReadonlyArray<readonly [number, number]>): Promise<void> {
-    if (runs.length === 0) return Promise.resolve();
+    if (runs.length === 0 || st.dropped) return Promise.resolve();
     for (const [a, b] of runs) st.applySettle(a, b);
     return this.write({
       type: RecordType.SETTLE,
@@ -256,6 +258,7 @@ export class ConsumeStateStore {
 
   /** Moves a state to `base`, forgetting what was in flight or settled. */
   reset(st: QueueState, base: number): Promise<void> {
+    if (st.dropped) return Promise.resolve();
     st.applyReset(base);
     return this.write({
       type: RecordType.RESET,
@@ -268,7 +271,10 @@ export class ConsumeStateStore {
 
   /** Forgets a state (its group or topic was deleted); journalled as a RESET to -1. */
   drop(st: QueueState): Promise<void> {
-    this.states.delete(st.key);
+    if (st.dropped) return Promise.resolve();
+    st.dropped = true;
+    st.epoch++;
+    if (this.states.get(st.key) === st) this.states.delete(st.key);
     return this.write({
       type: RecordType.RESET,
       group: st.group,
@@ -408,7 +414,7 @@ export class ConsumeStateStore {
           e.invisibleMs,
           e.attempt,
           e.messageGroup,
-          e.fifo ? 1 : 0,
+          (e.fifo ? 1 : 0) | (e.committing ? 2 : 0),
         ]),
       });
     }

@@ -15,7 +15,6 @@
  * journal); everything marked "memory only" below is rebuilt after a restart
  * by re-reading the queue from `base` and skipping settled/in-flight offsets.
  */
-import type { StoredRecord } from '../store/index.js';
 import { OffsetRuns } from './offset-runs.js';
 
 /** A message handed out and not yet settled. */
@@ -36,12 +35,41 @@ export interface InflightEntry {
   fifo: boolean;
   /** Memory only: the receipt handle issued for this delivery (an ack presenting it needs no HMAC check). */
   handle?: string;
+  /**
+   * Memory only: the revive pass is re-putting this delivery into %RETRY% /
+   * %DLQ%. It stays in flight (so a pop cannot hand the offset out again) but
+   * its handle is stale (an ack or change of invisible time is refused).
+   */
+  reviving?: boolean;
+  /**
+   * Transactions only (reader `#transaction`): the producer's commit was
+   * journalled and the committed message may be in its topic already; a
+   * restart finishes the commit instead of offering a check-back.
+   */
+  committing?: boolean;
 }
 
 /** A retry-topic record that belongs to another topic of the group (memory only). */
 export interface DeferredRetry {
   offset: number;
   physicalOffset: number;
+}
+
+/** Retry records waiting for their topic to be popped (memory only). */
+export interface DeferredList {
+  entries: DeferredRetry[];
+  /** Epoch ms the group last popped the topic, or when the list was started. */
+  touchedAt: number;
+}
+
+/**
+ * FIFO: a record read ahead whose message group was busy. Only where it is
+ * and its group are kept; the body is read again when it is delivered.
+ */
+export interface PendingFifo {
+  offset: number;
+  physicalOffset: number;
+  messageGroup: string;
 }
 
 export function visibleAtOf(e: InflightEntry): number {
@@ -55,10 +83,30 @@ export class QueueState {
 
   /** Memory only: next offset to read from the store (>= base). */
   readAhead: number;
-  /** Memory only: FIFO records read but not yet deliverable (their group is busy), offset order. */
-  pending: StoredRecord[] = [];
+  /**
+   * Memory only: bumped by every reset and by a drop. A read that started
+   * under an older epoch discards what it read (the queue moved meanwhile).
+   */
+  epoch = 0;
+  /** Memory only: the state was dropped (group or topic deleted); writes to it are ignored. */
+  dropped = false;
+  /**
+   * Memory only, FIFO: records read ahead whose message group was busy, offset
+   * order within each message group (bounded by the pop service).
+   */
+  pending: PendingFifo[] = [];
+  /** Memory only, FIFO: offsets held in `pending` (a rescan skips them). */
+  readonly pendingOffsets = new Set<number>();
+  /**
+   * Memory only, FIFO: message groups with a record that was read but not
+   * kept (pending was full). Their later records are not delivered until a
+   * rescan from `rescanFrom` finds the skipped one again.
+   */
+  readonly blockedGroups = new Set<string>();
+  /** Memory only, FIFO: lowest offset read but not kept, or undefined. */
+  rescanFrom: number | undefined;
   /** Memory only: retry records of other topics, by real topic. */
-  readonly deferred = new Map<string, DeferredRetry[]>();
+  readonly deferred = new Map<string, DeferredList>();
   /** Memory only: serialises pops of this queue (see withLock). */
   private lock: Promise<void> = Promise.resolve();
   /** Called when base moves forward. */
@@ -118,20 +166,40 @@ export class QueueState {
 
   /** Moves base to `base` (forward or back) and forgets everything recorded. */
   applyReset(base: number): void {
+    this.epoch++;
     this.inflight.clear();
     this.settled.clear();
-    this.pending = [];
+    this.clearReadAhead();
     this.deferred.clear();
     this.base = base;
     this.readAhead = base;
     this.onAdvance?.(this);
   }
 
+  /** Forgets the FIFO read-ahead (memory only). */
+  clearReadAhead(): void {
+    this.pending = [];
+    this.pendingOffsets.clear();
+    this.blockedGroups.clear();
+    this.rescanFrom = undefined;
+  }
+
+  /** Keeps only the pending FIFO records `keep` answers true for. */
+  filterPending(keep: (p: PendingFifo) => boolean): void {
+    const next: PendingFifo[] = [];
+    for (const p of this.pending) {
+      if (keep(p)) next.push(p);
+      else this.pendingOffsets.delete(p.offset);
+    }
+    this.pending = next;
+  }
+
   private advance(to: number): void {
     this.base = to;
     if (this.readAhead < to) this.readAhead = to;
-    if (this.pending.length > 0 && this.pending[0]!.queueOffset < to) {
-      this.pending = this.pending.filter((r) => r.queueOffset >= to);
+    if (this.rescanFrom !== undefined && this.rescanFrom < to) this.rescanFrom = to;
+    if (this.pending.length > 0 && this.pending.some((p) => p.offset < to)) {
+      this.filterPending((p) => p.offset >= to);
     }
     this.onAdvance?.(this);
   }

@@ -58,9 +58,16 @@ import {
   encodeReceiptHandle,
   type ReceiptHandle,
 } from '../../common/receipt-handle.js';
+import { BROKER_SCHEMA } from '../options.js';
 import type { StoredRecord, TagFilter } from '../store/index.js';
 import type { BrokerContext } from './broker-context.js';
-import { type InflightEntry, type QueueState, visibleAtOf } from './consume-state.js';
+import {
+  type DeferredList,
+  type InflightEntry,
+  type PendingFifo,
+  type QueueState,
+  visibleAtOf,
+} from './consume-state.js';
 import type { ConsumeStateStore } from './consume-state-store.js';
 import { InvisibleIndex } from './invisible-index.js';
 import { toStoredMessage } from './message-codec.js';
@@ -73,10 +80,35 @@ export const MIN_INVISIBLE_MS = 1_000;
 export const MAX_INVISIBLE_MS = 12 * 3600 * 1000;
 export const MAX_POP_BATCH = 1024;
 export const MAX_POLL_WAIT_MS = 60_000;
-/** FIFO: records read ahead of the deliverable ones, per queue. */
+/**
+ * FIFO: records of busy message groups remembered (offset, position, group —
+ * no body) per queue, at most. Past it, a busy group's records are skipped and
+ * found again by a rescan, so other groups keep flowing.
+ */
 export const DEFAULT_FIFO_READ_AHEAD_RECORDS = 2048;
+/** FIFO: message groups skipped past the read-ahead limit, per queue, at most (then reading pauses). */
+export const MAX_FIFO_BLOCKED_GROUPS = 4096;
+/** FIFO: records read per store call. */
+const FIFO_READ_CHUNK = 256;
 /** Store reads per queue and pop at most (bounds work when filters skip a lot). */
 const MAX_READS_PER_QUEUE = 4;
+/**
+ * Retry records of a topic the group has not popped for this long are
+ * dead-lettered (the group no longer consumes it; keeping them would pin the
+ * retry queue and memory forever).
+ */
+export const DEFAULT_DEFERRED_RETRY_TTL_MS = 5 * 60_000;
+/**
+ * Retry records of other topics held per group, at most. Past it the retry
+ * queue is not read further until they are taken or expire.
+ */
+export const DEFAULT_MAX_DEFERRED_RETRIES = 16_384;
+
+/** Tunables of the pop service (tests shorten them). */
+export interface PopLimits {
+  deferredRetryTtlMs: number;
+  maxDeferredRetries: number;
+}
 
 export interface PopRequest {
   group: string;
@@ -106,9 +138,18 @@ interface Target {
 interface Taken {
   messages: StoredMessage[];
   durable: Promise<unknown>[];
+  /** The turn stopped at its read budget with more to read: go again before waiting. */
+  more?: boolean;
+}
+
+/** Output of one round over a pop's queues. */
+interface Round {
+  messages: StoredMessage[];
+  more: boolean;
 }
 
 const OK: SettleResult = { code: Code.OK, message: 'OK', reason: '' };
+const NOTHING: Taken = { messages: [], durable: [] };
 
 export class PopService {
   private readonly rr = new Map<string, number>();
@@ -117,16 +158,36 @@ export class PopService {
   /** Called when an entry was made visible early (change-invisible to 0): revive now. */
   onVisibleNow: (() => void) | undefined;
   deadLettered = 0;
+  private readonly limits: PopLimits;
 
   constructor(
     private readonly ctx: BrokerContext,
     readonly states: ConsumeStateStore,
+    limits: Partial<PopLimits> = {},
   ) {
+    this.limits = {
+      deferredRetryTtlMs: limits.deferredRetryTtlMs ?? DEFAULT_DEFERRED_RETRY_TTL_MS,
+      maxDeferredRetries: limits.maxDeferredRetries ?? DEFAULT_MAX_DEFERRED_RETRIES,
+    };
     // In-flight concurrent entries recovered from the journal wait for the revive pass.
     for (const st of states.all()) {
       if (isInternalReader(st.group)) continue;
       for (const e of st.inflight.values()) if (!e.fifo) this.invisible.add(st, e);
     }
+    if (ctx.options.receiptHandleSecret === BROKER_SCHEMA.receiptHandleSecret.default) {
+      ctx.logger.warn(
+        'receiptHandleSecret is the built-in default: anyone can forge receipt handles; set the same secret on every broker and gateway',
+      );
+    }
+  }
+
+  /** True while `e` is the live delivery of its offset in a state that was not dropped. */
+  isLive(st: QueueState, e: InflightEntry): boolean {
+    return (
+      !st.dropped &&
+      this.states.get(st.group, st.topic, st.queueId) === st &&
+      st.inflight.get(e.offset) === e
+    );
   }
 
   private state(group: string, topic: string, queueId: number): QueueState {
@@ -142,8 +203,12 @@ export class PopService {
   async resetOffset(group: string, topic: string, queueId: number, offset: number): Promise<void> {
     const st = this.states.get(group, topic, queueId);
     if (!st) return;
-    for (const e of st.inflight.values()) this.invisible.remove(e);
-    await this.states.reset(st, offset);
+    // Under the queue's lock: a pop reading this queue finishes first, so its
+    // read cannot move the position past the reset point afterwards.
+    await st.withLock(async () => {
+      for (const e of st.inflight.values()) this.invisible.remove(e);
+      await this.states.reset(st, offset);
+    });
   }
 
   /** Forgets every state of a group (deleted), or of a topic when `topic` is given. */
@@ -153,8 +218,12 @@ export class PopService {
       if (isInternalReader(st.group)) continue;
       if (group !== undefined && st.group !== group) continue;
       if (topic !== undefined && st.topic !== topic) continue;
-      for (const e of st.inflight.values()) this.invisible.remove(e);
-      drops.push(this.states.drop(st));
+      drops.push(
+        st.withLock(() => {
+          for (const e of st.inflight.values()) this.invisible.remove(e);
+          return this.states.drop(st);
+        }),
+      );
     }
     await Promise.all(drops);
   }
@@ -219,13 +288,20 @@ export class PopService {
         ? [req.queueId]
         : Array.from({ length: config.read_queue_nums }, (_, i) => i);
     const retryTopic = retryTopicOf(group);
+    const waitTopics = fifo ? [topic] : [topic, retryTopic];
     const deadline = this.ctx.clock() + Math.min(Math.max(0, req.waitMs), MAX_POLL_WAIT_MS);
     for (;;) {
-      const out = fifo
+      // Taken before reading: an arrival (or a freed FIFO group) during the read
+      // makes the wait below return at once instead of sleeping to the deadline.
+      const mark = this.ctx.notifier.mark(waitTopics);
+      const round = fifo
         ? await this.popFifo(group, topic, queueIds, max, filter, req.invisibleMs)
         : await this.popConcurrently(group, topic, queueIds, max, filter, req.invisibleMs);
+      const out = round.messages;
       const now = this.ctx.clock();
       if (out.length > 0 || now >= deadline || req.signal?.aborted) return out;
+      // Filters or busy FIFO groups used up the read budget: read on, don't sleep.
+      if (round.more) continue;
       // Sleep until a message arrives (or, FIFO, an ack frees a message group or a
       // message becomes visible again), or the deadline.
       let until = deadline;
@@ -240,7 +316,7 @@ export class PopService {
         const next = InvisibleIndex.earliest(states, true);
         if (next !== undefined) until = Math.min(until, Math.max(next, now + 1));
       }
-      await this.ctx.notifier.wait(fifo ? [topic] : [topic, retryTopic], until - now, req.signal);
+      await this.ctx.notifier.wait(waitTopics, until - now, req.signal, mark);
     }
   }
 
@@ -258,7 +334,7 @@ export class PopService {
     max: number,
     filter: TagFilter | null,
     invisibleMs: number,
-  ): Promise<StoredMessage[]> {
+  ): Promise<Round> {
     const round = this.nextRound(group, topic);
     const targets: Target[] = [];
     for (let i = 0; i < queueIds.length; i++) {
@@ -272,6 +348,7 @@ export class PopService {
 
     const out: StoredMessage[] = [];
     const durable: Promise<unknown>[] = [];
+    let more = false;
     for (const t of targets) {
       if (out.length >= max) break;
       if (this.onSlave && t.st.inflight.size > 0) {
@@ -290,11 +367,12 @@ export class PopService {
       );
       out.push(...taken.messages);
       durable.push(...taken.durable);
+      more ||= taken.more === true;
     }
     // Answer only once the deliveries are journalled: a crash after this point
     // brings them back when their invisible time runs out, not before.
     await Promise.all(durable);
-    return out;
+    return { messages: out, more };
   }
 
   /**
@@ -320,9 +398,11 @@ export class PopService {
     const due = [...st.inflight.values()]
       .filter((e) => !e.fifo && e.attempt < maxDeliveries && visibleAtOf(e) <= now)
       .sort((a, b) => visibleAtOf(a) - visibleAtOf(b));
+    const epoch = st.epoch;
     for (const e of due) {
       if (messages.length >= max) break;
       const r = await this.ctx.store.readAt(e.physicalOffset);
+      if (st.epoch !== epoch) return { messages: [], durable };
       if (st.inflight.get(e.offset) !== e) continue; // acked or changed meanwhile
       if (r && retry && realTopicOf(r) !== topic) continue;
       if (!r || !matchesTag(filter, r.tag)) {
@@ -347,9 +427,15 @@ export class PopService {
     return { messages, durable };
   }
 
-  /** Cheap check (no I/O) whether a queue may have something to hand out. */
+  /** Cheap check (no I/O) whether a queue may have something to hand out (or expire). */
   private hasWork(t: Target, topic: string): boolean {
-    if (t.retry && (t.st.deferred.get(topic)?.length ?? 0) > 0) return true;
+    if (t.retry) {
+      if ((t.st.deferred.get(topic)?.entries.length ?? 0) > 0) return true;
+      const now = this.ctx.clock();
+      for (const [other, list] of t.st.deferred) {
+        if (other !== topic && now - list.touchedAt >= this.limits.deferredRetryTtlMs) return true;
+      }
+    }
     return t.st.readAhead < this.ctx.store.maxOffset(t.st.topic, t.st.queueId);
   }
 
@@ -434,7 +520,9 @@ export class PopService {
     const messages: StoredMessage[] = [];
     const entries: InflightEntry[] = [];
     const skipped: Array<[number, number]> = [];
-    for (let reads = 0; reads < MAX_READS_PER_QUEUE && messages.length < max; reads++) {
+    const epoch = st.epoch;
+    let reads = 0;
+    for (; reads < MAX_READS_PER_QUEUE && messages.length < max; reads++) {
       const from = st.readAhead;
       if (from >= this.ctx.store.maxOffset(st.topic, st.queueId)) break;
       const read = await this.ctx.store.read(
@@ -444,6 +532,8 @@ export class PopService {
         max - messages.length,
         filter,
       );
+      // Reset (or dropped) while we read: what we read belongs to the old position.
+      if (st.epoch !== epoch) return NOTHING;
       const popTime = this.ctx.clock();
       for (const r of read.records) {
         if (!st.isOpen(r.queueOffset)) continue; // settled or in flight (re-read after a restart)
@@ -461,13 +551,17 @@ export class PopService {
       for (const e of entries) this.invisible.add(st, e);
     }
     if (skipped.length > 0) durable.push(this.states.settle(st, skipped));
-    return { messages, durable };
+    const more =
+      reads >= MAX_READS_PER_QUEUE && st.readAhead < this.ctx.store.maxOffset(st.topic, st.queueId);
+    return { messages, durable, more };
   }
 
   /**
    * Retry records for `topic` from the group's retry queue (caller holds its
-   * lock). Records of the group's other topics are kept aside for them; the
-   * group's filter applies to retries as to new messages.
+   * lock). Records of the group's other topics are kept aside for them (their
+   * position only, at most maxDeferredRetries); those of a topic the group has
+   * not popped for deferredRetryTtlMs are dead-lettered. The group's filter
+   * applies to retries as to new messages.
    */
   private async takeRetries(
     st: QueueState,
@@ -479,6 +573,8 @@ export class PopService {
     const messages: StoredMessage[] = [];
     const entries: InflightEntry[] = [];
     const settled: number[] = [];
+    const durable: Promise<unknown>[] = [];
+    const epoch = st.epoch;
     const deliver = (r: StoredRecord, popTime: number) => {
       if (!matchesTag(filter, r.tag)) {
         settled.push(r.queueOffset);
@@ -489,10 +585,12 @@ export class PopService {
       messages.push(this.message(st, r, e));
     };
     const waiting = st.deferred.get(topic);
-    if (waiting && waiting.length > 0) {
-      const take = waiting.splice(0, max);
-      if (waiting.length === 0) st.deferred.delete(topic);
+    if (waiting) waiting.touchedAt = this.ctx.clock();
+    if (waiting && waiting.entries.length > 0) {
+      const take = waiting.entries.splice(0, max);
+      if (waiting.entries.length === 0) st.deferred.delete(topic);
       const records = await Promise.all(take.map((d) => this.ctx.store.readAt(d.physicalOffset)));
+      if (st.epoch !== epoch) return NOTHING;
       const popTime = this.ctx.clock();
       records.forEach((r, i) => {
         const offset = take[i]!.offset;
@@ -501,37 +599,94 @@ export class PopService {
         else deliver(r, popTime);
       });
     }
+    let held = 0;
+    for (const list of st.deferred.values()) held += list.entries.length;
     for (let reads = 0; reads < MAX_READS_PER_QUEUE && messages.length < max; reads++) {
+      if (held >= this.limits.maxDeferredRetries) break; // back-pressure: wait for them to go
       const from = st.readAhead;
       if (from >= this.ctx.store.maxOffset(st.topic, st.queueId)) break;
       const read = await this.ctx.store.read(st.topic, st.queueId, from, max - messages.length);
+      if (st.epoch !== epoch) return NOTHING;
       const popTime = this.ctx.clock();
+      let end = read.nextOffset;
       for (const r of read.records) {
         if (!st.isOpen(r.queueOffset)) continue;
         const real = realTopicOf(r);
         if (real !== topic) {
+          if (held >= this.limits.maxDeferredRetries) {
+            end = r.queueOffset; // read on from here once some are taken or expired
+            break;
+          }
           let list = st.deferred.get(real);
           if (!list) {
-            list = [];
+            list = { entries: [], touchedAt: popTime };
             st.deferred.set(real, list);
           }
-          list.push({ offset: r.queueOffset, physicalOffset: r.physicalOffset });
+          list.entries.push({ offset: r.queueOffset, physicalOffset: r.physicalOffset });
+          held++;
           continue;
         }
         deliver(r, popTime);
       }
-      const runs = this.skippedRuns(st, from, read.nextOffset, read.records);
+      const returned =
+        end < read.nextOffset ? read.records.filter((r) => r.queueOffset < end) : read.records;
+      const runs = this.skippedRuns(st, from, end, returned);
       for (const [a, b] of runs) for (let o = a; o < b; o++) settled.push(o);
-      st.readAhead = Math.max(st.readAhead, read.nextOffset);
-      if (read.nextOffset <= from) break;
+      st.readAhead = Math.max(st.readAhead, end);
+      if (end <= from) break;
     }
-    const durable: Promise<unknown>[] = [];
     if (entries.length > 0) {
       durable.push(this.states.put(st, entries));
       for (const e of entries) this.invisible.add(st, e);
     }
     if (settled.length > 0) durable.push(this.states.settleOffsets(st, settled));
+    durable.push(...(await this.expireDeferred(st, topic)));
     return { messages, durable };
+  }
+
+  /**
+   * Dead-letters the retry records kept aside for topics the group has not
+   * popped for deferredRetryTtlMs (caller holds the retry queue's lock). On a
+   * slave (no writes) they are only forgotten here: the master has them too.
+   */
+  private async expireDeferred(st: QueueState, current: string): Promise<Promise<unknown>[]> {
+    const now = this.ctx.clock();
+    const expired: Array<[string, DeferredList]> = [];
+    for (const [topic, list] of st.deferred) {
+      if (topic !== current && now - list.touchedAt >= this.limits.deferredRetryTtlMs) {
+        expired.push([topic, list]);
+      }
+    }
+    if (expired.length === 0) return [];
+    for (const [topic] of expired) st.deferred.delete(topic);
+    if (this.onSlave) return [];
+    const take = expired.flatMap(([, list]) => list.entries);
+    const epoch = st.epoch;
+    const records = await Promise.all(take.map((d) => this.ctx.store.readAt(d.physicalOffset)));
+    if (st.epoch !== epoch) return [];
+    const dead: Array<[StoredRecord, number]> = [];
+    const offsets: number[] = [];
+    records.forEach((r, i) => {
+      const offset = take[i]!.offset;
+      if (!st.isOpen(offset)) return;
+      offsets.push(offset);
+      if (r) dead.push([r, r.reconsumeTimes]);
+    });
+    for (const [topic, list] of expired) {
+      this.ctx.logger.warn(
+        { group: st.group, topic, retries: list.entries.length, idleMs: now - list.touchedAt },
+        'retries of a topic the group no longer pops: moved to the dead-letter queue',
+      );
+    }
+    try {
+      await this.toDeadLetter(st.group, dead);
+    } catch (err) {
+      // Not moved: read them again (from the retry queue's base) on a later pop.
+      this.ctx.logger.error({ err, group: st.group }, 'dead-lettering expired retries failed');
+      st.readAhead = st.base;
+      return [];
+    }
+    return [this.states.settleOffsets(st, offsets)];
   }
 
   // ---------------------------------------------------------------- FIFO
@@ -543,10 +698,11 @@ export class PopService {
     max: number,
     filter: TagFilter | null,
     invisibleMs: number,
-  ): Promise<StoredMessage[]> {
+  ): Promise<Round> {
     const round = this.nextRound(group, topic);
     const out: StoredMessage[] = [];
     const durable: Promise<unknown>[] = [];
+    let more = false;
     for (let i = 0; i < queueIds.length && out.length < max; i++) {
       const st = this.state(group, topic, queueIds[(round + i) % queueIds.length]!);
       const taken = await st.withLock(() =>
@@ -554,12 +710,23 @@ export class PopService {
       );
       out.push(...taken.messages);
       durable.push(...taken.durable);
+      more ||= taken.more === true;
     }
     await Promise.all(durable);
-    return out;
+    return { messages: out, more };
   }
 
-  /** One FIFO queue's turn (caller holds its lock). */
+  /**
+   * One FIFO queue's turn (caller holds its lock).
+   *
+   * A message group is busy while it has a message in flight, or an earlier
+   * record not yet handed out. Records of busy groups read ahead are kept as
+   * PendingFifo (no body) up to DEFAULT_FIFO_READ_AHEAD_RECORDS; past that a
+   * busy group's record is skipped, the group is "blocked" (none of its later
+   * records go out) and `rescanFrom` remembers where to read again once the
+   * pending records have drained. So the records of busy groups never stop
+   * the queue: other groups keep flowing, and memory stays bounded.
+   */
   private async takeFifo(
     st: QueueState,
     max: number,
@@ -569,10 +736,12 @@ export class PopService {
     const messages: StoredMessage[] = [];
     const entries: InflightEntry[] = [];
     const settled: number[] = [];
+    const skipped: Array<[number, number]> = [];
     const durable: Promise<unknown>[] = [];
     const busy = new Set<string>();
     const now = this.ctx.clock();
     const maxDeliveries = maxDeliveriesOf(this.ctx, st.group);
+    const epoch = st.epoch;
 
     // 1. In flight: each blocks its message group; those whose time ran out go again.
     const due: InflightEntry[] = [];
@@ -585,6 +754,7 @@ export class PopService {
     for (const e of due) {
       if (messages.length >= max) break;
       const r = await this.ctx.store.readAt(e.physicalOffset);
+      if (st.epoch !== epoch) return { messages: [], durable };
       if (st.inflight.get(e.offset) !== e) continue; // acked late, while we read it
       if (!r) {
         settled.push(e.offset);
@@ -613,48 +783,94 @@ export class PopService {
     if (dead.length > 0) {
       // Dead-letter first: the group's next message may go out only after this is durable.
       await this.toDeadLetter(st.group, dead);
+      if (st.epoch !== epoch) return { messages: [], durable };
       durable.push(this.states.settleOffsets(st, settled.splice(0)));
     }
 
-    // 2. Read-ahead records: the first one of each free message group goes out.
-    for (let reads = 0; reads <= MAX_READS_PER_QUEUE && messages.length < max; reads++) {
+    // 2. Pending records: the first one of each free message group goes out.
+    const send: PendingFifo[] = [];
+    st.filterPending((p) => {
+      if (!st.isOpen(p.offset)) return false; // settled meanwhile
+      const free = !busy.has(p.messageGroup) && messages.length + send.length < max;
+      busy.add(p.messageGroup);
+      if (free) send.push(p);
+      return !free;
+    });
+    if (send.length > 0) {
+      const records = await Promise.all(send.map((p) => this.ctx.store.readAt(p.physicalOffset)));
+      if (st.epoch !== epoch) return { messages: [], durable };
       const popTime = this.ctx.clock();
-      const keep: StoredRecord[] = [];
-      for (const r of st.pending) {
-        if (!st.isOpen(r.queueOffset)) continue; // settled meanwhile (offset reset)
-        const g = r.properties[SystemProperty.MESSAGE_GROUP] ?? '';
-        if (messages.length >= max || busy.has(g)) {
-          keep.push(r);
-          busy.add(g);
-          continue;
+      records.forEach((r, i) => {
+        if (!r) {
+          settled.push(send[i]!.offset); // removed by retention
+          return;
         }
-        busy.add(g);
         const e = this.entryFor(r, popTime, invisibleMs, true);
         entries.push(e);
         messages.push(this.message(st, r, e));
-      }
-      st.pending = keep;
-      if (entries.length > 0) durable.push(this.states.put(st, entries.splice(0)));
-      if (messages.length >= max || reads === MAX_READS_PER_QUEUE) break;
-      if (st.pending.length >= DEFAULT_FIFO_READ_AHEAD_RECORDS) break;
+      });
+    }
+
+    // 3. Read on: a free group's record goes out now, a busy group's is remembered.
+    // `busy` now holds every group in flight or pending. A blocked group outside
+    // it is free again: read its skipped records once more (this happens once
+    // per freed group, not on every pop).
+    if (st.rescanFrom !== undefined && [...st.blockedGroups].some((g) => !busy.has(g))) {
+      st.readAhead = Math.max(st.base, st.rescanFrom);
+      st.rescanFrom = undefined;
+      st.blockedGroups.clear();
+    }
+    let reads = 0;
+    let paused = false;
+    for (; reads < MAX_READS_PER_QUEUE && messages.length < max; reads++) {
       const from = st.readAhead;
       if (from >= this.ctx.store.maxOffset(st.topic, st.queueId)) break;
-      const read = await this.ctx.store.read(
-        st.topic,
-        st.queueId,
-        from,
-        DEFAULT_FIFO_READ_AHEAD_RECORDS - st.pending.length,
-        filter,
-      );
-      for (const r of read.records) if (st.isOpen(r.queueOffset)) st.pending.push(r);
-      const runs = this.skippedRuns(st, from, read.nextOffset, read.records);
-      if (runs.length > 0) durable.push(this.states.settle(st, runs));
-      st.readAhead = Math.max(st.readAhead, read.nextOffset);
-      if (read.nextOffset <= from) break;
+      const read = await this.ctx.store.read(st.topic, st.queueId, from, FIFO_READ_CHUNK, filter);
+      if (st.epoch !== epoch) return { messages: [], durable };
+      const popTime = this.ctx.clock();
+      let end = read.nextOffset;
+      for (const r of read.records) {
+        const offset = r.queueOffset;
+        if (!st.isOpen(offset) || st.pendingOffsets.has(offset)) continue;
+        const g = r.properties[SystemProperty.MESSAGE_GROUP] ?? '';
+        const free = !busy.has(g) && !st.blockedGroups.has(g);
+        if (free && messages.length >= max) {
+          end = offset; // full: read on from here next time
+          break;
+        }
+        if (free) {
+          busy.add(g);
+          const e = this.entryFor(r, popTime, invisibleMs, true);
+          entries.push(e);
+          messages.push(this.message(st, r, e));
+          continue;
+        }
+        if (!st.blockedGroups.has(g) && st.pending.length < DEFAULT_FIFO_READ_AHEAD_RECORDS) {
+          st.pending.push({ offset, physicalOffset: r.physicalOffset, messageGroup: g });
+          st.pendingOffsets.add(offset);
+        } else if (st.blockedGroups.has(g) || st.blockedGroups.size < MAX_FIFO_BLOCKED_GROUPS) {
+          st.blockedGroups.add(g);
+          if (st.rescanFrom === undefined || offset < st.rescanFrom) st.rescanFrom = offset;
+        } else {
+          end = offset; // too many blocked groups to remember: pause reading here
+          paused = true;
+          break;
+        }
+      }
+      const returned =
+        end < read.nextOffset ? read.records.filter((r) => r.queueOffset < end) : read.records;
+      skipped.push(...this.skippedRuns(st, from, end, returned));
+      st.readAhead = Math.max(st.readAhead, end);
+      if (end <= from || paused) break;
     }
     if (entries.length > 0) durable.push(this.states.put(st, entries));
     if (settled.length > 0) durable.push(this.states.settleOffsets(st, settled));
-    return { messages, durable };
+    if (skipped.length > 0) durable.push(this.states.settle(st, skipped));
+    const more =
+      !paused &&
+      reads >= MAX_READS_PER_QUEUE &&
+      st.readAhead < this.ctx.store.maxOffset(st.topic, st.queueId);
+    return { messages, durable, more };
   }
 
   // ---------------------------------------------------------------- settle
@@ -684,7 +900,8 @@ export class PopService {
     }
     const st = this.states.get(group, h.topic, h.queueId);
     const e = st?.inflight.get(h.offset);
-    if (!st || !e || e.popTime !== h.popTime) throw errors.receiptHandleExpired();
+    // A delivery being revived is over: its retry is being written.
+    if (!st || !e || e.popTime !== h.popTime || e.reviving) throw errors.receiptHandleExpired();
     return { st, e, h };
   }
 

@@ -73,6 +73,8 @@ export class PullService {
     if (offset < 0) throw errors.illegalOffset(`offset ${offset} is negative`);
     const deadline = this.ctx.clock() + Math.min(Math.max(0, req.max_wait_ms), MAX_POLL_WAIT_MS);
     for (;;) {
+      // Taken before the read: an arrival during the read wakes the wait below at once.
+      const mark = this.ctx.notifier.mark([topic]);
       const read = await this.ctx.store.read(topic, q, offset, max, filter);
       const now = this.ctx.clock();
       const found = read.records.length > 0;
@@ -96,7 +98,7 @@ export class PullService {
       }
       // Filtered-out entries were skipped: continue after them next time round.
       offset = Math.max(offset, read.nextOffset);
-      await this.ctx.notifier.wait([topic], deadline - now, signal);
+      await this.ctx.notifier.wait([topic], deadline - now, signal, mark);
     }
   }
 }

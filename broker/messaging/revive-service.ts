@@ -5,11 +5,15 @@
  * + 1), or into `%DLQ%{group}` once the group's delivery limit is reached; then
  * the original offsets are settled.
  *
- * Order of effects, for crash safety: (1) the entries leave the in-flight
- * table in memory, so a late ack is refused as stale rather than racing the
- * retry; (2) the retry/DLQ records are appended (durable per flushDiskType);
- * (3) the settlement is journalled. A crash between (2) and (3) delivers the
- * message once more (at least once); nothing is lost.
+ * Order of effects, for crash safety: (1) the entries are marked `reviving`
+ * but stay in the in-flight table, so a pop cannot hand the offset out again
+ * (after a restart a pop re-reads the queue from its base and skips what is
+ * in flight) and a late ack is refused as stale rather than racing the retry;
+ * (2) the retry/DLQ records are appended (durable per flushDiskType); (3) the
+ * settlement is journalled, for the entries that are still the live delivery
+ * of their offset (an offset reset or a dropped group replaces or forgets
+ * them meanwhile). A crash between (2) and (3) delivers the message once more
+ * (at least once); nothing is lost.
  */
 import type { MessageInput, StoredRecord } from '../store/index.js';
 import type { BrokerContext } from './broker-context.js';
@@ -77,9 +81,12 @@ export class ReviveService {
 
   /** One batch of due entries; answers how many it took. */
   async pass(): Promise<number> {
-    const due = this.pop.invisible.takeDue(this.ctx.clock(), MAX_REVIVE_BATCH);
-    if (due.length === 0) return 0;
-    for (const [st, e] of due) st.inflight.delete(e.offset);
+    const taken = this.pop.invisible.takeDue(this.ctx.clock(), MAX_REVIVE_BATCH);
+    if (taken.length === 0) return 0;
+    // An index entry whose delivery was settled or replaced meanwhile is stale: skip it.
+    const due = taken.filter(([st, e]) => this.pop.isLive(st, e) && !e.reviving);
+    for (const [, e] of due) e.reviving = true;
+    if (due.length === 0) return taken.length;
     let records: Array<StoredRecord | undefined>;
     try {
       records = await Promise.all(due.map(([, e]) => this.ctx.store.readAt(e.physicalOffset)));
@@ -92,6 +99,7 @@ export class ReviveService {
     const settle = new Map<QueueState, number[]>();
     due.forEach(([st, e], i) => {
       const r = records[i];
+      if (!this.pop.isLive(st, e)) return; // reset or dropped while we read it
       let list = settle.get(st);
       if (!list) {
         list = [];
@@ -123,10 +131,15 @@ export class ReviveService {
         'message moved to dead-letter queue after its last delivery attempt',
       );
     }
-    await Promise.all(
-      [...settle].map(([st, offsets]) => this.pop.states.settleOffsets(st, offsets)),
-    );
-    return due.length;
+    // Settle only the deliveries that are still live (a reset during the append
+    // replaced them; the record written for them is then an extra delivery).
+    const writes: Promise<void>[] = [];
+    for (const [st, offsets] of settle) {
+      const live = offsets.filter((o) => st.inflight.get(o)?.reviving === true);
+      writes.push(this.pop.states.settleOffsets(st, live));
+    }
+    await Promise.all(writes);
+    return taken.length;
   }
 
   /** Puts entries back in flight for a later try (memory only; the journal still has them). */
@@ -134,8 +147,8 @@ export class ReviveService {
     this.ctx.logger.error({ err, entries: due.length }, 'revive failed; will try again');
     const retryAt = this.ctx.clock() + REVIVE_RETRY_DELAY_MS;
     for (const [st, e] of due) {
-      if (st.isSettled(e.offset) || st.inflight.has(e.offset)) continue;
-      const again: InflightEntry = { ...e, popTime: retryAt - e.invisibleMs };
+      if (!this.pop.isLive(st, e)) continue;
+      const again: InflightEntry = { ...e, popTime: retryAt - e.invisibleMs, reviving: false };
       st.inflight.set(e.offset, again);
       this.pop.invisible.add(st, again);
     }

@@ -61,6 +61,8 @@ describe('FIFO', () => {
           inFlightGroups.add(g);
           next[g] = seq + 1;
         }
+        // "Processing": the groups stay busy while the other consumers pop.
+        if (got.length > 0) await new Promise((r) => setTimeout(r, 2 + Math.random() * 4));
         // Release the groups before the ack is sent: the broker may hand out the next
         // message of a group as soon as the ack is in, even to another consumer.
         for (const m of got) inFlightGroups.delete(Number(body(m).split(':')[0]));
@@ -79,6 +81,43 @@ describe('FIFO', () => {
     expect(violations.slice(0, 5)).toEqual([]);
     expect(received).toBe(TOTAL);
     expect(next.every((n) => n === TOTAL / GROUPS)).toBe(true);
+  });
+
+  it('a group with more waiting records than the read-ahead holds does not block the others', async () => {
+    const topic = 'fifo4';
+    await api.updateTopic({ topic_name: topic, read_queue_nums: 1, write_queue_nums: 1, perm: 6 });
+    await orderly('fw');
+    // 2100 records of busy group A (more than the 2048 read ahead), then B and C.
+    const A = 2100;
+    for (let i = 0; i < A; i += 700) {
+      await api.sendOk(
+        topic,
+        Array.from({ length: 700 }, (_, k) => ({
+          body: Buffer.from(`a${i + k}`),
+          message_group: 'A',
+        })),
+      );
+    }
+    await api.sendOk(topic, [
+      { body: Buffer.from('b0'), message_group: 'B' },
+      { body: Buffer.from('c0'), message_group: 'C' },
+    ]);
+    const first = await api.pop('fw', topic, { max: 1, waitMs: 1_000 });
+    expect(first.map(body)).toEqual(['a0']);
+    // A is busy: B and C come next, though 2099 records of A lie before them.
+    const others = await api.pop('fw', topic, { max: 10, waitMs: 1_000 });
+    expect(others.map(body)).toEqual(['b0', 'c0']);
+    expect(await api.pop('fw', topic, { max: 10, waitMs: 200 })).toEqual([]);
+    // A goes on in order, one at a time, past the records that did not fit.
+    let handle = first[0]!.receipt_handle;
+    for (let i = 1; i < A; i++) {
+      await api.ack('fw', topic, [handle]);
+      const got = await api.pop('fw', topic, { max: 10, waitMs: 1_000 });
+      if (got.length !== 1 || body(got[0]!) !== `a${i}`) {
+        expect(got.map(body)).toEqual([`a${i}`]);
+      }
+      handle = got[0]!.receipt_handle;
+    }
   });
 
   it("holds a group's next message until the previous is acked; other groups flow", async () => {

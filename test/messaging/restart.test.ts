@@ -145,6 +145,124 @@ describe('SIGKILL and restart', () => {
     );
   });
 
+  it('after a downtime longer than the invisible time: each in-flight message once per attempt', async () => {
+    // Concurrent deliveries (attempt 1), a retry in flight (attempt 2, read from
+    // %RETRY%gk), FIFO deliveries, a half transaction and a pull commit: all
+    // of it across a kill -9 that lasts longer than the invisible time.
+    await api.updateTopic({ topic_name: 'rk1', read_queue_nums: 1, write_queue_nums: 1, perm: 6 });
+    await api.updateTopic({ topic_name: 'rk2', read_queue_nums: 1, write_queue_nums: 1, perm: 6 });
+    await api.updateTopic({ topic_name: 'rk3', read_queue_nums: 1, write_queue_nums: 1, perm: 6 });
+    await api.updateGroup({
+      group_name: 'gkf',
+      consume_enable: true,
+      consume_message_orderly: true,
+    });
+    // (The pop racing the first revive pass is forced deterministically in races.test.ts.)
+    const N = 200;
+    await api.sendOk(
+      'rk1',
+      Array.from({ length: N }, (_, i) => ({ body: Buffer.from(`k${i}`) })),
+    );
+    await api.sendOk('rk2', [{ body: Buffer.from('r0') }]);
+    const firstTry = await popAtLeast(api, 'gk', 'rk2', 1, { invisibleMs: 1_000 });
+    expect(firstTry.map((m) => m.delivery_attempt)).toEqual([1]);
+    const secondTry = await popAtLeast(api, 'gk', 'rk2', 1, { invisibleMs: 3_000 }, 8_000);
+    expect(secondTry.map((m) => m.delivery_attempt)).toEqual([2]);
+    const popped: StoredMessage__Output[] = [];
+    while (popped.length < N) {
+      const got = await api.pop('gk', 'rk1', { max: 1024, invisibleMs: 3_000, waitMs: 500 });
+      expect(got.length).toBeGreaterThan(0);
+      popped.push(...got);
+    }
+    expect(popped).toHaveLength(N);
+    await api.sendOk('rk3', [
+      { body: Buffer.from('f-a1'), message_group: 'A' },
+      { body: Buffer.from('f-a2'), message_group: 'A' },
+      { body: Buffer.from('f-b1'), message_group: 'B' },
+    ]);
+    const fifo = await api.pop('gkf', 'rk3', { max: 10, invisibleMs: 3_000, waitMs: 1_000 });
+    expect(fifo.map(body)).toEqual(['f-a1', 'f-b1']);
+    await api.sendOk('rk4', [{ body: Buffer.from('warm') }]);
+    const [half] = await api.sendOk('rk4', [
+      { body: Buffer.from('to-roll-back'), transactional: true, producer_group: 'pg' },
+    ]);
+    const pulled = await api.pull({
+      topic: 'rk1',
+      queue_id: 0,
+      offset: 0,
+      max_messages: 4,
+      consumer_group: 'pullk',
+      commit_offset: 4,
+    });
+    expect(pulled.messages).toHaveLength(4);
+
+    await c.brokers[0]!.kill('SIGKILL');
+    // Letting time pass is the point here: the broker is down past every invisible time.
+    await new Promise((r) => setTimeout(r, 3_500));
+    await c.brokers[0]!.start();
+
+    // Pop at once, while the first revive pass may still be running.
+    const seen: StoredMessage__Output[] = [];
+    const acks: number[] = [];
+    const deadline = Date.now() + 8_000;
+    while (Date.now() < deadline && seen.length < N + 1) {
+      const got = [
+        ...(await api.pop('gk', 'rk1', { max: 1024, waitMs: 300 })),
+        ...(await api.pop('gk', 'rk2', { max: 32, waitMs: 0 })),
+      ];
+      seen.push(...got);
+      if (got.length > 0) {
+        for (const s of await api.ack(
+          'gk',
+          'rk1',
+          got.filter((m) => m.message!.topic === 'rk1').map((m) => m.receipt_handle),
+        ))
+          acks.push(s.code);
+        for (const s of await api.ack(
+          'gk',
+          'rk2',
+          got.filter((m) => m.message!.topic === 'rk2').map((m) => m.receipt_handle),
+        ))
+          acks.push(s.code);
+      }
+    }
+    expect(seen.map((m) => `${body(m)}#${m.delivery_attempt}`).sort()).toEqual(
+      [...popped.map((m) => `${body(m)}#2`), 'r0#3'].sort(),
+    );
+    expect(acks.every((code) => code === OK)).toBe(true);
+    expect(await api.pop('gk', 'rk1', { max: 32, waitMs: 300 })).toEqual([]);
+    // Exactly one retry record per message and attempt.
+    const retries = (await api.readAll('%RETRY%gk', 0)).map(
+      (m) => `${body(m)}#${m.reconsume_times}`,
+    );
+    expect(retries.sort()).toEqual([...popped.map((m) => `${body(m)}#1`), 'r0#1', 'r0#2'].sort());
+
+    // FIFO: redelivered in place with attempt 2, and A's next only after the ack.
+    const again = await popAtLeast(api, 'gkf', 'rk3', 2, { invisibleMs: 30_000 }, 5_000);
+    expect(again.map((m) => `${body(m)}#${m.delivery_attempt}`).sort()).toEqual([
+      'f-a1#2',
+      'f-b1#2',
+    ]);
+    expect(await api.pop('gkf', 'rk3', { waitMs: 300 })).toEqual([]);
+    await api.ack(
+      'gkf',
+      'rk3',
+      again.map((m) => m.receipt_handle),
+    );
+    expect((await popAtLeast(api, 'gkf', 'rk3', 1, {}, 3_000)).map(body)).toEqual(['f-a2']);
+
+    // A rollback after the restart discards the half.
+    const ended = await api.endTransactions([
+      { topic: 'rk4', transaction_id: half!.transaction_id, commit: false },
+    ]);
+    expect(ended[0]!.code).toBe(OK);
+    expect((await popAtLeast(api, 'gk', 'rk4', 1, {}, 3_000)).map(body)).toEqual(['warm']);
+    expect(await api.pop('gk', 'rk4', { waitMs: 300 })).toEqual([]);
+
+    // The offset committed through pull survived.
+    expect((await api.offsets('pullk', 'rk1')).find((o) => o.queue_id === 0)!.offset).toBe(4);
+  });
+
   it('keeps the state across a clean stop too (snapshot instead of journal)', async () => {
     await api.sendOk(
       'rs4',
