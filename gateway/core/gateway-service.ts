@@ -290,7 +290,9 @@ export class GatewayService {
   /**
    * Sends a batch; answers per entry, in order. Messages without a message
    * group are balanced over the writable brokers and, on a retriable
-   * failure, retried on another broker up to sendRetries more times.
+   * failure, retried on another broker up to sendRetries more times; an
+   * entry the broker stored (it has a message id) is never retried, whatever
+   * its status (see attempt).
    * Messages of a message group (FIFO) always go to the broker the group
    * hashes to (the same pick as the gRPC side's MessageGroupSender) and are
    * not moved to another broker, which would break their order.
@@ -396,10 +398,18 @@ export class GatewayService {
     pending.forEach((i, j) => {
       const r = res[j];
       const code = r?.status?.code ?? Code.INTERNAL_ERROR;
-      if (code === Code.OK && r) {
+      // A message id means the broker stored the message, even when its status is not OK
+      // (SYNC_MASTER: FLUSH_SLAVE_TIMEOUT, SLAVE_NOT_AVAILABLE; FLUSH_DISK_TIMEOUT): never
+      // send it again elsewhere, which would store a silent duplicate. The entry reports
+      // the status with the message id, as RocketMQ's SendResult does.
+      if (r && (code === Code.OK || r.message_id)) {
         stored = true;
         results[i] = {
-          status: { code, message: r.status?.message ?? 'OK' },
+          status: {
+            code,
+            message: r.status?.message ?? 'OK',
+            ...(r.status?.reason ? { reason: r.status.reason } : {}),
+          },
           messageId: r.message_id,
           broker: target.brokerName,
           queueId: r.queue_id,

@@ -147,23 +147,33 @@ describe('push-back, partial batches, coalescing, no broker (real brokers)', () 
         { name: 'broker-a' },
         // Refuses every write: any real disk is fuller than this (DISK_FULL → 429).
         { name: 'broker-full', config: { diskSpaceWarningLevelRatio: 0.000001 } },
+        // Stores every send, then answers SLAVE_NOT_AVAILABLE: it has no slave.
+        { name: 'broker-sync', role: 'SYNC_MASTER' },
       ],
       gateway: { config: { sendMaxInFlight: 1 } },
     });
     a = api(c.http);
     await waitFor(
-      'both brokers registered',
-      async () => (await a.get('/v1/cluster')).json?.brokers?.length === 2,
+      'every broker registered',
+      async () => (await a.get('/v1/cluster')).json?.brokers?.length === 3,
     );
     for (const [t, broker] of [
       ['co-topic', 'broker-a'],
       ['full-topic', 'broker-full'],
+      ['mixed-topic', 'broker-a'],
+      ['mixed-topic', 'broker-full'],
+      ['sync-topic', 'broker-a'],
+      ['sync-topic', 'broker-sync'],
     ] as const) {
       const r = await a.put(`/v1/topics/${t}`, { broker, readQueueNums: 2, writeQueueNums: 2 });
       expect(r.json.brokers, r.text).toEqual([broker]);
     }
-    const both = await a.put('/v1/topics/mixed-topic', { readQueueNums: 2, writeQueueNums: 2 });
-    expect(both.json.brokers.sort()).toEqual(['broker-a', 'broker-full']);
+    await waitFor('routes over two brokers', async () => {
+      const routes = await Promise.all(
+        ['mixed-topic', 'sync-topic'].map((t) => a.get(`/v1/topics/${t}/route`)),
+      );
+      return routes.every((r) => r.json?.queues?.length === 2);
+    });
   });
   afterAll(async () => {
     await c?.close();
@@ -216,6 +226,42 @@ describe('push-back, partial batches, coalescing, no broker (real brokers)', () 
     expect(r.json.results[1].message).toContain('disk');
   });
 
+  it('does not resend what a SYNC_MASTER stored but could not replicate: the entry keeps its message id', async () => {
+    const replies = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        a.post('/v1/topics/sync-topic/messages', { body: `s${i}` }),
+      ),
+    );
+    expect(replies.map((r) => r.status)).toEqual(replies.map(() => 200));
+    const results = replies.map((r) => r.json.results[0]);
+    const onSync = results.filter((r) => r.broker === 'broker-sync');
+    expect(onSync.length).toBeGreaterThan(0);
+    for (const r of onSync) {
+      expect(r).toMatchObject({ code: Code.HA_NOT_AVAILABLE, status: 'HA_NOT_AVAILABLE' });
+      expect(r.messageId).toBeTruthy();
+    }
+    expect(results.filter((r) => r.broker === 'broker-a').every((r) => r.code === Code.OK)).toBe(
+      true,
+    );
+    // Each message is stored once: no copy on broker-a of what broker-sync kept.
+    const bodies: string[] = [];
+    await waitFor('every message received', async () => {
+      const got = await a.post('/v1/topics/sync-topic/groups/g/receive', {
+        max: 32,
+        waitSeconds: 0.5,
+      });
+      bodies.push(...got.json.messages.map((m: any) => m.body));
+      return bodies.length >= 20;
+    });
+    // Let time pass: a duplicate would be readable by now.
+    const late = await a.post('/v1/topics/sync-topic/groups/g/receive', {
+      max: 32,
+      waitSeconds: 1,
+    });
+    bodies.push(...late.json.messages.map((m: any) => m.body));
+    expect(bodies.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `s${i}`).sort());
+  });
+
   it('a long poll whose only broker dies answers 503, not an empty 200', async () => {
     const pending = a.post('/v1/topics/co-topic/groups/late/receive', {
       waitSeconds: 20,
@@ -242,8 +288,9 @@ describe('push-back, partial batches, coalescing, no broker (real brokers)', () 
   });
 
   it('is not ready while no broker, then no name server, answers', async () => {
-    expect((await a.get('/readyz')).status).toBe(200); // broker-full still answers
+    expect((await a.get('/readyz')).status).toBe(200); // broker-full and broker-sync still answer
     await c.brokers[1]!.kill('SIGKILL');
+    await c.brokers[2]!.kill('SIGKILL');
     const noBroker = await waitFor('not ready', async () => {
       const x = await a.get('/readyz');
       return x.status === 503 ? x : undefined;

@@ -26,6 +26,14 @@ import { parse, parseJsonText } from '../validate.js';
 
 export const REPLAY_HEADER = 'idempotent-replayed';
 
+/**
+ * Whether a broker stored the message: OK, or a status such as
+ * SLAVE_NOT_AVAILABLE that comes with a message id (RocketMQ's SendResult).
+ */
+function isStored(r: SendOutcome): boolean {
+  return r.status.code === Code.OK || r.messageId !== undefined;
+}
+
 const sendRoute = createRoute({
   method: 'post',
   path: '/v1/topics/{topic}/messages',
@@ -33,7 +41,10 @@ const sendRoute = createRoute({
   description:
     'JSON envelope (content-type application/json): one message object or {"messages":[…]} (up to 1024). ' +
     'Raw mode (any other content type, or any x-mq-* header): the body is the message, attributes come from headers. ' +
-    'Answers per message; when every message failed the request fails with that error. ' +
+    'Answers per message; when no message was stored the request fails with the first error. ' +
+    'An entry stored on a SYNC_MASTER whose slave did not confirm it carries its messageId with code ' +
+    '50002 (SLAVE_NOT_AVAILABLE) or 50402 (FLUSH_SLAVE_TIMEOUT): it is stored and will be delivered; it is not ' +
+    'sent again elsewhere, so retrying it yourself may store a duplicate. ' +
     'With Idempotency-Key a repeat within 10 minutes returns the first answer (header idempotent-replayed: true).',
   request: {
     params: TopicParam,
@@ -98,7 +109,8 @@ export function mountMessages(app: OpenAPIHono, deps: AppDeps): void {
           `${topic}:${key}`,
           fingerprint(),
           () => deps.service.send(topic, messages),
-          (rs) => rs.some((r) => r.status.code === Code.OK),
+          // Remembered once anything was stored, so a repeat cannot store a duplicate.
+          (rs) => rs.some(isStored),
         );
       }
       return { value: await deps.service.send(topic, messages), replayed: false };
@@ -118,7 +130,7 @@ export function mountMessages(app: OpenAPIHono, deps: AppDeps): void {
     let ok = 0;
     let okBytes = 0;
     results.forEach((r, i) => {
-      if (r.status.code !== Code.OK) return;
+      if (!isStored(r)) return;
       ok++;
       okBytes += messages[i]!.body?.length ?? 0;
     });
