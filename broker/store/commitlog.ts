@@ -24,7 +24,8 @@ import {
   STORE_TIMESTAMP_PROBE_BYTES,
 } from './commitlog-record.js';
 import { CommitLogSegment } from './commitlog-segment.js';
-import { fsyncDirectory, parseOffsetFileName } from './positioned-io.js';
+import type { FilePool } from './file-pool.js';
+import { parseOffsetFileName } from './positioned-io.js';
 
 /**
  * Bytes handed to one writev at most (several queued jobs are merged up to
@@ -79,12 +80,13 @@ export class CommitLog {
     readonly dir: string,
     readonly segmentSize: number,
     private readonly logger: Logger,
+    private readonly pool: FilePool,
     ringBytes = DEFAULT_ENCODE_RING_BYTES,
   ) {
     this.ring = new BufferRing(ringBytes);
   }
 
-  /** Opens the segment files found in the directory (no scanning). */
+  /** Finds the segment files in the directory (no scanning; only the last one stays open). */
   async load(): Promise<void> {
     const names = await readdir(this.dir);
     const starts = names
@@ -103,8 +105,8 @@ export class CommitLog {
           `commitlog segments are not contiguous: ${starts[i - 1]} then ${start}`,
         );
       }
-      const seg = new CommitLogSegment(this.dir, start, this.segmentSize);
-      await seg.openExisting();
+      const seg = new CommitLogSegment(this.dir, start, this.segmentSize, this.pool, true);
+      await seg.loadLength();
       if (seg.length > this.segmentSize) {
         throw errors.internal(
           `commitlog segment ${start} is ${seg.length} bytes, more than the segment size`,
@@ -159,7 +161,7 @@ export class CommitLog {
         `no commitlog segment can hold offset ${offset} (log ends at ${start})`,
       );
     }
-    const seg = new CommitLogSegment(this.dir, start, this.segmentSize);
+    const seg = new CommitLogSegment(this.dir, start, this.segmentSize, this.pool, false);
     this.segments.push(seg);
     return seg;
   }
@@ -207,7 +209,6 @@ export class CommitLog {
           bytes += next.bytes;
           n++;
         }
-        const isNewFile = !seg.isOpen;
         try {
           if (first.position !== this.writtenOffset) {
             throw errors.internal(
@@ -221,7 +222,6 @@ export class CommitLog {
           );
           await write;
           this.inflight = undefined;
-          if (isNewFile) await fsyncDirectory(this.dir);
         } catch (err) {
           this.inflight = undefined;
           this.failQueued(err as Error);

@@ -6,6 +6,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../common/logger.js';
 import { ConsumeQueue, CQ_WRITE_THRESHOLD_BYTES } from './consume-queue.js';
+import type { FilePool } from './file-pool.js';
 import type { QueueExtent } from './queue-checkpoint.js';
 
 export class ConsumeQueueTable {
@@ -19,6 +20,7 @@ export class ConsumeQueueTable {
     readonly dir: string,
     readonly fileBytes: number,
     private readonly logger: Logger,
+    private readonly pool: FilePool,
   ) {}
 
   /** Opens every queue found on disk. */
@@ -32,6 +34,7 @@ export class ConsumeQueueTable {
         if (!q.isDirectory() || !/^\d+$/.test(q.name) || queueId > 0x7fffffff) continue;
         const cq = this.getOrCreate(t.name, queueId);
         await cq.load();
+        this.unsynced.add(cq); // load may have cut a partial entry
       }
     }
   }
@@ -48,7 +51,7 @@ export class ConsumeQueueTable {
     }
     let cq = queues[queueId];
     if (!cq) {
-      cq = new ConsumeQueue(this.dir, topic, queueId, this.fileBytes, this.logger);
+      cq = new ConsumeQueue(this.dir, topic, queueId, this.fileBytes, this.logger, this.pool);
       queues[queueId] = cq;
     }
     return cq;
@@ -171,7 +174,11 @@ export class ConsumeQueueTable {
   /** Recovery: drops entries past the commitlog end; answers how many. */
   async truncatePast(end: number): Promise<number> {
     let dropped = 0;
-    for (const cq of this.all()) dropped += await cq.truncatePast(end);
+    for (const cq of this.all()) {
+      const n = await cq.truncatePast(end);
+      if (n > 0) this.unsynced.add(cq);
+      dropped += n;
+    }
     return dropped;
   }
 

@@ -21,20 +21,11 @@
  * maxOffset) in memory.
  */
 import { constants } from 'node:fs';
-import { mkdir, readdir, rm, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Logger } from '../../common/logger.js';
-import {
-  closeFile,
-  fdatasync,
-  fileSize,
-  ftruncate,
-  offsetFileName,
-  openFile,
-  parseOffsetFileName,
-  readAt,
-  writeAt,
-} from './positioned-io.js';
+import { type FilePool, PooledFile } from './file-pool.js';
+import { fsyncDirectory, offsetFileName, parseOffsetFileName } from './positioned-io.js';
 
 export const CQ_ENTRY_SIZE_BYTES = 20;
 /** Pending bytes of one queue that trigger a write before the periodic flush. */
@@ -42,75 +33,52 @@ export const CQ_WRITE_THRESHOLD_BYTES = 64 * 1024;
 const TWO_32 = 4294967296;
 
 class CqFile {
-  fd = -1;
-  private opening: Promise<number> | undefined;
+  readonly file: PooledFile;
   /** Bytes in the file. */
   bytes = 0;
-  dirty = false;
-  private inflight = 0;
   deleted = false;
 
   constructor(
     readonly path: string,
     /** Queue offset of the file's first entry. */
     readonly start: number,
-  ) {}
-
-  open(): Promise<number> {
-    if (this.fd >= 0) return Promise.resolve(this.fd);
-    this.opening ??= openFile(this.path, constants.O_RDWR | constants.O_CREAT).then((fd) => {
-      this.fd = fd;
-      return fd;
-    });
-    return this.opening;
+    pool: FilePool,
+    /** Not on disk yet: the first write creates it. */
+    create: boolean,
+  ) {
+    this.file = new PooledFile(
+      path,
+      pool,
+      create ? constants.O_RDWR | constants.O_CREAT : undefined,
+    );
   }
 
-  async read(buf: Buffer, off: number, len: number, pos: number): Promise<number> {
-    if (this.deleted) return 0;
-    this.inflight++;
-    try {
-      const fd = await this.open();
-      return await readAt(fd, buf, off, len, pos);
-    } finally {
-      this.inflight--;
-      if (this.deleted && this.inflight === 0) await this.close();
-    }
+  read(buf: Buffer, off: number, len: number, pos: number): Promise<number> {
+    if (this.deleted) return Promise.resolve(0);
+    return this.file.read(buf, off, len, pos);
   }
 
   async write(buf: Buffer, pos: number): Promise<void> {
-    const fd = await this.open();
-    await writeAt(fd, buf, pos);
+    await this.file.write(buf, pos);
     if (pos + buf.length > this.bytes) this.bytes = pos + buf.length;
-    this.dirty = true;
   }
 
   async sync(): Promise<void> {
-    if (!this.dirty || this.fd < 0 || this.deleted) return;
-    this.dirty = false;
-    await fdatasync(this.fd);
+    if (!this.deleted) await this.file.sync();
   }
 
   async truncate(bytes: number): Promise<void> {
-    const fd = await this.open();
-    await ftruncate(fd, bytes);
+    await this.file.truncate(bytes);
     this.bytes = bytes;
-    this.dirty = true;
   }
 
-  async close(): Promise<void> {
-    await this.opening?.catch(() => undefined);
-    if (this.fd >= 0) {
-      const fd = this.fd;
-      this.fd = -1;
-      this.opening = undefined;
-      await closeFile(fd);
-    }
+  close(): Promise<void> {
+    return this.file.close();
   }
 
   async destroy(): Promise<void> {
     this.deleted = true;
-    await unlink(this.path).catch(() => undefined);
-    if (this.inflight === 0) await this.close();
+    await this.file.destroy().catch(() => undefined);
   }
 }
 
@@ -150,6 +118,8 @@ export class ConsumeQueue {
   private firstPhysical = { at: -1, offset: -1 };
   private writing: Promise<void> | undefined;
   private dirCreated = false;
+  /** This process created the queue's directory: sync() must fsync the parents once. */
+  private newDirectories = false;
 
   constructor(
     rootDir: string,
@@ -157,6 +127,7 @@ export class ConsumeQueue {
     readonly queueId: number,
     readonly fileBytes: number,
     private readonly logger: Logger,
+    private readonly pool: FilePool,
   ) {
     this.dir = join(rootDir, topic, String(queueId));
     this.entriesPerFile = fileBytes / CQ_ENTRY_SIZE_BYTES;
@@ -172,19 +143,20 @@ export class ConsumeQueue {
       .sort((a, b) => a - b);
     for (const byteStart of starts) {
       const start = byteStart / CQ_ENTRY_SIZE_BYTES;
-      this.files.push(new CqFile(join(this.dir, offsetFileName(byteStart)), start));
+      this.files.push(
+        new CqFile(join(this.dir, offsetFileName(byteStart)), start, this.pool, false),
+      );
     }
     const last = this.files.at(-1);
     if (last) {
-      const fd = await last.open();
-      const bytes = await fileSize(fd);
+      const bytes = await last.file.size();
       const whole = bytes - (bytes % CQ_ENTRY_SIZE_BYTES);
       if (whole !== bytes) {
         this.logger.warn(
           { file: last.path, bytes, kept: whole },
           'consume queue: cutting a partial entry',
         );
-        await ftruncate(fd, whole);
+        await last.truncate(whole);
       }
       last.bytes = whole;
       this.maxOffset = last.start + whole / CQ_ENTRY_SIZE_BYTES;
@@ -284,7 +256,8 @@ export class ConsumeQueue {
     const end = q + this.inflightCount;
     try {
       if (!this.dirCreated) {
-        await mkdir(this.dir, { recursive: true });
+        // New directories (queue, maybe topic) are made durable by the next sync().
+        if ((await mkdir(this.dir, { recursive: true })) !== undefined) this.newDirectories = true;
         this.dirCreated = true;
       }
       while (q < end) {
@@ -352,14 +325,26 @@ export class ConsumeQueue {
 
   private addFile(q: number): CqFile {
     const start = q - (q % this.entriesPerFile);
-    const file = new CqFile(join(this.dir, offsetFileName(start * CQ_ENTRY_SIZE_BYTES)), start);
+    const file = new CqFile(
+      join(this.dir, offsetFileName(start * CQ_ENTRY_SIZE_BYTES)),
+      start,
+      this.pool,
+      true,
+    );
     this.files.push(file);
     this.files.sort((a, b) => a.start - b.start);
     return file;
   }
 
+  /** fdatasyncs what was written; new files' and directories' entries are made durable too. */
   async sync(): Promise<void> {
     for (const f of this.files) await f.sync();
+    if (this.newDirectories) {
+      const topicDir = dirname(this.dir);
+      await fsyncDirectory(topicDir);
+      await fsyncDirectory(dirname(topicDir));
+      this.newDirectories = false;
+    }
   }
 
   /**

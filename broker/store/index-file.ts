@@ -29,18 +29,11 @@
  * memory: lookups read slots and entries with positioned reads.
  */
 
-import { unlink } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import {
-  closeFile,
-  fdatasync,
-  offsetFileName,
-  openFile,
-  readAt,
-  writeAt,
-} from './positioned-io.js';
+import { type FilePool, PooledFile } from './file-pool.js';
+import { offsetFileName } from './positioned-io.js';
 
 export const INDEX_HEADER_BYTES = 64;
 export const INDEX_ENTRY_BYTES = 20;
@@ -63,7 +56,7 @@ export function slotOf(hash: number, slotCount: number): number {
 
 export class IndexFile {
   readonly path: string;
-  private fd = -1;
+  private readonly file: PooledFile;
   beginTimestamp = 0;
   endTimestamp = 0;
   endPhyOffset: number;
@@ -81,13 +74,15 @@ export class IndexFile {
   private pending: Buffer = Buffer.alloc(0);
   private busy: Promise<void> = Promise.resolve();
 
-  constructor(
-    dir: string,
+  /** @param file the file (not on disk yet for a new index file: created with 'w+' at its first write). */
+  private constructor(
+    file: PooledFile,
     readonly beginPhyOffset: number,
     readonly slotCount: number,
     readonly maxEntries: number,
   ) {
-    this.path = join(dir, offsetFileName(beginPhyOffset));
+    this.file = file;
+    this.path = file.path;
     this.endPhyOffset = beginPhyOffset;
   }
 
@@ -95,38 +90,43 @@ export class IndexFile {
     return INDEX_HEADER_BYTES + this.slotCount * 4;
   }
 
-  /** A new, empty file (created on disk at its first flush). */
+  /** A new, empty file (created on disk at its first flush; pinned open until sealed). */
   static create(
     dir: string,
     beginPhyOffset: number,
     slotCount: number,
     maxEntries: number,
+    pool: FilePool,
   ): IndexFile {
-    const f = new IndexFile(dir, beginPhyOffset, slotCount, maxEntries);
+    const file = new PooledFile(join(dir, offsetFileName(beginPhyOffset)), pool, 'w+');
+    file.pin();
+    const f = new IndexFile(file, beginPhyOffset, slotCount, maxEntries);
     f.slots = new Int32Array(slotCount);
     return f;
   }
 
   /** Opens an existing file; undefined when its header is not valid. */
-  static async open(dir: string, beginPhyOffset: number): Promise<IndexFile | undefined> {
-    const path = join(dir, offsetFileName(beginPhyOffset));
-    const fd = await openFile(path, 'r+');
+  static async open(
+    dir: string,
+    beginPhyOffset: number,
+    pool: FilePool,
+  ): Promise<IndexFile | undefined> {
+    const file = new PooledFile(join(dir, offsetFileName(beginPhyOffset)), pool);
     const h = Buffer.alloc(INDEX_HEADER_BYTES);
-    const n = await readAt(fd, h, 0, INDEX_HEADER_BYTES, 0);
+    const n = await file.read(h, 0, INDEX_HEADER_BYTES, 0).catch(async (err: unknown) => {
+      await file.close();
+      throw err;
+    });
     if (
       n < INDEX_HEADER_BYTES ||
       h.readUInt32BE(0) !== INDEX_MAGIC ||
-      crc32(h.subarray(0, 60)) !== h.readUInt32BE(60)
+      crc32(h.subarray(0, 60)) !== h.readUInt32BE(60) ||
+      readInt64(h, 24) !== beginPhyOffset
     ) {
-      await closeFile(fd);
+      await file.close();
       return undefined;
     }
-    const f = new IndexFile(dir, beginPhyOffset, h.readInt32BE(40), h.readInt32BE(44));
-    if (readInt64(h, 24) !== beginPhyOffset) {
-      await closeFile(fd);
-      return undefined;
-    }
-    f.fd = fd;
+    const f = new IndexFile(file, beginPhyOffset, h.readInt32BE(40), h.readInt32BE(44));
     const flags = h.readInt32BE(4);
     f.sealed = (flags & FLAG_SEALED) !== 0;
     f.sealWritten = f.sealed;
@@ -136,6 +136,7 @@ export class IndexFile {
     f.endPhyOffset = readInt64(h, 32);
     f.count = h.readInt32BE(48);
     f.writtenCount = f.count;
+    if (!f.sealWritten) file.pin(); // still being filled (or its seal is not written yet)
     return f;
   }
 
@@ -150,7 +151,7 @@ export class IndexFile {
   /** Loads the slot table a clean close wrote (an unsealed file at load; see slotsOnDisk). */
   async loadSlots(): Promise<void> {
     const table = Buffer.allocUnsafe(this.slotCount * 4);
-    if ((await readAt(this.fd, table, 0, table.length, INDEX_HEADER_BYTES)) < table.length) {
+    if ((await this.file.read(table, 0, table.length, INDEX_HEADER_BYTES)) < table.length) {
       await this.rebuildSlots();
       return;
     }
@@ -164,7 +165,7 @@ export class IndexFile {
     const buf = Buffer.allocUnsafe(REBUILD_CHUNK_ENTRIES * INDEX_ENTRY_BYTES);
     for (let n = 1; n <= this.writtenCount; ) {
       const k = Math.min(REBUILD_CHUNK_ENTRIES, this.writtenCount - n + 1);
-      const got = await readAt(this.fd, buf, 0, k * INDEX_ENTRY_BYTES, this.entryPosition(n));
+      const got = await this.file.read(buf, 0, k * INDEX_ENTRY_BYTES, this.entryPosition(n));
       if (got < k * INDEX_ENTRY_BYTES) {
         // The header promised more than the file holds: keep the valid prefix.
         this.writtenCount = n - 1 + Math.floor(got / INDEX_ENTRY_BYTES);
@@ -223,11 +224,6 @@ export class IndexFile {
     return run;
   }
 
-  private async ensureOpen(): Promise<number> {
-    if (this.fd < 0) this.fd = await openFile(this.path, 'w+');
-    return this.fd;
-  }
-
   /** Writes pending entries (no header, no sync). */
   writePending(): Promise<void> {
     return this.serial(() => this.writeEntries());
@@ -237,9 +233,7 @@ export class IndexFile {
     const n = this.count;
     const k = n - this.writtenCount;
     if (k <= 0) return;
-    const fd = await this.ensureOpen();
-    await writeAt(
-      fd,
+    await this.file.write(
       this.pending.subarray(0, k * INDEX_ENTRY_BYTES),
       this.entryPosition(this.writtenCount + 1),
     );
@@ -264,13 +258,12 @@ export class IndexFile {
       const endTimestamp = this.endTimestamp;
       await this.writeEntries();
       const count = this.writtenCount;
-      const fd = await this.ensureOpen();
       if (writeSlots) {
         const slots = this.slots!;
         const table = Buffer.allocUnsafe(this.slotCount * 4);
         table.set(new Uint8Array(slots.buffer, slots.byteOffset, this.slotCount * 4));
         if (LITTLE_ENDIAN) table.swap32();
-        await writeAt(fd, table, INDEX_HEADER_BYTES);
+        await this.file.write(table, INDEX_HEADER_BYTES);
       }
       const flags =
         sealing || this.sealWritten
@@ -278,12 +271,13 @@ export class IndexFile {
           : writeSlots && count === this.count
             ? FLAG_SLOTS_VALID
             : 0;
-      await writeAt(fd, this.header(count, through, endTimestamp, flags), 0);
-      await fdatasync(fd);
+      await this.file.write(this.header(count, through, endTimestamp, flags), 0);
+      await this.file.sync();
       if (sealing) {
         this.sealWritten = true;
         this.slots = undefined;
         this.pending = Buffer.alloc(0);
+        this.file.unpin(); // complete: lookups reopen it on demand
       }
     });
   }
@@ -311,15 +305,14 @@ export class IndexFile {
       this.pending.copy(out, 0, at, at + INDEX_ENTRY_BYTES);
       return true;
     }
-    const got = await readAt(this.fd, out, 0, INDEX_ENTRY_BYTES, this.entryPosition(n));
+    const got = await this.file.read(out, 0, INDEX_ENTRY_BYTES, this.entryPosition(n));
     return got === INDEX_ENTRY_BYTES;
   }
 
   private async slotHead(slot: number): Promise<number> {
     if (this.slots) return this.slots[slot]!;
-    if (this.fd < 0) return 0;
     const b = Buffer.allocUnsafe(4);
-    const got = await readAt(this.fd, b, 0, 4, INDEX_HEADER_BYTES + slot * 4);
+    const got = await this.file.read(b, 0, 4, INDEX_HEADER_BYTES + slot * 4);
     return got === 4 ? b.readInt32BE(0) : 0;
   }
 
@@ -373,16 +366,12 @@ export class IndexFile {
 
   async close(): Promise<void> {
     await this.busy;
-    if (this.fd >= 0) {
-      const fd = this.fd;
-      this.fd = -1;
-      await closeFile(fd);
-    }
+    await this.file.close();
   }
 
   async destroy(): Promise<void> {
-    await this.close();
-    await unlink(this.path).catch(() => undefined);
+    await this.busy;
+    await this.file.destroy().catch(() => undefined);
   }
 }
 

@@ -4,10 +4,12 @@
  * the sealed ones. Puts `topic#key` for every KEYS entry and `topic#messageId`
  * for the client id of each record; lookups walk the files newest first.
  */
-import { mkdir, readdir } from 'node:fs/promises';
+import { mkdir, readdir, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Logger } from '../../common/logger.js';
+import type { FilePool } from './file-pool.js';
 import { IndexFile } from './index-file.js';
-import { parseOffsetFileName } from './positioned-io.js';
+import { offsetFileName, parseOffsetFileName } from './positioned-io.js';
 import { javaStringHash } from './tag-hash.js';
 
 /** Pending entry bytes that trigger a background write before the periodic flush. */
@@ -23,6 +25,7 @@ export class IndexService {
     readonly slotCount: number,
     readonly maxEntries: number,
     private readonly logger: Logger,
+    private readonly pool: FilePool,
   ) {}
 
   /** Physical offset through which every record is indexed. */
@@ -42,14 +45,14 @@ export class IndexService {
       .filter((n): n is number => n !== undefined)
       .sort((a, b) => a - b);
     for (let i = 0; i < starts.length; i++) {
-      const f = await IndexFile.open(this.dir, starts[i]!).catch(() => undefined);
+      const f = await IndexFile.open(this.dir, starts[i]!, this.pool).catch(() => undefined);
       if (!f) {
         this.logger.warn(
           { file: starts[i] },
           'index: invalid file header; dropping it and later files',
         );
         for (let j = i; j < starts.length; j++)
-          await new IndexFile(this.dir, starts[j]!, 1, 1).destroy();
+          await unlink(join(this.dir, offsetFileName(starts[j]!))).catch(() => undefined);
         break;
       }
       this.files.push(f);
@@ -96,7 +99,7 @@ export class IndexService {
     const needed = keys.length + (messageId.length > 0 ? 1 : 0);
     if (!file || file.sealed || file.count + needed > file.maxEntries) {
       if (file && !file.sealed) file.seal();
-      file = IndexFile.create(this.dir, physicalOffset, this.slotCount, this.maxEntries);
+      file = IndexFile.create(this.dir, physicalOffset, this.slotCount, this.maxEntries, this.pool);
       this.files.push(file);
       this.kickWrite(true);
     }

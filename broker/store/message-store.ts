@@ -25,6 +25,7 @@ import { newDispatchInfo, readDispatchInfo } from './commitlog-record.js';
 import { recoverCommitLog, scanCommitLog } from './commitlog-recovery.js';
 import { ConsumeQueueTable } from './consume-queue-table.js';
 import { Dispatcher } from './dispatcher.js';
+import { FilePool } from './file-pool.js';
 import { FlushService } from './flush-service.js';
 import { IndexService } from './index-service.js';
 import { offsetMessageIdPrefix } from './message-id.js';
@@ -95,6 +96,8 @@ type State = 'new' | 'starting' | 'running' | 'closing' | 'closed';
 class DefaultMessageStore implements MessageStore {
   private readonly logger: Logger;
   private readonly clock: () => number;
+  /** Descriptors of the store's files, bounded (pinned ones apart). */
+  private readonly files: FilePool;
   private readonly commitlog: CommitLog;
   private readonly queues: ConsumeQueueTable;
   private readonly index: IndexService;
@@ -119,13 +122,26 @@ class DefaultMessageStore implements MessageStore {
     this.logger = seams.logger ?? silentLogger;
     this.clock = seams.clock ?? Date.now;
     const o = options;
-    this.commitlog = new CommitLog(o.storePathCommitLog, o.mapedFileSizeCommitLog, this.logger);
+    this.files = new FilePool(o.maxOpenFiles, this.logger);
+    this.commitlog = new CommitLog(
+      o.storePathCommitLog,
+      o.mapedFileSizeCommitLog,
+      this.logger,
+      this.files,
+    );
     this.queues = new ConsumeQueueTable(
       o.storePathConsumeQueue,
       o.mapedFileSizeConsumeQueue,
       this.logger,
+      this.files,
     );
-    this.index = new IndexService(o.storePathIndex, o.maxHashSlotNum, o.maxIndexNum, this.logger);
+    this.index = new IndexService(
+      o.storePathIndex,
+      o.maxHashSlotNum,
+      o.maxIndexNum,
+      this.logger,
+      this.files,
+    );
     this.dispatcher = new Dispatcher(this.queues, this.index, this.logger);
     this.flushService = new FlushService(
       this.commitlog,

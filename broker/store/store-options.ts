@@ -32,6 +32,12 @@ export const DEFAULT_MAX_MESSAGE_SIZE_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_MAX_HASH_SLOT_NUM = 1_000_000;
 /** Entries per index file (20 bytes each on disk). */
 export const DEFAULT_MAX_INDEX_NUM = 4_000_000;
+/**
+ * Descriptors of complete store files (full commitlog segments, consume queue
+ * and index files) kept open at most; least recently used ones are closed and
+ * reopened on demand. Files being filled stay open besides.
+ */
+export const DEFAULT_MAX_OPEN_FILES = 256;
 /** Retention pass period (RocketMQ cleanResourceInterval). */
 export const DEFAULT_CLEAN_RESOURCE_INTERVAL_MS = 10_000;
 
@@ -70,6 +76,8 @@ export interface StoreOptions {
   maxIndexNum: number;
   /** Retention pass period, ms (0 = no timer; call runRetention()). */
   cleanResourceInterval: number;
+  /** Idle descriptors of complete store files kept open at most (LRU). */
+  maxOpenFiles: number;
 }
 
 /**
@@ -189,6 +197,7 @@ export function parseStoreOptions(input: StoreOptionsInput): Readonly<StoreOptio
       pick('cleanResourceInterval', DEFAULT_CLEAN_RESOURCE_INTERVAL_MS),
       0,
     ),
+    maxOpenFiles: positiveInt('maxOpenFiles', pick('maxOpenFiles', DEFAULT_MAX_OPEN_FILES)),
   };
   if (options.flushDiskType !== 'ASYNC_FLUSH' && options.flushDiskType !== 'SYNC_FLUSH') {
     throw errors.badRequest(

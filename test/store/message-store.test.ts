@@ -1,10 +1,11 @@
-import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CommitLog } from '../../broker/store/commitlog.js';
 import { BLANK_MAGIC, validateRecord } from '../../broker/store/commitlog-record.js';
 import { type DispatchEvent, type MessageStore, SysFlag } from '../../broker/store/index.js';
 import { Code, isSluiceError } from '../../common/errors.js';
+import { waitFor } from '../harness/wait.js';
 import { message, readAll, type TempStore, tempStore } from './helpers.js';
 
 let tmp: TempStore[] = [];
@@ -374,6 +375,80 @@ describe('message store: lookups', () => {
     expect((await readAll(store, 'kept', 0)).length).toBe(1);
     const [again] = await store.appendBatch([message({ topic: 'gone' })]);
     expect(again!.queueOffset).toBe(0);
+  });
+});
+
+describe('message store: resources', () => {
+  /** Descriptors this process holds on files under `dir`. */
+  function openFilesUnder(dir: string): number {
+    let n = 0;
+    for (const fd of readdirSync('/proc/self/fd')) {
+      try {
+        if (readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir)) n++;
+      } catch {
+        // closed meanwhile (the readdir's own descriptor)
+      }
+    }
+    return n;
+  }
+
+  /** Waits until at most `bound` descriptors are open under `dir` (closes of evicted ones run in the background). */
+  async function expectOpenAtMost(dir: string, bound: number): Promise<void> {
+    let open = 0;
+    await waitFor(
+      `at most ${bound} open files`,
+      () => {
+        open = openFilesUnder(dir);
+        return open <= bound;
+      },
+      2000,
+      5,
+    ).catch(() => undefined);
+    expect(open).toBeLessThanOrEqual(bound);
+  }
+
+  it('keeps open descriptors bounded over many queues, index files and segments, reopening on demand', async () => {
+    const t = tempStore();
+    tmp.push(t);
+    // SMALL sizes: 64-entry consume queue files, 256-entry index files, 64 KiB segments.
+    const maxOpenFiles = 12;
+    // Beyond the bound: the segment and index file being filled, the checkpoint.
+    const bound = maxOpenFiles + 3;
+    let store = t.open({ maxOpenFiles });
+    await store.start();
+    const sent = [];
+    for (let b = 0; b < 20; b++) {
+      sent.push(
+        ...(await store.appendBatch(
+          Array.from({ length: 200 }, (_, i) =>
+            message({ topic: `t${i % 10}`, queueId: i % 4, keys: [`k${b}-${i}`] }),
+          ),
+        )),
+      );
+    }
+    await store.flush();
+    const stats = store.stats();
+    expect(stats.commitlogSegments).toBeGreaterThan(5);
+    expect(readdirSync(join(t.dir, 'index')).length).toBeGreaterThan(20);
+    await expectOpenAtMost(t.dir, bound);
+    // Every queue and old index file is still readable (descriptors reopened on demand).
+    let read = 0;
+    for (let topic = 0; topic < 10; topic++) {
+      for (let q = 0; q < 4; q++) read += (await readAll(store, `t${topic}`, q)).length;
+    }
+    expect(read).toBe(sent.length);
+    expect((await store.lookupByKey('t3', 'k0-3', 5))[0]?.physicalOffset).toBe(
+      sent[3]!.physicalOffset,
+    );
+    await expectOpenAtMost(t.dir, bound);
+    await store.close();
+    expect(openFilesUnder(t.dir)).toBe(0);
+    // A restart opens only what it needs, within the bound.
+    store = t.open({ maxOpenFiles });
+    stores.push(store);
+    await store.start();
+    await expectOpenAtMost(t.dir, bound);
+    expect((await readAll(store, 't9', 3)).length).toBe(200);
   });
 });
 
