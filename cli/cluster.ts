@@ -11,7 +11,9 @@ import { basename, join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { parseProperties } from '../common/config/properties.js';
 import { errors } from '../common/errors.js';
+import { expandHome } from '../common/paths.js';
 import { table } from './admin/format.js';
+import { portArg } from './standalone.js';
 import { DEFAULT_READY_TIMEOUT_MS, ManagedChild } from './supervisor.js';
 
 /** Name servers of a cluster listen on consecutive ports from here unless told otherwise. */
@@ -84,10 +86,6 @@ interface BrokerFile {
   role: MemberRole;
   storeRoot: string;
   keys: Record<string, string>;
-}
-
-function expandHome(path: string): string {
-  return path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path;
 }
 
 function readProps(path: string): Record<string, string> {
@@ -368,12 +366,6 @@ export async function runCluster(opts: RunClusterOptions): Promise<void> {
 function positiveInt(value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1)
     throw new InvalidArgumentError(`expected a positive integer, got '${value}'`);
-  return Number(value);
-}
-
-function portArg(value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) > 65535)
-    throw new InvalidArgumentError(`expected a port, got '${value}'`);
   return Number(value);
 }
 

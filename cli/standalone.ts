@@ -2,12 +2,13 @@
  * `sluice standalone` (what `npm start` runs): one name server, one master
  * broker and one gateway on this machine, data under ./data, each a child
  * process; prints where they listen and a curl line to try. Ctrl-C stops
- * them in reverse order.
+ * them in reverse order and says whether every one stopped cleanly (exit
+ * status 1 when one had to be SIGKILLed or exited non-zero).
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Command } from 'commander';
-import { ManagedChild } from './supervisor.js';
+import { Command, InvalidArgumentError } from 'commander';
+import { DEFAULT_STOP_GRACE_MS, ManagedChild } from './supervisor.js';
 
 export interface StandaloneOptions {
   data: string;
@@ -32,19 +33,39 @@ export async function runStandalone(opts: StandaloneOptions): Promise<void> {
     detached: true,
   });
   const children: ManagedChild[] = [namesrv];
-  const stopAll = async () => {
-    for (const c of [...children].reverse()) await c.stop();
+  /** Stops every child, last started first; true when all exited 0 within the grace period. */
+  const stopAll = async (): Promise<boolean> => {
+    let clean = true;
+    for (const c of [...children].reverse()) {
+      const r = await c.stop();
+      if (r.forced) {
+        clean = false;
+        process.stderr.write(
+          `${c.spec.name} did not stop within ${DEFAULT_STOP_GRACE_MS} ms of SIGTERM; killed with SIGKILL (see ${c.spec.logFile})\n`,
+        );
+      } else if (r.code !== 0) {
+        clean = false;
+        process.stderr.write(
+          `${c.spec.name} exited with ${r.signal ?? `code ${r.code}`} (see ${c.spec.logFile})\n`,
+        );
+      }
+    }
     for (const c of children) c.dispose();
+    return clean;
   };
   let stopping = false;
-  const onSignal = () => {
+  /** `failed`: a child died on its own; the run fails whatever the stop does. */
+  const onSignal = (failed = false) => {
     if (stopping) return;
     stopping = true;
     process.stdout.write('\nStopping Sluice…\n');
-    stopAll().then(() => process.exit(0));
+    void stopAll().then((clean) => {
+      if (clean && !failed) process.stdout.write('Stopped cleanly.\n');
+      process.exit(clean && !failed ? 0 : 1);
+    });
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', () => onSignal());
+  process.on('SIGTERM', () => onSignal());
 
   try {
     const ns = await namesrv.start();
@@ -68,6 +89,9 @@ export async function runStandalone(opts: StandaloneOptions): Promise<void> {
       name: 'gateway',
       bin: 'mqgateway',
       args: ['-n', namesrvAddr, `httpPort=${opts.httpPort}`, `grpcPort=${opts.grpcPort}`],
+      // The standalone gateway keeps routes in memory (DESIGN §1) even when the
+      // shell exports REDIS_URL for something else.
+      env: { REDIS_URL: undefined },
       logFile: log('gateway'),
       detached: true,
     });
@@ -98,7 +122,7 @@ export async function runStandalone(opts: StandaloneOptions): Promise<void> {
         process.stderr.write(
           `${c.spec.name} exited (${code}); see ${c.spec.logFile}\n${c.tail(10)}\n`,
         );
-        onSignal();
+        onSignal(true);
       });
     }
   } catch (err) {
@@ -108,21 +132,23 @@ export async function runStandalone(opts: StandaloneOptions): Promise<void> {
   }
 }
 
+/** A TCP port number (0 = any free port); anything else is a usage error. */
+export function portArg(value: string): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value.trim()) || port > 65_535)
+    throw new InvalidArgumentError(`expected a port number 0..65535, got '${value}'`);
+  return port;
+}
+
 export function standaloneCommand(): Command {
   return new Command('standalone')
     .description('run a name server, a master broker and a gateway on this machine')
     .option('--data <dir>', 'data directory', './data')
-    .option('--namesrv-port <port>', 'name server port', '9876')
-    .option('--broker-port <port>', 'broker port', '10911')
-    .option('--http-port <port>', 'gateway REST port', '8080')
-    .option('--grpc-port <port>', 'gateway gRPC port', '8081')
-    .action(async (o: Record<string, string>) => {
-      await runStandalone({
-        data: o.data!,
-        namesrvPort: Number(o.namesrvPort),
-        brokerPort: Number(o.brokerPort),
-        httpPort: Number(o.httpPort),
-        grpcPort: Number(o.grpcPort),
-      });
+    .option('--namesrv-port <port>', 'name server port', portArg, 9876)
+    .option('--broker-port <port>', 'broker port', portArg, 10911)
+    .option('--http-port <port>', 'gateway REST port', portArg, 8080)
+    .option('--grpc-port <port>', 'gateway gRPC port', portArg, 8081)
+    .action(async (o: StandaloneOptions) => {
+      await runStandalone(o);
     });
 }

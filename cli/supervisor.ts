@@ -20,6 +20,8 @@ export const READY_LINES: Record<BinaryName, RegExp> = {
 };
 
 export const DEFAULT_READY_TIMEOUT_MS = 20_000;
+/** How long stop() waits after SIGTERM before it SIGKILLs. */
+export const DEFAULT_STOP_GRACE_MS = 5_000;
 /** Lines of output kept per child for error messages. */
 const KEEP_LINES = 200;
 
@@ -39,10 +41,21 @@ export interface ChildSpec {
   detached?: boolean;
 }
 
+/** How a child ended when stop() was asked to end it. */
+export interface StopResult {
+  /** Exit code; null when a signal ended the process. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** It was still alive after the grace period and had to be SIGKILLed. */
+  forced: boolean;
+}
+
 export class ManagedChild {
   readonly spec: ChildSpec;
   private child: ChildProcess | undefined;
-  private exited: Promise<number | null> = Promise.resolve(null);
+  private exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> = Promise.resolve(
+    { code: null, signal: null },
+  );
   private log: WriteStream | undefined;
   /** The last lines the child printed (stdout and stderr). */
   readonly lines: string[] = [];
@@ -77,7 +90,9 @@ export class ManagedChild {
     this.ready = undefined;
     if (this.spec.logFile && !this.log)
       this.log = createWriteStream(this.spec.logFile, { flags: 'a' });
-    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
     const pattern = READY_LINES[this.spec.bin];
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -116,18 +131,27 @@ export class ManagedChild {
     await this.exited;
   }
 
-  /** SIGTERM, then SIGKILL if still alive after graceMs. */
-  async stop(graceMs = 5_000): Promise<void> {
-    if (!this.running) return;
+  /**
+   * SIGTERM, then SIGKILL if still alive after graceMs. Says how the child
+   * ended, so a supervisor can report an unclean stop instead of hiding it.
+   * A child that had already exited reports how it did.
+   */
+  async stop(graceMs = DEFAULT_STOP_GRACE_MS): Promise<StopResult> {
+    if (!this.running) return { ...(await this.exited), forced: false };
     this.child!.kill('SIGTERM');
-    const timer = setTimeout(() => this.child?.kill('SIGKILL'), graceMs);
-    await this.exited;
+    let forced = false;
+    const timer = setTimeout(() => {
+      forced = true;
+      this.child?.kill('SIGKILL');
+    }, graceMs);
+    const exit = await this.exited;
     clearTimeout(timer);
+    return { ...exit, forced };
   }
 
   /** Resolves with the exit code once the child has exited. */
   waitExit(): Promise<number | null> {
-    return this.exited;
+    return this.exited.then((e) => e.code);
   }
 
   async restart(timeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<RegExpExecArray> {

@@ -11,7 +11,7 @@ import { startCluster } from '../../cli/cluster.js';
 import { DEFAULT_READY_TIMEOUT_MS } from '../../cli/supervisor.js';
 import { addrsOf, mqadmin, NamesrvRaw, ROOT, tempDir, waitFor } from '../namesrv/harness.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
+const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.reverse()) await c();
   cleanups.length = 0;
