@@ -3,7 +3,7 @@
  * the broker's own config loader without warnings, and arranged so every
  * broker of a template runs on one machine at once.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BROKER_SCHEMA } from '../../broker/options.js';
@@ -36,6 +36,29 @@ const EXPECTED: Record<string, Record<string, [string, number, string]>> = {
 };
 
 describe('deploy/conf templates', () => {
+  it('no two broker files of any templates share a store directory', () => {
+    const roots = Object.entries(EXPECTED).flatMap(([template, expected]) =>
+      Object.keys(expected).map(
+        (name) =>
+          loadOptions(BROKER_SCHEMA, { file: join(CONF, template, `${name}.properties`) }).options
+            .storePathRootDir,
+      ),
+    );
+    expect(new Set(roots).size).toBe(roots.length);
+  });
+
+  it("shows RocketMQ's store path keys (commented out, under the root)", () => {
+    for (const [template, expected] of Object.entries(EXPECTED)) {
+      for (const name of Object.keys(expected)) {
+        const text = readFileSync(join(CONF, template, `${name}.properties`), 'utf8');
+        const root = `~/store/${template}/${name}`;
+        expect(text).toContain(`\n#storePathCommitLog=${root}/commitlog\n`);
+        expect(text).toContain(`\n#storePathConsumeQueue=${root}/consumequeue\n`);
+        expect(text).toContain(`\n#storePathIndex=${root}/index\n`);
+      }
+    }
+  });
+
   it('has the four RocketMQ layouts', () => {
     expect(
       readdirSync(CONF, { withFileTypes: true })
@@ -63,7 +86,8 @@ describe('deploy/conf templates', () => {
           expect(o.flushDiskType).toBe('ASYNC_FLUSH');
           expect(o.deleteWhen).toBe('04');
           expect(o.fileReservedTime).toBe(48);
-          expect(o.storePathRootDir).toMatch(/^~\/store\/broker-[ab](-s)?$/);
+          // Per template, so that switching templates never reuses a store.
+          expect(o.storePathRootDir).toBe(`~/store/${template}/${Object.keys(expected)[i]}`);
           // Written out in the file, as RocketMQ's docs do, not left to defaults.
           for (const key of ['listenPort', 'storePathRootDir', 'brokerRole', 'flushDiskType']) {
             expect(loaded[i]!.sources, `${key} set in ${loaded[i]!.file}`).toHaveProperty(key);
