@@ -26,7 +26,7 @@ import {
 } from './harness.js';
 
 const NOSLAVE = join(ROOT, 'deploy', 'conf', '2m-noslave');
-const cleanups: (() => Promise<void> | void)[] = [];
+const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.reverse()) await c();
   cleanups.length = 0;
@@ -203,6 +203,12 @@ describe('with real brokers', () => {
       async () => (await raws[0]!.route('TW')).queue_datas.length === 2,
     );
     expect(writableBrokers(await raws[0]!.route('TW'))).toEqual(['broker-b']);
+    // The saved perm (4) beats the file's brokerPermission (6), and the broker says so.
+    expect(
+      brokers[0]!.child.lines.some((l) =>
+        /"perm":4,"brokerPermission":6.*overrides brokerPermission/.test(l),
+      ),
+    ).toBe(true);
 
     expect((await mqadmin(['addWritePerm', '-n', ns, '-b', 'broker-a'])).code).toBe(0);
     expect(writableBrokers(await raws[0]!.route('TW'))).toEqual(['broker-a', 'broker-b']);
