@@ -74,6 +74,10 @@ import { SendBatcher } from './send-batcher.js';
 
 /** Extra time a long poll's RPC gets beyond its wait. */
 const LONG_POLL_SLACK_MS = 5_000;
+/** How long a broker's advice to pull a queue from another node (slave read) is followed. */
+export const DEFAULT_PULL_ADVICE_TTL_MS = 30_000;
+/** Queues (group, topic, broker, queue) whose pull advice is remembered at most. */
+export const DEFAULT_PULL_ADVICE_ENTRIES = 10_000;
 /** A held message whose handle has about the invisible time a receive asks for keeps it. */
 const REHANDLE_SLACK_MS = 1_000;
 
@@ -121,6 +125,8 @@ export interface PullOptions {
 
 export interface PullOutcome {
   broker: string;
+  /** The node that answered: 0 = the master, > 0 a slave (read/write separation). */
+  brokerId: number;
   messages: StoredMessage__Output[];
   nextOffset: number;
   minOffset: number;
@@ -180,6 +186,12 @@ export class GatewayService {
   readonly stash: ReceiveStash;
   /** Long polls on brokers, by attempt id (woken on shutdown). */
   private readonly polls = new Map<string, LongPoll>();
+  /**
+   * Read/write separation (RocketMQ's pullFromWhichNodeTable): the broker id
+   * the last pull's answer suggested, per group/topic/broker/queue, for
+   * DEFAULT_PULL_ADVICE_TTL_MS. Insertion order = age (bounded).
+   */
+  private readonly pullAdvice = new Map<string, { brokerId: number; until: number }>();
   /** Prefix of this process's pop attempt ids. */
   private readonly instanceId = randomBytes(6).toString('hex');
   private pollSeq = 0;
@@ -869,8 +881,10 @@ export class GatewayService {
       filter: { type: 'TAG', expression: opts.filter },
       commit_offset: -1,
     };
+    let servedBy = t.addr;
     const pullFrom = (addr: string) =>
       new Promise<PullMessagesResponse__Output>((resolve, reject) => {
+        servedBy = addr;
         const signal = opts.signal;
         const cancel = () => call.cancel();
         const call = this.deps.brokers
@@ -887,10 +901,26 @@ export class GatewayService {
         if (signal?.aborted) call.cancel();
         else signal?.addEventListener('abort', cancel, { once: true });
       });
+    // Read/write separation: the node the last answer for this queue suggested.
+    const adviceKey = `${group}\u0000${topic}\u0000${t.brokerName}\u0000${opts.queueId}`;
+    const advisedId = this.adviceFor(adviceKey);
+    const advised =
+      advisedId > 0 ? await this.deps.routes.nodeAddr(topic, t.brokerName, advisedId) : undefined;
     if (opts.waitMs > 0) this.longPollsWaiting++;
     let res: PullMessagesResponse__Output;
     try {
-      res = await this.readWithFailover(topic, t.brokerName, t.addr, pullFrom, opts.signal);
+      if (advised && advised !== t.addr) {
+        try {
+          res = await pullFrom(advised);
+        } catch (err) {
+          if (opts.signal?.aborted) throw err;
+          // The suggested node is gone: back to where reads of the broker go.
+          this.pullAdvice.delete(adviceKey);
+          res = await this.readWithFailover(topic, t.brokerName, t.addr, pullFrom, opts.signal);
+        }
+      } else {
+        res = await this.readWithFailover(topic, t.brokerName, t.addr, pullFrom, opts.signal);
+      }
     } catch (err) {
       if (!opts.signal?.aborted) throw err;
       res = {
@@ -906,13 +936,34 @@ export class GatewayService {
     }
     const code = res.status?.code ?? Code.OK;
     if (code !== Code.OK && code !== Code.MESSAGE_NOT_FOUND) throw statusError(res.status);
+    if (res.status) this.advise(adviceKey, res.suggest_which_broker_id);
     return {
       broker: t.brokerName,
+      brokerId: (await this.deps.routes.nodeIdOf(topic, t.brokerName, servedBy)) ?? 0,
       messages: res.messages,
       nextOffset: res.next_offset,
       minOffset: res.min_offset,
       maxOffset: res.max_offset,
     };
+  }
+
+  /** The node a queue's pull advice names now (0 = none, or the master). */
+  private adviceFor(key: string): number {
+    const a = this.pullAdvice.get(key);
+    if (!a) return 0;
+    if (a.until > this.clock()) return a.brokerId;
+    this.pullAdvice.delete(key);
+    return 0;
+  }
+
+  /** Follows a pull answer's suggest_which_broker_id for the queue's next pulls. */
+  private advise(key: string, brokerId: number): void {
+    this.pullAdvice.delete(key);
+    if (brokerId <= 0) return;
+    this.pullAdvice.set(key, { brokerId, until: this.clock() + DEFAULT_PULL_ADVICE_TTL_MS });
+    while (this.pullAdvice.size > DEFAULT_PULL_ADVICE_ENTRIES) {
+      this.pullAdvice.delete(this.pullAdvice.keys().next().value!);
+    }
   }
 
   /** A group's committed offsets for a topic, on every broker serving it. */

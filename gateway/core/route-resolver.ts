@@ -267,6 +267,21 @@ export class RouteResolver {
     return this.targets(route, 'read');
   }
 
+  /** Address of one node (broker id; 0 = master) of a broker group serving a topic, if listed. */
+  async nodeAddr(topic: string, brokerName: string, brokerId: number): Promise<string | undefined> {
+    const route = await this.route(topic);
+    const data = route.broker_datas.find((b) => b.broker_name === brokerName);
+    return brokerAddrMap(data?.broker_addrs).get(brokerId);
+  }
+
+  /** The broker id of the node at `addr` in a broker group serving a topic, if listed. */
+  async nodeIdOf(topic: string, brokerName: string, addr: string): Promise<number | undefined> {
+    const route = await this.route(topic);
+    const data = route.broker_datas.find((b) => b.broker_name === brokerName);
+    for (const [id, a] of brokerAddrMap(data?.broker_addrs)) if (a === addr) return id;
+    return undefined;
+  }
+
   /** Address of a broker by name for acks and admin calls: where its reads go (see readable). */
   async brokerAddr(topic: string, brokerName: string): Promise<string | undefined> {
     const route = await this.route(topic);

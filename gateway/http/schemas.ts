@@ -244,6 +244,10 @@ export const PullRequestSchema = z
 export const PullResponseSchema = z
   .object({
     broker: z.string(),
+    brokerId: z
+      .number()
+      .int()
+      .openapi({ description: 'the node that answered: 0 = master, > 0 = a slave' }),
     queueId: z.number().int(),
     messages: z.array(DeliveredMessageSchema),
     nextOffset: z.number().int(),
@@ -341,12 +345,9 @@ export const OrphanedTransactionSchema = z
     messageId: z.string(),
     topic: z.string(),
     broker: z.string().openapi({ description: 'pass it back as "broker" when committing' }),
-    checkTimes: z
-      .number()
-      .int()
-      .openapi({
-        description: 'check-backs so far, this one included; past the limit the broker discards it',
-      }),
+    checkTimes: z.number().int().openapi({
+      description: 'check-backs so far, this one included; past the limit the broker discards it',
+    }),
     message: DeliveredMessageSchema,
   })
   .openapi('OrphanedTransaction');

@@ -13,6 +13,7 @@ import type { PopMessagesRequest } from '../../common/generated/sluice/v1/PopMes
 import type { PopMessagesResponse__Output } from '../../common/generated/sluice/v1/PopMessagesResponse.js';
 import type { WakePopsRequest } from '../../common/generated/sluice/v1/WakePopsRequest.js';
 import { callUnary } from '../../common/grpc.js';
+import { HaClient } from '../ha/ha-helpers.js';
 import { brokerClient } from '../harness/clients.js';
 import { type Cluster, startCluster } from '../harness/cluster.js';
 import { waitFor } from '../harness/wait.js';
@@ -48,8 +49,12 @@ beforeAll(async () => {
           // Undecided transactions come up for check-back quickly.
           transactionTimeOut: 300,
           transactionCheckInterval: 300,
+          // Read/write separation: every pull that leaves something behind is "far behind".
+          slaveReadEnable: true,
+          accessMessageInMemoryMaxRatio: 0,
         },
       },
+      { name: 'broker-a', id: 1, role: 'SLAVE', config: { haSyncMetadataInterval: 200 } },
     ],
     gateway: {
       config: {
@@ -331,6 +336,37 @@ describe('pull and offsets', () => {
     const offsets = await a.get(`/v1/topics/${t}/groups/reader/offsets`);
     expect(offsets.json.offsets).toContainEqual({ broker: 'broker-a', queueId: q, offset: next });
     expectProblem(await a.post(`/v1/topics/${t}/groups/reader/pull`, { queueId: 0 }), 400, 40000);
+  });
+});
+
+describe('read/write separation', () => {
+  it("follows the master's pull advice: a far-behind reader's next pull is served by the slave", async () => {
+    const r = await a.put('/v1/topics/rest-pull-slave', { readQueueNums: 1, writeQueueNums: 1 });
+    expect(r.status, r.text).toBe(200);
+    const t = 'rest-pull-slave';
+    const sent = await a.post(`/v1/topics/${t}/messages`, {
+      messages: Array.from({ length: 6 }, (_, i) => ({ body: `r${i}` })),
+    });
+    expect(sent.json.results.every((x: any) => x.code === 20000)).toBe(true);
+    const slave = new HaClient(c.brokers[1]!.addr);
+    try {
+      await waitFor('slave has the messages', async () => {
+        const got = await slave.pull(t, 0, 0, 32).catch(() => undefined);
+        return got?.messages.length === 6 || undefined;
+      });
+    } finally {
+      slave.close();
+    }
+    const pull = (offset: number) =>
+      a.post(`/v1/topics/${t}/groups/reader-rw/pull`, { queueId: 0, offset, max: 2 });
+    const first = await pull(0);
+    expect(first.status, first.text).toBe(200);
+    expect(first.json).toMatchObject({ broker: 'broker-a', brokerId: 0 });
+    expect(first.json.messages.map((m: any) => m.body)).toEqual(['r0', 'r1']);
+    const second = await pull(first.json.nextOffset);
+    expect(second.status, second.text).toBe(200);
+    expect(second.json).toMatchObject({ broker: 'broker-a', brokerId: 1 });
+    expect(second.json.messages.map((m: any) => m.body)).toEqual(['r2', 'r3']);
   });
 });
 

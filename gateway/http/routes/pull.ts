@@ -24,7 +24,9 @@ const pullRoute = createRoute({
   summary: 'Pull one queue from an offset (long poll)',
   description:
     'Reads up to max messages of queue queueId on broker broker from offset; nextOffset is where to continue. ' +
-    'Pulling neither hides messages from other readers nor commits offsets (PUT …/offsets does).',
+    'Pulling neither hides messages from other readers nor commits offsets (PUT …/offsets does). ' +
+    'Read/write separation: when the master suggests it (slaveReadEnable, a reader far behind), the next pulls of ' +
+    'the queue go to a slave; brokerId says which node answered (0 = master).',
   request: { params: TopicGroupParams, body: jsonBody(PullRequestSchema) },
   responses: {
     200: jsonResponse('messages and the next offset', PullResponseSchema),
@@ -76,6 +78,7 @@ export function mountPull(app: OpenAPIHono, deps: AppDeps): void {
       return c.json(
         {
           broker: out.broker,
+          brokerId: out.brokerId,
           queueId: body.queueId,
           messages: out.messages.map(toDeliveredJson),
           nextOffset: out.nextOffset,
