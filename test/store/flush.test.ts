@@ -1,6 +1,6 @@
-import { existsSync } from 'node:fs';
+import fs, { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CommitLog } from '../../broker/store/commitlog.js';
 import { FlushService } from '../../broker/store/flush-service.js';
 import type { MessageStore } from '../../broker/store/index.js';
@@ -199,6 +199,55 @@ describe('flush', () => {
     cleanups.push(() => again.close());
     expect(again.stats().recovery?.abnormal).toBe(true);
     expect(again.maxOffset('T', 0)).toBe(1);
+  });
+
+  it('makes the directory entries of new files durable before the checkpoint counts them', async () => {
+    // Which descriptors are directories, and what gets fsynced in which order: watched
+    // on the fs module the store's positioned I/O calls.
+    const paths = new Map<number, string>();
+    const events: string[] = [];
+    const realOpen = fs.open;
+    const realFsync = fs.fsync;
+    const realFdatasync = fs.fdatasync;
+    const spies = [
+      vi.spyOn(fs, 'open').mockImplementation(((
+        path: string,
+        flags: string | number,
+        mode: number,
+        cb: (err: NodeJS.ErrnoException | null, fd: number) => void,
+      ) =>
+        realOpen(path, flags, mode, (err, fd) => {
+          if (!err) paths.set(fd, String(path));
+          cb(err, fd);
+        })) as unknown as typeof fs.open),
+      vi.spyOn(fs, 'fsync').mockImplementation(((fd: number, cb: (err: unknown) => void) => {
+        events.push(`dir ${paths.get(fd)}`);
+        realFsync(fd, cb);
+      }) as unknown as typeof fs.fsync),
+      vi.spyOn(fs, 'fdatasync').mockImplementation(((fd: number, cb: (err: unknown) => void) => {
+        events.push(`data ${paths.get(fd)}`);
+        realFdatasync(fd, cb);
+      }) as unknown as typeof fs.fdatasync),
+    ];
+    cleanups.push(() => {
+      for (const s of spies) s.mockRestore();
+    });
+    const { t, store } = await setup({ flushDiskType: 'SYNC_FLUSH' });
+    events.length = 0;
+    await store.appendBatch([message({ topic: 'fresh', keys: ['k'] })]);
+    await store.flush();
+    const checkpoint = events.indexOf(`data ${join(t.dir, 'checkpoint')}`);
+    expect(checkpoint).toBeGreaterThan(0);
+    const before = events.slice(0, checkpoint);
+    for (const dir of [
+      join(t.dir, 'consumequeue', 'fresh', '0'), // the queue's file
+      join(t.dir, 'consumequeue', 'fresh'), // the queue's directory
+      join(t.dir, 'consumequeue'), // the topic's directory
+      join(t.dir, 'index'), // the first index file
+      join(t.dir, 'commitlog'), // the first segment
+    ]) {
+      expect(before, dir).toContain(`dir ${dir}`);
+    }
   });
 
   it('ASYNC_FLUSH: appends are answered once written and flushed in the background', async () => {
