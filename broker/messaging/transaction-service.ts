@@ -6,9 +6,16 @@
  * its real topic/queue in REAL_TOPIC/REAL_QID; consumers never see that
  * topic. Its transaction id is the half record's offset message id.
  *
- *  - commit:   the real message is appended to its topic (sysFlag
+ *  - commit:   the decision is journalled first (a PUT of the half's entry
+ *              with the `committing` flag, durable per flushDiskType), then
+ *              the real message is appended to its topic (sysFlag
  *              TRANSACTION_COMMIT, preparedTransactionOffset = the half's
- *              commitlog offset), then the half offset is settled.
+ *              commitlog offset), then the half offset is settled. A restart
+ *              finds journalled commits that were not settled and finishes
+ *              them: the real message is appended unless the commitlog
+ *              already has it (looked up by message id, matched on
+ *              preparedTransactionOffset), so a crash anywhere in between
+ *              yields exactly one copy and no check-back.
  *  - rollback: the half offset is settled; nothing is delivered.
  *  - no decision transactionTimeOut ms after it was stored: the half is
  *    offered by orphans() (GetOrphanedTransactions; the gateway asks the
@@ -18,8 +25,15 @@
  *
  * The op log is the consume-state journal of reader `#transaction`: SETTLE
  * for decided/discarded halves, PUT for check counts (attempt = checks so far,
- * popTime + invisibleMs = next check). At start the open halves are rebuilt by
- * reading the half topic from the reader's base, skipping settled runs.
+ * popTime + invisibleMs = next check) and commit decisions. At start the open
+ * halves are rebuilt by reading the half topic from the reader's base,
+ * skipping settled runs.
+ *
+ * A repeated EndTransaction is answered from durable state, so it is
+ * idempotent across restarts too: the transaction id is the half's offset
+ * message id (it names the half's commitlog position); a settled half whose
+ * committed message is in the commitlog was committed, any other settled half
+ * was rolled back (or discarded, which counts as a rollback).
  */
 import { Code, errors, statusOf } from '../../common/errors.js';
 import type { EndTransactionEntry__Output } from '../../common/generated/sluice/v1/EndTransactionEntry.js';
@@ -39,8 +53,6 @@ import { SystemProperty } from './properties.js';
 import { scanOpenRecords } from './queue-scan.js';
 import { TRANS_HALF_TOPIC, TRANSACTION_READER } from './system-topics.js';
 
-/** Decisions remembered so that a repeated EndTransaction answers OK again. */
-const REMEMBERED_DECISIONS = 100_000;
 const DISCARD_SCAN_INTERVAL_MS = 1_000;
 export const MAX_ORPHANS_PER_CALL = 1_000;
 
@@ -71,7 +83,6 @@ export class TransactionService {
   /** Open halves by half-topic queue offset (insertion order = offset order). */
   private readonly open = new Map<number, Half>();
   private readonly byId = new Map<string, number>();
-  private readonly decided = new Map<string, boolean>();
   private timer: NodeJS.Timeout | undefined;
   committed = 0;
   rolledBack = 0;
@@ -88,15 +99,25 @@ export class TransactionService {
       store.minOffset(TRANS_HALF_TOPIC, 0),
     );
     const st = this.state;
+    const committing: Half[] = [];
     const lost = await scanOpenRecords(
       store,
       st,
       (r) => {
         const e = st.inflight.get(r.queueOffset);
-        this.add(r.queueOffset, r.physicalOffset, r.offsetMessageId, r, r.storeTimestamp, e);
+        const h = this.add(
+          r.queueOffset,
+          r.physicalOffset,
+          r.offsetMessageId,
+          r,
+          r.storeTimestamp,
+          e,
+        );
+        if (e?.committing) committing.push(h);
       },
       true,
     );
+    if (committing.length > 0) await this.finishCommits(committing);
     if (lost.length > 0) {
       this.ctx.logger.warn(
         { halves: lost.length },
@@ -129,8 +150,8 @@ export class TransactionService {
     r: Pick<StoredRecord, 'messageId' | 'properties'>,
     storeTimestamp: number,
     checked?: InflightEntry,
-  ): void {
-    this.open.set(offset, {
+  ): Half {
+    const h: Half = {
       offset,
       physicalOffset,
       transactionId,
@@ -142,8 +163,72 @@ export class TransactionService {
         ? checked.popTime + checked.invisibleMs
         : storeTimestamp + this.ctx.options.transactionTimeOut,
       busy: false,
-    });
+    };
+    this.open.set(offset, h);
     this.byId.set(transactionId, offset);
+    return h;
+  }
+
+  /**
+   * Start: commits that were journalled but not settled before a crash. The
+   * real message is appended only when the commitlog does not have it yet.
+   */
+  private async finishCommits(halves: Half[]): Promise<void> {
+    for (const h of halves) h.busy = true;
+    const records = await Promise.all(halves.map((h) => this.ctx.store.readAt(h.physicalOffset)));
+    const inputs: MessageInput[] = [];
+    for (let i = 0; i < halves.length; i++) {
+      const h = halves[i]!;
+      const r = records[i];
+      if (r && !(await this.committedCopy(h.realTopic, h.messageId, h.physicalOffset))) {
+        inputs.push(this.unwrap(r, h.physicalOffset));
+      }
+    }
+    if (inputs.length > 0) await this.ctx.store.appendBatch(inputs);
+    for (const h of halves) {
+      this.open.delete(h.offset);
+      this.byId.delete(h.transactionId);
+    }
+    this.committed += halves.length;
+    await this.states.settleOffsets(
+      this.state!, // called from start()
+      halves.map((h) => h.offset),
+    );
+    this.ctx.logger.info(
+      { transactions: halves.length, appended: inputs.length },
+      'commits journalled before a crash finished',
+    );
+  }
+
+  /** True when `realTopic` holds the committed message of the half at `halfPhysicalOffset`. */
+  private async committedCopy(
+    realTopic: string,
+    messageId: string,
+    halfPhysicalOffset: number,
+  ): Promise<boolean> {
+    const r = await this.ctx.store.lookupById(realTopic, messageId);
+    return (
+      r !== undefined &&
+      r.preparedTransactionOffset === halfPhysicalOffset &&
+      (r.sysFlag & SysFlag.TRANSACTION_MASK) === SysFlag.TRANSACTION_COMMIT
+    );
+  }
+
+  /**
+   * The decision taken on a transaction that is no longer open, from durable
+   * state: 'commit', 'rollback' (or discarded), or undefined when the id names
+   * no half that was decided.
+   */
+  private async decisionOf(transactionId: string): Promise<'commit' | 'rollback' | undefined> {
+    const st = this.state;
+    if (!st) return undefined;
+    const half = await this.ctx.store.lookupById(TRANS_HALF_TOPIC, transactionId);
+    if (!half || half.offsetMessageId !== transactionId.toUpperCase()) return undefined;
+    if (!st.isSettled(half.queueOffset)) return undefined;
+    const realTopic = half.properties[SystemProperty.REAL_TOPIC] ?? '';
+    return (await this.committedCopy(realTopic, half.messageId, half.physicalOffset))
+      ? 'commit'
+      : 'rollback';
   }
 
   /** Turns a message for `input.topic` into its half record. */
@@ -176,17 +261,14 @@ export class TransactionService {
     const results: Status[] = new Array(entries.length);
     const commits: Array<{ i: number; h: Half }> = [];
     const rollbacks: Array<{ i: number; h: Half }> = [];
+    const repeated: number[] = [];
     entries.forEach((entry, i) => {
       try {
         const offset = this.byId.get(entry.transaction_id);
         const h = offset === undefined ? undefined : this.open.get(offset);
         if (!h) {
-          const earlier = this.decided.get(entry.transaction_id);
-          if (earlier !== undefined && earlier === entry.commit) {
-            results[i] = { code: Code.OK, message: 'already decided', reason: '' };
-            return;
-          }
-          throw errors.invalidTransactionId(entry.transaction_id);
+          repeated.push(i); // decided before (maybe before a restart), or unknown
+          return;
         }
         if (entry.message_id && entry.message_id !== h.messageId) {
           throw errors.invalidTransactionId(entry.transaction_id);
@@ -203,8 +285,38 @@ export class TransactionService {
         results[i] = statusOf(err);
       }
     });
+    await Promise.all(
+      repeated.map(async (i) => {
+        const entry = entries[i]!;
+        try {
+          const earlier = await this.decisionOf(entry.transaction_id);
+          if (earlier === undefined || (earlier === 'commit') !== entry.commit) {
+            throw errors.invalidTransactionId(entry.transaction_id);
+          }
+          results[i] = { code: Code.OK, message: 'already decided', reason: '' };
+        } catch (err) {
+          results[i] = statusOf(err);
+        }
+      }),
+    );
     if (commits.length > 0) {
       try {
+        // The decision is durable before the message goes out: a crash after
+        // this point finishes the commit at the next start (see start()).
+        const now = this.ctx.clock();
+        await this.states.put(
+          this.state,
+          commits.map(({ h }) => ({
+            offset: h.offset,
+            physicalOffset: h.physicalOffset,
+            popTime: now,
+            invisibleMs: this.ctx.options.transactionCheckInterval,
+            attempt: h.checks,
+            messageGroup: '',
+            fifo: false,
+            committing: true,
+          })),
+        );
         const records = await Promise.all(
           commits.map(({ h }) => this.ctx.store.readAt(h.physicalOffset)),
         );
@@ -225,21 +337,30 @@ export class TransactionService {
           h.busy = false;
           results[i] = statusOf(err);
         }
+        // Not committed: take the journalled decision back (best effort; the
+        // producer got an error and is asked again by a check-back).
+        const undo = this.state.inflight;
+        void this.states
+          .put(
+            this.state,
+            commits.flatMap(({ h }) => {
+              const e = undo.get(h.offset);
+              return e?.committing ? [{ ...e, committing: false }] : [];
+            }),
+          )
+          .catch(() => undefined);
         commits.length = 0;
       }
     }
     for (const { i } of rollbacks) results[i] = { code: Code.OK, message: 'OK', reason: '' };
-    const done = [
-      ...commits.map((c) => [c.h, true] as const),
-      ...rollbacks.map((r) => [r.h, false] as const),
-    ];
+    const done = [...commits.map((c) => c.h), ...rollbacks.map((r) => r.h)];
     if (done.length === 0) return results;
-    for (const [h, commit] of done) this.finish(h, commit);
+    for (const h of done) this.finish(h);
     this.committed += commits.length;
     this.rolledBack += rollbacks.length;
     await this.states.settleOffsets(
       this.state,
-      done.map(([h]) => h.offset),
+      done.map((h) => h.offset),
     );
     for (const { h } of rollbacks) {
       this.ctx.logger.info(
@@ -250,13 +371,9 @@ export class TransactionService {
     return results;
   }
 
-  private finish(h: Half, commit: boolean): void {
+  private finish(h: Half): void {
     this.open.delete(h.offset);
     this.byId.delete(h.transactionId);
-    this.decided.set(h.transactionId, commit);
-    if (this.decided.size > REMEMBERED_DECISIONS) {
-      this.decided.delete(this.decided.keys().next().value!);
-    }
   }
 
   /**

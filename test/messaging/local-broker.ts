@@ -5,9 +5,9 @@
  * clock. Integration tests use real broker processes (test/harness) instead.
  *
  * `gate` pauses calls on purpose: while a gate is closed, every call of that
- * store method (read, readAt) or consume-state journal write (settle) has
- * done its real work and waits before answering, so a test can act "during
- * the read" deterministically.
+ * store method (read, readAt, appendBatch) or consume-state journal write
+ * (settle, put) has done its real work and waits before answering, so a test
+ * can act "during the read" (or crash right after a write) deterministically.
  */
 import { join } from 'node:path';
 import { ArrivalNotifier } from '../../broker/messaging/arrival-notifier.js';
@@ -31,7 +31,7 @@ import type { SendResult } from '../../common/generated/sluice/v1/SendResult.js'
 import { silentLogger } from '../../common/logger.js';
 import { makeTempDir } from '../harness/tmp.js';
 
-type Gated = 'read' | 'readAt' | 'settle';
+type Gated = 'read' | 'readAt' | 'appendBatch' | 'settle' | 'put';
 
 export interface LocalBroker {
   dir: string;
@@ -99,7 +99,7 @@ export async function openLocalBroker(o: LocalBrokerOptions = {}): Promise<Local
         };
       },
     });
-  const store = gated(real, { read: 'read', readAt: 'readAt' });
+  const store = gated(real, { read: 'read', readAt: 'readAt', appendBatch: 'appendBatch' });
   const clock = { now: o.fakeClock ?? 0 };
   const notifier = new ArrivalNotifier();
   real.onDispatch((e) => notifier.notify(e.topic));
@@ -127,7 +127,7 @@ export async function openLocalBroker(o: LocalBrokerOptions = {}): Promise<Local
     logger: silentLogger,
   });
   await realStates.open();
-  const states = gated(realStates, { settle: 'settle', settleOffsets: 'settle' });
+  const states = gated(realStates, { settle: 'settle', settleOffsets: 'settle', put: 'put' });
   const timer = new TimerService(ctx, states);
   const transactions = new TransactionService(ctx, states);
   const pop = new PopService(ctx, states, o.limits);
