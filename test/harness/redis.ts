@@ -5,8 +5,12 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
+import { freePort } from './ports.js';
+
+/** The one line a test run prints when it cannot get a redis-server. */
+export const REDIS_INSTALL_HINT =
+  'redis-server is not installed: run `sudo apt-get install -y redis-server` and re-run the tests';
 
 export interface RedisHandle {
   url: string;
@@ -29,37 +33,33 @@ function findRedis(): string | undefined {
   }
 }
 
+/**
+ * The path of redis-server, installing Debian's package first when it is
+ * missing and we run as root. Otherwise, or when the install fails, throws
+ * REDIS_INSTALL_HINT (with apt-get's last words when it ran).
+ */
 export function ensureRedisInstalled(): string {
   const found = findRedis();
   if (found) return found;
+  let why = '';
   if (process.getuid?.() === 0) {
-    execFileSync(
-      'sh',
-      [
-        '-c',
-        'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server',
-      ],
-      {
-        stdio: 'ignore',
-      },
-    );
+    try {
+      execFileSync(
+        'sh',
+        [
+          '-c',
+          'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server',
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' },
+      );
+    } catch (err) {
+      const stderr = String((err as { stderr?: string }).stderr ?? '').trim();
+      why = ` (apt-get failed: ${stderr.split('\n').pop() || (err as Error).message})`;
+    }
     const installed = findRedis();
     if (installed) return installed;
   }
-  throw new Error(
-    'redis-server is not installed: run `sudo apt-get install -y redis-server` and re-run the tests',
-  );
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
+  throw new Error(`${REDIS_INSTALL_HINT}${why}`);
 }
 
 export async function startRedis(): Promise<RedisHandle> {
@@ -76,6 +76,12 @@ export async function startRedis(): Promise<RedisHandle> {
         },
       );
       child = c;
+      // Drain stderr (a full pipe would block redis-server); its last lines explain an early exit.
+      const errTail: string[] = [];
+      createInterface({ input: c.stderr! }).on('line', (line) => {
+        errTail.push(line);
+        if (errTail.length > 5) errTail.shift();
+      });
       const timer = setTimeout(
         () => reject(new Error('redis-server did not become ready in 10 s')),
         10_000,
@@ -88,7 +94,7 @@ export async function startRedis(): Promise<RedisHandle> {
       });
       c.once('exit', (code) => {
         clearTimeout(timer);
-        reject(new Error(`redis-server exited (${code}) before ready`));
+        reject(new Error(`redis-server exited (${code}) before ready: ${errTail.join(' | ')}`));
       });
     });
   const exit = () =>
