@@ -92,7 +92,8 @@ describe('two gateway replicas sharing Redis', () => {
           { body: `m${i}` },
           { 'idempotency-key': `kill-${i}` },
         );
-        if (r.status !== 200) failures.push(`${r.status} ${r.text}`);
+        if (r.status !== 200 || r.json.results[0].code !== 20000)
+          failures.push(`send ${r.status} ${r.text}`);
         else sent++;
         const rec = await gw.post('/v1/topics/redis-kill/groups/g/receive', { max: 4 });
         if (rec.status !== 200) failures.push(`${rec.status} ${rec.text}`);
@@ -101,7 +102,15 @@ describe('two gateway replicas sharing Redis', () => {
           const ack = await other.post('/v1/topics/redis-kill/groups/g/ack', {
             receiptHandles: rec.json.messages.map((m: any) => m.receiptHandle),
           });
-          if (ack.status !== 200) failures.push(`${ack.status} ${ack.text}`);
+          // Every handle settles: per entry, not just the HTTP status.
+          const codes = ack.json?.results?.map((x: any) => x.code) ?? [];
+          if (
+            ack.status !== 200 ||
+            codes.length !== rec.json.messages.length ||
+            codes.some((code: number) => code !== 20000)
+          ) {
+            failures.push(`ack ${ack.status} ${ack.text}`);
+          }
         }
       }
     })();

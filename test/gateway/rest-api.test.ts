@@ -165,6 +165,24 @@ describe('send', () => {
     expectProblem(await a.post(`/v1/topics/${t}/groups/bad$group/receive`, {}), 400, 40003);
     expectProblem(await a.post(`/v1/topics/${t}/groups/g/receive`, { max: 33 }), 400, 40000);
     expectProblem(await a.post(`/v1/topics/${t}/messages`, { body: '' }), 400, 41302);
+    // Both ways of delaying at once: ambiguous, refused (40012 ILLEGAL_DELIVERY_TIME).
+    expectProblem(
+      await a.post(`/v1/topics/${t}/messages`, {
+        body: 'x',
+        deliveryTime: Date.now() + 60_000,
+        delaySeconds: 5,
+      }),
+      400,
+      40012,
+    );
+    expectProblem(
+      await a.post(`/v1/topics/${t}/messages`, 'raw', {
+        'content-type': 'text/plain',
+        'x-mq-delay-seconds': 'soon',
+      }),
+      400,
+      40000,
+    );
   });
 
   it('refuses a body over maxMessageSize with 413 before a broker sees it, and a request over the limit', async () => {
@@ -231,6 +249,35 @@ describe('consume', () => {
       receiptHandles: [again.json.messages[0].receiptHandle, 'garbage'],
     });
     expect(ack.json.results.map((r: any) => r.code)).toEqual([20000, 40013]);
+  });
+
+  it('a handle whose invisible time ran out is stale: ack and visibility answer 409', async () => {
+    const t = await topic('rest-expire');
+    await a.post(`/v1/topics/${t}/messages`, { body: 'slow consumer' });
+    const got = await a.post(`/v1/topics/${t}/groups/g/receive`, { waitSeconds: 2 });
+    // Shorten its invisible time to 1 s, then let it run out: the message comes again.
+    const vis = await a.post(`/v1/topics/${t}/groups/g/visibility`, {
+      receiptHandle: got.json.messages[0].receiptHandle,
+      invisibleSeconds: 1,
+    });
+    const expired = vis.json.receiptHandle;
+    const again = await a.post(`/v1/topics/${t}/groups/g/receive`, { waitSeconds: 10 });
+    expect(again.json.messages[0]).toMatchObject({ body: 'slow consumer', deliveryAttempt: 2 });
+    const ack = await a.post(`/v1/topics/${t}/groups/g/ack`, { receiptHandles: [expired] });
+    expect(ack.status).toBe(200);
+    expect(ack.json.results[0]).toMatchObject({ code: 40013, status: 'INVALID_RECEIPT_HANDLE' });
+    expectProblem(
+      await a.post(`/v1/topics/${t}/groups/g/visibility`, {
+        receiptHandle: expired,
+        invisibleSeconds: 30,
+      }),
+      409,
+      40013,
+    );
+    const fresh = await a.post(`/v1/topics/${t}/groups/g/ack`, {
+      receiptHandles: [again.json.messages[0].receiptHandle],
+    });
+    expect(fresh.json.results[0].code).toBe(20000);
   });
 
   it('dead-letter moves a received message to %DLQ%group now', async () => {
