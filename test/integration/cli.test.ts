@@ -2,7 +2,9 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ManagedChild } from '../../cli/supervisor.js';
 import { PACKAGE_ROOT } from '../../common/paths.js';
+import { makeTempDir } from '../harness/tmp.js';
 
 function run(bin: string, args: string[], env: NodeJS.ProcessEnv = {}) {
   const r = spawnSync(process.execPath, [join(PACKAGE_ROOT, 'bin', bin), ...args], {
@@ -63,9 +65,43 @@ describe('binaries', () => {
     expect(r.stderr.trim()).toBe("mqbroker: name server address 'garbage' is not host:port");
   });
 
+  it('sluice standalone refuses a port that is not a number, in one line', () => {
+    const r = run('sluice', ['standalone', '--http-port', 'eighty']);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain("expected a port number 0..65535, got 'eighty'");
+  });
+
   it('-n wins over NAMESRV_ADDR', () => {
     const r = run('mqgateway', ['-p', '-n', '127.0.0.1:1'], { NAMESRV_ADDR: '127.0.0.1:2' });
     expect(r.stdout).toContain('namesrvAddr=127.0.0.1:1');
+  });
+});
+
+describe('process supervisor', () => {
+  it('stop() reports a child that had to be SIGKILLed, and a clean one', async () => {
+    const dir = makeTempDir();
+    const spec = (name: string) =>
+      new ManagedChild({
+        name,
+        bin: 'mqnamesrv',
+        args: ['listenPort=0', `kvConfigPath=${join(dir.path, name, 'kv.json')}`],
+      });
+    const stuck = spec('stuck');
+    const clean = spec('clean');
+    try {
+      await Promise.all([stuck.start(), clean.start()]);
+      // A stopped process cannot act on SIGTERM; only SIGKILL ends it.
+      process.kill(stuck.pid!, 'SIGSTOP');
+      expect(await stuck.stop(300)).toEqual({ code: null, signal: 'SIGKILL', forced: true });
+      expect(await clean.stop()).toEqual({ code: 0, signal: null, forced: false });
+      // Asked again, an exited child says how it ended.
+      expect(await clean.stop()).toEqual({ code: 0, signal: null, forced: false });
+    } finally {
+      await stuck.kill('SIGKILL');
+      await clean.kill('SIGKILL');
+      dir.remove();
+    }
   });
 });
 
