@@ -277,6 +277,16 @@ export const errors = {
       retriable: RETRIABLE_CODES.has(code),
       ...(details ? { details } : {}),
     }),
+  /**
+   * One action on several brokers that failed on some of them: the first
+   * failure's code (a caller tells errors apart by it), a reason only when
+   * every failure has it, retriable only when every failure is.
+   */
+  partialFailure: (
+    first: SluiceError,
+    message: string,
+    options: { retriable: boolean; reason?: Reason; details?: Record<string, unknown> },
+  ) => new SluiceError(first.code, message, { ...options, cause: first }),
   internal: (what: string, cause?: unknown) =>
     new SluiceError(Code.INTERNAL_ERROR, what, { cause }),
 };

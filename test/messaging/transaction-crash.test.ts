@@ -23,7 +23,9 @@ afterEach(async () => {
 });
 
 const end = (b: LocalBroker, transactionId: string, commit: boolean) =>
-  b.transactions.end([{ topic: 'tx', message_id: '', transaction_id: transactionId, commit }]);
+  b.transactions.end([
+    { topic: 'tx', message_id: '', transaction_id: transactionId, commit, from_check: false },
+  ]);
 
 /** Opens a broker, sends one transactional message and starts its commit; crashes at `at`. */
 async function crashDuringCommit(at: 'put' | 'appendBatch') {
@@ -79,11 +81,41 @@ describe('transaction commit across a crash', () => {
     opened.splice(opened.indexOf(b), 1);
     const again = await open({ dir: b.dir, fakeClock: Date.now(), start: true });
     const codes = await again.transactions.end([
-      { topic: 'tx', message_id: '', transaction_id: c!.transaction_id!, commit: true },
-      { topic: 'tx', message_id: '', transaction_id: r!.transaction_id!, commit: false },
-      { topic: 'tx', message_id: '', transaction_id: c!.transaction_id!, commit: false },
-      { topic: 'tx', message_id: '', transaction_id: r!.transaction_id!, commit: true },
-      { topic: 'tx', message_id: '', transaction_id: 'NOT-A-TRANSACTION', commit: true },
+      {
+        topic: 'tx',
+        message_id: '',
+        transaction_id: c!.transaction_id!,
+        commit: true,
+        from_check: false,
+      },
+      {
+        topic: 'tx',
+        message_id: '',
+        transaction_id: r!.transaction_id!,
+        commit: false,
+        from_check: false,
+      },
+      {
+        topic: 'tx',
+        message_id: '',
+        transaction_id: c!.transaction_id!,
+        commit: false,
+        from_check: false,
+      },
+      {
+        topic: 'tx',
+        message_id: '',
+        transaction_id: r!.transaction_id!,
+        commit: true,
+        from_check: false,
+      },
+      {
+        topic: 'tx',
+        message_id: '',
+        transaction_id: 'NOT-A-TRANSACTION',
+        commit: true,
+        from_check: false,
+      },
     ]);
     expect(codes.map((s) => s.code)).toEqual([
       OK,
