@@ -2,7 +2,7 @@
  * Runs one admin action on several broker groups at once and reports which
  * succeeded; a partial failure becomes one error that names every group.
  */
-import { SluiceError, toSluiceError } from '../common/errors.js';
+import { errors, type SluiceError, toSluiceError } from '../common/errors.js';
 
 export interface FanOutResult<T> {
   done: { brokerName: string; value: T }[];
@@ -36,10 +36,9 @@ export function fanOutFailed(action: string, result: FanOutResult<unknown>): Slu
   const failures = result.failed.map((f) => `${f.brokerName} (${f.error.message})`).join(', ');
   const done =
     result.done.length > 0 ? `; done on ${result.done.map((d) => d.brokerName).join(', ')}` : '';
-  return new SluiceError(first.code, `${action} failed on ${failures}${done}`, {
+  return errors.partialFailure(first, `${action} failed on ${failures}${done}`, {
     retriable: result.failed.every((f) => f.error.retriable),
     reason: sameReason ? first.reason : undefined,
-    cause: first,
     details: {
       failed: result.failed.map((f) => f.brokerName),
       done: result.done.map((d) => d.brokerName),
