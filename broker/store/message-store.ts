@@ -41,6 +41,7 @@ import type {
   DispatchEvent,
   MessageInput,
   MessageStore,
+  QueueEntriesResult,
   ReadResult,
   RecoveryReport,
   RetentionReport,
@@ -498,6 +499,15 @@ class DefaultMessageStore implements MessageStore {
     filter?: TagFilter | null,
   ): Promise<ReadResult> {
     return this.reader.read(topic, queueId, offset, maxCount, filter);
+  }
+
+  readQueueEntries(
+    topic: string,
+    queueId: number,
+    offset: number,
+    maxCount: number,
+  ): Promise<QueueEntriesResult> {
+    return this.reader.readEntries(topic, queueId, offset, maxCount);
   }
 
   minOffset(topic: string, queueId: number): number {

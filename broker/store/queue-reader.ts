@@ -19,7 +19,13 @@ import {
 } from './commitlog-record.js';
 import { CQ_ENTRY_SIZE_BYTES } from './consume-queue.js';
 import type { ConsumeQueueTable } from './consume-queue-table.js';
-import type { ReadResult, StoredRecord, TagFilter } from './store-api.js';
+import type {
+  QueueEntriesResult,
+  QueueEntry,
+  ReadResult,
+  StoredRecord,
+  TagFilter,
+} from './store-api.js';
 import { tagHash } from './tag-hash.js';
 
 /** Consume queue entries scanned per read() with a tag filter, at most. */
@@ -106,6 +112,41 @@ export class QueueReader {
       minOffset: cq.minOffset,
       maxOffset: cq.maxOffset,
     };
+  }
+
+  /** See MessageStore.readQueueEntries. */
+  async readEntries(
+    topic: string,
+    queueId: number,
+    offset: number,
+    maxCount: number,
+  ): Promise<QueueEntriesResult> {
+    const cq = this.queues.get(topic, queueId);
+    if (!cq) return { entries: [], nextOffset: 0, minOffset: 0, maxOffset: 0 };
+    const minOffset = cq.minOffset;
+    const maxOffset = cq.maxOffset;
+    if (offset < minOffset) offset = minOffset;
+    const want = Math.min(maxOffset - offset, MAX_READ_ENTRIES, maxCount);
+    if (want <= 0) {
+      return { entries: [], nextOffset: Math.min(offset, maxOffset), minOffset, maxOffset };
+    }
+    const buf = Buffer.allocUnsafe(want * CQ_ENTRY_SIZE_BYTES);
+    const got = await cq.readEntries(offset, want, buf);
+    const minPhy = this.commitlog.minOffset;
+    const entries: QueueEntry[] = [];
+    for (let i = 0; i < got; i++) {
+      const o = i * CQ_ENTRY_SIZE_BYTES;
+      const size = buf.readInt32BE(o + 8);
+      const physicalOffset = buf.readInt32BE(o) * TWO_32 + buf.readUInt32BE(o + 4);
+      if (size <= 0 || physicalOffset < minPhy) continue; // a hole, or removed by retention
+      entries.push({
+        queueOffset: offset + i,
+        physicalOffset,
+        size,
+        tagsCode: buf.readBigInt64BE(o + 12),
+      });
+    }
+    return { entries, nextOffset: offset + got, minOffset: cq.minOffset, maxOffset: cq.maxOffset };
   }
 
   /** Reads the records of consume queue entries (in physical order), coalescing neighbours into one read. */

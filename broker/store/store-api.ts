@@ -114,6 +114,24 @@ export interface ReadResult {
   maxOffset: number;
 }
 
+/** One consume queue entry, without its record (see MessageStore.readQueueEntries). */
+export interface QueueEntry {
+  queueOffset: number;
+  physicalOffset: number;
+  size: number;
+  /** The entry's tag code: the tag hash, or MessageInput.tagsCode (the timer's due time). */
+  tagsCode: bigint;
+}
+
+export interface QueueEntriesResult {
+  /** Entries in queue-offset order; holes and entries below the commitlog's min offset are left out. */
+  entries: QueueEntry[];
+  /** Queue offset to read from next. */
+  nextOffset: number;
+  minOffset: number;
+  maxOffset: number;
+}
+
 /** Emitted after a record is in its consume queue (used to wake long polls). */
 export interface DispatchEvent {
   topic: string;
@@ -201,6 +219,17 @@ export interface MessageStore {
     maxCount: number,
     filter?: TagFilter | null,
   ): Promise<ReadResult>;
+  /**
+   * Reads up to maxCount consume queue entries from a queue offset without
+   * reading their records (20 bytes each: cheap enough to scan a whole queue).
+   * Offsets below minOffset are read from minOffset.
+   */
+  readQueueEntries(
+    topic: string,
+    queueId: number,
+    offset: number,
+    maxCount: number,
+  ): Promise<QueueEntriesResult>;
   minOffset(topic: string, queueId: number): number;
   /** One past the last queue offset (the next to be written). */
   maxOffset(topic: string, queueId: number): number;
