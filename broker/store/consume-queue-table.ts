@@ -5,7 +5,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../common/logger.js';
-import { ConsumeQueue, CQ_WRITE_THRESHOLD_BYTES } from './consume-queue.js';
+import { ConsumeQueue, CQ_WRITE_THRESHOLD_BYTES, EntryBufferPool } from './consume-queue.js';
 import type { FilePool } from './file-pool.js';
 import type { QueueExtent } from './queue-checkpoint.js';
 
@@ -15,6 +15,8 @@ export class ConsumeQueueTable {
   private readonly pending = new Set<ConsumeQueue>();
   /** Queues written since the last sync. */
   private readonly unsynced = new Set<ConsumeQueue>();
+  /** Entry buffers shared by the queues. */
+  readonly buffers = new EntryBufferPool();
 
   constructor(
     readonly dir: string,
@@ -51,7 +53,15 @@ export class ConsumeQueueTable {
     }
     let cq = queues[queueId];
     if (!cq) {
-      cq = new ConsumeQueue(this.dir, topic, queueId, this.fileBytes, this.logger, this.pool);
+      cq = new ConsumeQueue(
+        this.dir,
+        topic,
+        queueId,
+        this.fileBytes,
+        this.logger,
+        this.pool,
+        this.buffers,
+      );
       queues[queueId] = cq;
     }
     return cq;

@@ -16,7 +16,9 @@
  * Memory: entries not yet written to the files (at most a few KiB per busy
  * queue, and whatever arrived since the last flush) are kept in two small
  * buffers — `active` takes new entries while `inflight` is being written — and
- * answered from there; everything older is read with positioned reads.
+ * answered from there; everything older is read with positioned reads. The
+ * buffers come from a pool shared by every queue of the store and go back
+ * once written, so an idle queue holds none.
  * Invariant: entries [minOffset, memStart) are in the files, [memStart,
  * maxOffset) in memory.
  */
@@ -82,6 +84,49 @@ class CqFile {
   }
 }
 
+/** Smallest entry buffer, bytes; buffers double from here as entries arrive. */
+const ENTRY_BUFFER_MIN_BYTES = 1024;
+/** Largest entry buffer the pool keeps (a queue writes at CQ_WRITE_THRESHOLD_BYTES). */
+const ENTRY_BUFFER_POOLED_MAX_BYTES = 2 * CQ_WRITE_THRESHOLD_BYTES;
+/** Free entry buffers kept for reuse, bytes, over all queues of a store. */
+export const CQ_BUFFER_POOL_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Free entry buffers (powers of two from ENTRY_BUFFER_MIN_BYTES), shared by
+ * every queue of a store: busy queues reuse them instead of allocating, idle
+ * ones hold none.
+ */
+export class EntryBufferPool {
+  private readonly free = new Map<number, Buffer[]>();
+  /** Bytes of the buffers held for reuse. */
+  freeBytes = 0;
+
+  constructor(readonly maxFreeBytes = CQ_BUFFER_POOL_BYTES) {}
+
+  /** A buffer of at least `bytes` (a power of two from the minimum). */
+  take(bytes: number): Buffer {
+    let size = ENTRY_BUFFER_MIN_BYTES;
+    while (size < bytes) size *= 2;
+    const buf = this.free.get(size)?.pop();
+    if (!buf) return Buffer.allocUnsafe(size);
+    this.freeBytes -= size;
+    return buf;
+  }
+
+  /** Hands a buffer back (nobody may use it afterwards). */
+  give(buf: Buffer): void {
+    const size = buf.length;
+    if (size > ENTRY_BUFFER_POOLED_MAX_BYTES || this.freeBytes + size > this.maxFreeBytes) return;
+    let list = this.free.get(size);
+    if (!list) {
+      list = [];
+      this.free.set(size, list);
+    }
+    list.push(buf);
+    this.freeBytes += size;
+  }
+}
+
 /** Entries read ahead per block (40 KiB). */
 const READ_AHEAD_ENTRIES = 2048;
 /** Blocks kept, over all queues (least recently used go first): at most ~10 MiB. */
@@ -113,7 +158,6 @@ export class ConsumeQueue {
   private inflight: Buffer | undefined;
   private inflightStart = 0;
   private inflightCount = 0;
-  private spare: Buffer | undefined;
   /** Cache of firstPhysicalOffset(): the answer for minOffset `at`. */
   private firstPhysical = { at: -1, offset: -1 };
   private writing: Promise<void> | undefined;
@@ -128,6 +172,7 @@ export class ConsumeQueue {
     readonly fileBytes: number,
     private readonly logger: Logger,
     private readonly pool: FilePool,
+    private readonly buffers: EntryBufferPool,
   ) {
     this.dir = join(rootDir, topic, String(queueId));
     this.entriesPerFile = fileBytes / CQ_ENTRY_SIZE_BYTES;
@@ -215,8 +260,11 @@ export class ConsumeQueue {
     let buf = this.active;
     const at = this.activeCount * CQ_ENTRY_SIZE_BYTES;
     if (!buf || at + CQ_ENTRY_SIZE_BYTES > buf.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(1024, (buf?.length ?? 0) * 2));
-      if (buf) buf.copy(bigger, 0, 0, at);
+      const bigger = this.buffers.take(at + CQ_ENTRY_SIZE_BYTES);
+      if (buf) {
+        buf.copy(bigger, 0, 0, at);
+        this.buffers.give(buf);
+      }
       buf = bigger;
       this.active = buf;
     }
@@ -237,8 +285,7 @@ export class ConsumeQueue {
     this.inflight = this.active;
     this.inflightStart = this.activeStart;
     this.inflightCount = this.activeCount;
-    this.active = this.spare;
-    this.spare = undefined;
+    this.active = undefined; // taken from the pool when the next entry comes
     this.activeStart = this.inflightStart + this.inflightCount;
     this.activeCount = 0;
     const run = this.writeInflight();
@@ -268,9 +315,9 @@ export class ConsumeQueue {
         await file.write(buf.subarray(from, to), (q - file.start) * CQ_ENTRY_SIZE_BYTES);
         q = upto;
       }
-      this.spare = buf;
       this.inflight = undefined;
       this.inflightCount = 0;
+      this.buffers.give(buf);
     } catch (err) {
       // Keep the entries in memory (they are still answered from there); the
       // next flush retries them ahead of newer ones.
@@ -278,8 +325,8 @@ export class ConsumeQueue {
         { err, topic: this.topic, queueId: this.queueId },
         'consume queue write failed',
       );
-      const merged = Buffer.allocUnsafe(
-        (this.inflightCount + this.activeCount) * CQ_ENTRY_SIZE_BYTES + 1024,
+      const merged = this.buffers.take(
+        (this.inflightCount + this.activeCount + 1) * CQ_ENTRY_SIZE_BYTES,
       );
       buf.copy(
         merged,
@@ -294,6 +341,8 @@ export class ConsumeQueue {
         0,
         this.activeCount * CQ_ENTRY_SIZE_BYTES,
       );
+      if (this.active) this.buffers.give(this.active);
+      this.buffers.give(buf);
       this.active = merged;
       this.activeStart = q;
       this.activeCount += kept;

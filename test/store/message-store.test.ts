@@ -452,6 +452,38 @@ describe('message store: resources', () => {
   });
 });
 
+describe('message store: consume queue memory', () => {
+  it('holds no entry buffers for queues that are idle after a burst', async () => {
+    const { store } = await setup({
+      mapedFileSizeCommitLog: 16 * 1024 * 1024,
+      mapedFileSizeConsumeQueue: 20 * 100_000,
+      maxIndexNum: 200_000,
+      maxHashSlotNum: 20_000,
+    });
+    // 20 queues × 3,400 entries: each queue passes the 64 KiB write threshold once.
+    for (let b = 0; b < 34; b++) {
+      await store.appendBatch(
+        Array.from({ length: 2000 }, (_, i) =>
+          message({ topic: `m${i % 10}`, queueId: Math.floor(i / 10) % 2 }),
+        ),
+      );
+    }
+    await store.flush();
+    const { queues } = store as unknown as {
+      queues: { all(): Iterable<{ active?: Buffer; inflight?: Buffer; spare?: Buffer }> };
+    };
+    let held = 0;
+    let count = 0;
+    for (const cq of queues.all()) {
+      count++;
+      held += (cq.active?.length ?? 0) + (cq.inflight?.length ?? 0) + (cq.spare?.length ?? 0);
+    }
+    expect(count).toBe(20);
+    expect(held).toBe(0);
+    expect(store.maxOffset('m3', 1)).toBe(3400);
+  });
+});
+
 describe('message store: replication hooks', () => {
   it('copies the commitlog byte for byte to a slave, which dispatches it', async () => {
     const { store: master, dir: masterDir } = await setup();
