@@ -272,6 +272,8 @@ export class FakeBroker {
   dataVersion = 1;
   addr = '';
   readonly permCalls: number[] = [];
+  /** Heartbeats that reached every name server (tests wait for some instead of sleeping). */
+  beats = 0;
   private server: GrpcServerHandle | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly clients: NamesrvRaw[];
@@ -349,7 +351,15 @@ export class FakeBroker {
   /** Registers with every name server once (failures ignored, as the broker does). */
   async beat(): Promise<void> {
     const body = this.request();
-    await Promise.all(this.clients.map((c) => c.register(body).catch(() => undefined)));
+    const answered = await Promise.all(
+      this.clients.map((c) =>
+        c.register(body).then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
+    if (answered.every(Boolean)) this.beats++;
   }
 
   /** Stops heartbeating (like SIGSTOP) without unregistering. */

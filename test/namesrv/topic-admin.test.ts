@@ -184,7 +184,8 @@ describe('topic admin through the name server', () => {
       expect(route.queue_datas.find((q) => q.broker_name === 'broker-a')?.perm).toBe(4);
     }
     // Heartbeats keep it wiped.
-    await new Promise((r) => setTimeout(r, 700));
+    const beats = a.beats;
+    await waitFor('two more heartbeats of broker-a', () => a.beats >= beats + 2);
     expect(writableBrokers(await one.raw.route('T2'))).toEqual(['broker-b']);
 
     const add = await mqadmin(['addWritePerm', '-n', addrs.join(';'), '-b', 'broker-a', '--json']);
