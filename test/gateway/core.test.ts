@@ -8,12 +8,15 @@ import { anyAddrOf, brokerAddrsJson, masterAddrOf } from '../../common/broker-ad
 import { Code, isSluiceError } from '../../common/errors.js';
 import type { SendEntry } from '../../common/generated/sluice/v1/SendEntry.js';
 import type { SendResult__Output } from '../../common/generated/sluice/v1/SendResult.js';
+import type { StoredMessage__Output } from '../../common/generated/sluice/v1/StoredMessage.js';
 import { silentLogger } from '../../common/logger.js';
+import { encodeReceiptHandle } from '../../common/receipt-handle.js';
 import { BrokerPool } from '../../gateway/core/broker-pool.js';
 import { ClusterView } from '../../gateway/core/cluster-view.js';
 import { fingerprintOf, IdempotencyGuard } from '../../gateway/core/idempotency-guard.js';
 import { LatencyFaultTolerance } from '../../gateway/core/latency-fault-tolerance.js';
 import type { NamesrvClient } from '../../gateway/core/namesrv-client.js';
+import { ReceiveStash } from '../../gateway/core/receive-stash.js';
 import { RouteResolver } from '../../gateway/core/route-resolver.js';
 import { SendBatcher } from '../../gateway/core/send-batcher.js';
 import { renderDocsPage } from '../../gateway/http/docs-page.js';
@@ -22,6 +25,7 @@ import { problemResponse } from '../../gateway/http/problem.js';
 import { MemoryIdempotencyStore } from '../../gateway/idempotency/memory.js';
 import type { RouteCache, TopicRoute } from '../../gateway/route-cache/index.js';
 import { MemoryRouteCache } from '../../gateway/route-cache/memory.js';
+import { waitFor } from '../harness/wait.js';
 
 const ok = (n: number): SendResult__Output[] =>
   Array.from({ length: n }, (_, i) => ({
@@ -369,6 +373,75 @@ describe('RouteResolver', () => {
     expect(brokerAddrsJson(addrs)).toEqual({ '0': 'm:1', '1': 's:1' });
     expect(anyAddrOf({ '1': 's:1' })).toBe('s:1');
     expect(masterAddrOf({ '1': 's:1' })).toBeUndefined();
+  });
+});
+
+describe('ReceiveStash', () => {
+  const msg = (id: string, popTime: number, invisibleMs: number): StoredMessage__Output =>
+    ({
+      message: { message_id: id },
+      receipt_handle: encodeReceiptHandle(
+        {
+          brokerName: 'a',
+          topic: 't',
+          queueId: 0,
+          offset: 0,
+          popTime,
+          invisibleMs,
+          attempt: 1,
+          group: 'g',
+        },
+        'secret',
+      ),
+    }) as unknown as StoredMessage__Output;
+
+  it('hands held messages to the next receive of the key, else back to the broker after the hold; bounded', async () => {
+    const released: string[] = [];
+    const stash = new ReceiveStash(
+      async (_t, _g, msgs) => {
+        released.push(...msgs.map((m) => m.message!.message_id));
+      },
+      200,
+      3,
+    );
+    const key = ReceiveStash.keyOf('t', 'g', '*');
+    let woken = 0;
+    const off = stash.onPut(key, () => woken++);
+    const now = Date.now();
+    stash.put(key, 't', 'g', [msg('m1', now, 60_000), msg('m2', now, 60_000)]);
+    expect(woken).toBe(1);
+    off();
+    expect(stash.take(ReceiveStash.keyOf('t', 'g', 'TagA'), 5)).toEqual([]);
+    expect(stash.take(key, 1).map((s) => s.message.message!.message_id)).toEqual(['m1']);
+    // Over the bound: the surplus goes back at once.
+    stash.put(key, 't', 'g', [
+      msg('m3', now, 60_000),
+      msg('m4', now, 60_000),
+      msg('m5', now, 60_000),
+    ]);
+    expect(stash.size).toBe(3);
+    expect(released).toEqual(['m5']);
+    await waitFor('held messages handed back', () => released.length === 4, 2_000, 20);
+    expect(released.sort()).toEqual(['m2', 'm3', 'm4', 'm5']);
+    expect(stash.size).toBe(0);
+    stash.put(key, 't', 'g', [msg('m6', now, 60_000)]);
+    await stash.drain();
+    expect(released).toContain('m6');
+    expect(stash.stats).toEqual({ stashed: 5, reused: 1, released: 5 });
+
+    // A message whose handle is about to expire is not held for the full hold.
+    const back: string[] = [];
+    const long = new ReceiveStash(async (_t, _g, msgs) => {
+      back.push(...msgs.map((m) => m.message!.message_id));
+    }, 60_000);
+    long.put(key, 't', 'g', [
+      msg('old', Date.now() - 59_000, 60_000),
+      msg('new', Date.now(), 60_000),
+    ]);
+    await waitFor('expiring message handed back', () => back.length > 0, 1_000, 20);
+    expect(back).toEqual(['old']);
+    await long.drain();
+    expect(back).toEqual(['old', 'new']);
   });
 });
 
