@@ -86,7 +86,8 @@ export type Reason =
   | 'DISK_FULL'
   | 'NOT_MASTER'
   | 'UNAVAILABLE'
-  | 'CONFIG';
+  | 'CONFIG'
+  | 'REPLICA_MISMATCH';
 
 export interface SluiceErrorOptions {
   retriable?: boolean;
@@ -246,6 +247,13 @@ export const errors = {
       `FLUSH_DISK_TIMEOUT: fdatasync did not complete in ${ms} ms`,
       { retriable: true },
     ),
+  /**
+   * A slave whose commitlog cannot follow this master (segment size differs,
+   * it is ahead, or its bytes diverged): retrying does not help, an operator
+   * must act (deploy/conf/README.md).
+   */
+  replicaMismatch: (why: string) =>
+    new SluiceError(Code.PRECONDITION_FAILED, why, { reason: 'REPLICA_MISMATCH' }),
   flushSlaveTimeout: (ms: number) =>
     new SluiceError(
       Code.SLAVE_PERSISTENCE_TIMEOUT,

@@ -8,11 +8,17 @@
  *
  * GetBrokerStatus stats (all values strings):
  *   every role   haRole                   ASYNC_MASTER | SYNC_MASTER | SLAVE
- *   master       haConnectedSlaves        slaves with an open stream
+ *   master       haConnectedSlaves        slaves with an open stream (0: none, "no slave")
  *                haInSyncSlaves           of those, within haMaxGapNotInSync
  *                haSlaves                 "id@addr:ackedOffset;…"
+ *                haSlave.<id>.addr        per connected slave: its address,
+ *                haSlave.<id>.ackedOffset   what it acked,
+ *                haSlave.<id>.lagBytes      commitlog end - that,
+ *                haSlave.<id>.lagMs         ms since the master held the first byte it lacks,
+ *                haSlave.<id>.inSync        lagBytes < haMaxGapNotInSync
  *                haPush2SlaveMaxOffset    highest offset any slave acked
- *                haReplicationLagBytes    commitlog end - that (only with a slave)
+ *                haReplicationLagBytes    the worst slave's lagBytes (only with a slave)
+ *                haReplicationLagMs       the worst slave's lagMs (only with a slave)
  *                haSyncWaiting            SYNC_MASTER sends waiting for an ack now
  *                haSyncTimeouts           … answered FLUSH_SLAVE_TIMEOUT so far
  *                haSyncSlaveNotAvailable  … answered SLAVE_NOT_AVAILABLE so far
@@ -25,6 +31,7 @@
  *                haReplicationLagMsP50/P99/Max, haReplicationLagSamples
  *                                         master store time → written here, last 10 s
  *                haReconnects             streams reopened since start
+ *                haRefusedByMaster        why the master refused this slave ('' = it did not)
  *                haLastMetadataSyncMs     epoch ms of the last metadata applied (0 = never)
  */
 import { join } from 'node:path';
@@ -34,6 +41,7 @@ import { toGrpcError } from '../../common/errors-grpc.js';
 import type { ReplicationAck__Output } from '../../common/generated/sluice/v1/ReplicationAck.js';
 import type { ReplicationData } from '../../common/generated/sluice/v1/ReplicationData.js';
 import type { Status } from '../../common/generated/sluice/v1/Status.js';
+import { JsonFileWriter, readJsonFile } from '../../common/json-file.js';
 import type { Logger } from '../../common/logger.js';
 import { sluiceProto } from '../../common/proto.js';
 import type { ConsumeStateStore } from '../messaging/consume-state-store.js';
@@ -46,9 +54,20 @@ import type { AppendResult, MessageStore } from '../store/index.js';
 import type { ReplicationHook } from './index.js';
 import { MetadataApplier } from './metadata-applier.js';
 import { type ReaderProgress, readMetadataSnapshot } from './metadata-snapshot.js';
+import {
+  decodeHandshakeOffsets,
+  encodeHandshakeOffsets,
+  mergeSlaveOffsets,
+  OffsetResetLog,
+} from './offset-sync.js';
 import { ReplicationMaster } from './replication-master.js';
-import { ReplicationSlave } from './replication-slave.js';
+import { MAX_RETRY_DELAY_MS, ReplicationSlave } from './replication-slave.js';
 import { suggestBrokerId } from './slave-read-advice.js';
+
+/** Slaves connected to a master, kept across restarts: ROOT/ha/slaves.json. */
+const SLAVES_FILE = 'slaves.json';
+/** How long a restarted master that had slaves waits for one before registering, ms. */
+export const DEFAULT_SLAVE_WAIT_ON_START_MS = 2 * MAX_RETRY_DELAY_MS + 1_000;
 
 export interface HaDeps {
   options: BrokerOptions;
@@ -69,6 +88,16 @@ export class HaService implements ReplicationHook {
   readonly master: ReplicationMaster | undefined;
   private slave: ReplicationSlave | undefined;
   private readonly applier: MetadataApplier | undefined;
+  /** Master only: explicit offset resets (replicated so slaves apply them). */
+  private readonly resets: OffsetResetLog | undefined;
+  /** Master only: slaves connected at the end of the last run (ROOT/ha/slaves.json). */
+  private readonly hadSlaves: string[] = [];
+  private slaves: string[] = [];
+  private slavesWriter: JsonFileWriter | undefined;
+  private slaveJoined: () => void = () => undefined;
+  private readonly firstSlave = new Promise<void>((resolve) => {
+    this.slaveJoined = resolve;
+  });
   private readonly isSync: boolean;
   private readonly clock: () => number;
   private unsubscribe: (() => void) | undefined;
@@ -94,12 +123,38 @@ export class HaService implements ReplicationHook {
         logger,
       });
     } else {
+      const resets = new OffsetResetLog(configDir, this.clock);
+      this.resets = resets;
+      const slavesFile = join(deps.rootDir, 'ha', SLAVES_FILE);
+      this.hadSlaves = readJsonFile<{ slaves?: string[] }>(slavesFile, {}).slaves ?? [];
+      this.slavesWriter = new JsonFileWriter(slavesFile, () => ({ slaves: this.slaves }));
       this.master = new ReplicationMaster({
         options,
         store,
         logger,
         clock: this.clock,
         snapshot: () => readMetadataSnapshot(configDir, this.readers()),
+        onSlavesChanged: (slaves) => {
+          this.slaves = slaves;
+          if (slaves.length > 0) this.slaveJoined();
+          void this.slavesWriter?.save().catch((err: unknown) => {
+            logger.warn({ err }, 'writing the list of slaves failed');
+          });
+        },
+        onHandshake: async (slaveAddr, ack) => {
+          const offsets = decodeHandshakeOffsets(ack.consumer_offsets);
+          if (!offsets) return;
+          await mergeSlaveOffsets(
+            {
+              offsets: deps.offsets,
+              ...(deps.consumeStates ? { states: deps.consumeStates } : {}),
+              resets,
+              logger,
+            },
+            offsets,
+            slaveAddr,
+          );
+        },
       });
     }
   }
@@ -119,6 +174,36 @@ export class HaService implements ReplicationHook {
         }
       },
     });
+  }
+
+  /**
+   * Master only, before the broker serves its Broker API and registers with
+   * the name servers (main.ts; calls meanwhile answer "broker is starting"):
+   * when it had slaves at the end of its last run, waits up to `timeoutMs`
+   * for one to connect, so the consumer offsets committed on the slave while
+   * this master was down are taken (offset-sync.ts) before consumers reach
+   * it again — otherwise they would read this master's older offsets and get
+   * again what the slave delivered. A slave retries its master at least
+   * every MAX_RETRY_DELAY_MS, so the default covers two retries; a master
+   * whose slaves are gone for good starts after the timeout.
+   */
+  async waitForSlavesOnStart(timeoutMs = DEFAULT_SLAVE_WAIT_ON_START_MS): Promise<void> {
+    if (!this.master || this.hadSlaves.length === 0) return;
+    const { logger } = this.deps;
+    logger.info(
+      { slaves: this.hadSlaves, timeoutMs },
+      'waiting for a slave before serving and registering (to take the offsets committed on it)',
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      this.firstSlave.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut)
+      logger.warn({ timeoutMs }, 'no slave connected in time; serving and registering without it');
   }
 
   /**
@@ -142,6 +227,7 @@ export class HaService implements ReplicationHook {
       clock: this.clock,
       brokerAddr,
       applyMetadata: (s) => applier.apply(s),
+      handshakeOffsets: () => encodeHandshakeOffsets(applier.handshakeOffsets()),
       ...(refreshMaster ? { refreshMaster } : {}),
     });
     this.slave.start();
@@ -168,6 +254,15 @@ export class HaService implements ReplicationHook {
     return this.master.waitForSlaves(end);
   }
 
+  async noteOffsetReset(
+    group: string,
+    topic: string,
+    queueId: number,
+    offset: number,
+  ): Promise<void> {
+    await this.resets?.note(group, topic, queueId, offset);
+  }
+
   suggestBrokerId(group: string, lastPulledPhysicalOffset: number): number {
     return suggestBrokerId(this.deps, group, lastPulledPhysicalOffset);
   }
@@ -183,6 +278,8 @@ export class HaService implements ReplicationHook {
   }
 
   async close(): Promise<void> {
+    // The slaves dropped by this shutdown are still this master's slaves at the next start.
+    this.slavesWriter = undefined;
     this.unsubscribe?.();
     this.master?.close();
     await this.slave?.close();

@@ -37,4 +37,12 @@ export interface ReplicationHook {
    * @param lastPulledPhysicalOffset commitlog offset of the last record answered, -1 when none
    */
   suggestBrokerId(group: string, lastPulledPhysicalOffset: number): number;
+
+  /**
+   * An explicit reset moved a group's committed offset of a queue (possibly
+   * backwards): recorded so slaves apply it even though they otherwise only
+   * move offsets forward (broker/ha/offset-sync.ts). Call before committing
+   * the new offset. A no-op on a slave.
+   */
+  noteOffsetReset?(group: string, topic: string, queueId: number, offset: number): Promise<void>;
 }

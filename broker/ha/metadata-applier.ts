@@ -6,11 +6,17 @@
  *
  *  - topics.json / subscriptionGroup.json: through the managers (the master's
  *    set wins: new and changed entries are upserted, missing ones deleted);
- *  - consumerOffset*.json: committed through the offset manager; a pop state
- *    this slave keeps for the queue (it serves pops while the master is
- *    down) only moves forward: offsets below the master's are settled, except
+ *  - consumerOffset*.json: committed through the offset manager, forward
+ *    only (offset-sync.ts): an offset committed here while the master was
+ *    down is not moved back by the master's older copy. A pop state this
+ *    slave keeps for the queue (it serves pops while the master is down)
+ *    only moves forward too: offsets below the master's are settled, except
  *    those in flight here (a consumer may still ack them; they are never
- *    dropped, and the state never moves back);
+ *    dropped);
+ *  - consumerOffsetReset.json: the master's explicit resets; each one not
+ *    applied yet sets its queue's offset (and pop state) to the reset offset,
+ *    backwards too — the only way an offset moves back here. The file is
+ *    then written here as well: it records which resets were applied;
  *  - any other file: written as is (atomically) into the slave's config
  *    directory, read by its owner at the next start;
  *  - readers (timer / transaction progress): the slave's consume-state is
@@ -21,7 +27,6 @@
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../common/logger.js';
-import type { QueueState } from '../messaging/consume-state.js';
 import type { ConsumeStateStore } from '../messaging/consume-state-store.js';
 import { isInternalReader } from '../messaging/system-topics.js';
 import type { ConsumerOffsetManager } from '../metadata/consumer-offset-manager.js';
@@ -31,6 +36,16 @@ import type {
 } from '../metadata/subscription-group-manager.js';
 import type { TopicConfig, TopicConfigManager } from '../metadata/topic-config-manager.js';
 import type { MetadataSnapshot } from './metadata-snapshot.js';
+import {
+  type HandshakeOffsets,
+  offsetTableOf,
+  parseResets,
+  RESETS_FILE,
+  type ResetTable,
+  readResets,
+  settlePopStateUpTo,
+  splitOffsetKey,
+} from './offset-sync.js';
 
 /** File names the metadata managers use (broker/metadata). */
 export const TOPICS_FILE = 'topics.json';
@@ -59,11 +74,6 @@ export interface ApplyReport {
 type OffsetTable = Record<string, Record<string, number>>;
 type BroadcastTable = Record<string, Record<string, Record<string, number>>>;
 
-function splitKey(key: string): [topic: string, group: string] {
-  const at = key.lastIndexOf('@');
-  return [key.slice(0, at), key.slice(at + 1)];
-}
-
 function sameJson(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
@@ -73,7 +83,21 @@ export class MetadataApplier {
   /** Epoch ms of the last snapshot applied completely; 0 = none yet. */
   lastAppliedAt = 0;
 
-  constructor(private readonly t: MetadataTargets) {}
+  /** Resets applied here (the master's RESETS_FILE as last applied). */
+  private readonly applied: ResetTable;
+
+  constructor(private readonly t: MetadataTargets) {
+    this.applied = readResets(t.configDir);
+  }
+
+  /** This slave's offsets and applied resets, for its replication handshake. */
+  handshakeOffsets(): HandshakeOffsets {
+    const resets: HandshakeOffsets['resets'] = {};
+    for (const [key, queues] of Object.entries(this.applied)) {
+      resets[key] = Object.fromEntries(Object.entries(queues).map(([q, e]) => [q, e.seq]));
+    }
+    return { offsets: offsetTableOf(this.t.offsets), resets };
+  }
 
   /** Applies snapshots one at a time, in arrival order. */
   apply(snapshot: MetadataSnapshot): Promise<ApplyReport> {
@@ -84,7 +108,11 @@ export class MetadataApplier {
 
   private async applyNow(s: MetadataSnapshot): Promise<ApplyReport> {
     const report: ApplyReport = { topics: 0, groups: 0, offsets: 0, files: 0, readers: 0 };
+    // Resets first: a reset and the offsets committed after it may arrive together.
+    const resets = s.files[RESETS_FILE];
+    if (resets !== undefined) report.offsets += await this.applyResets(resets);
     for (const [name, text] of Object.entries(s.files)) {
+      if (name === RESETS_FILE) continue;
       let value: unknown;
       try {
         value = JSON.parse(text);
@@ -156,52 +184,71 @@ export class MetadataApplier {
   private async applyOffsets(table: OffsetTable): Promise<number> {
     let changed = 0;
     for (const [key, queues] of Object.entries(table)) {
-      const [topic, group] = splitKey(key);
+      const [topic, group] = splitOffsetKey(key);
       for (const [q, offset] of Object.entries(queues)) {
         const queueId = Number(q);
         if (!Number.isSafeInteger(queueId) || !Number.isSafeInteger(offset)) continue;
+        // Forward only: a higher offset here was committed on this slave (or
+        // arrived earlier) and the master's copy is older.
+        const local = this.t.offsets.get(group, topic, queueId);
+        if (local !== undefined && local >= offset) continue;
         // Pop state first: its progress is mirrored into the offsets (onAdvance),
         // and the master's offset is the one the table ends up with.
         const st = this.t.states?.get(group, topic, queueId);
-        if (st && st.base < offset) await this.moveForward(st, offset);
-        if (this.t.offsets.get(group, topic, queueId) !== offset) {
-          this.t.offsets.commit(group, topic, queueId, offset);
-          changed++;
-        }
+        if (st && st.base < offset) await settlePopStateUpTo(this.t.states!, st, offset);
+        this.t.offsets.commit(group, topic, queueId, offset);
+        changed++;
       }
     }
     return changed;
   }
 
   /**
-   * Settles a slave pop state's offsets below `offset` (the master's), under
-   * the queue's lock so it does not race a pop on this slave; offsets in
-   * flight here stay in flight (their base stays below them).
+   * Applies the master's explicit resets this slave has not applied yet (by
+   * sequence): the queue's offset and pop state go to the reset offset, even
+   * backwards. Then records them (memory and the file here).
    */
-  private async moveForward(st: QueueState, offset: number): Promise<void> {
-    const states = this.t.states!;
-    await st.withLock(async () => {
-      const runs: Array<[number, number]> = [];
-      let start = st.base;
-      const inflight = [...st.inflight.keys()].filter((o) => o < offset).sort((a, b) => a - b);
-      for (const o of inflight) {
-        if (o > start) runs.push([start, o]);
-        start = Math.max(start, o + 1);
+  private async applyResets(text: string): Promise<number> {
+    let master: ResetTable;
+    try {
+      master = parseResets(JSON.parse(text));
+    } catch {
+      this.t.logger.warn({ file: RESETS_FILE }, 'replicated config file is not JSON; skipped');
+      return 0;
+    }
+    let changed = 0;
+    for (const [key, queues] of Object.entries(master)) {
+      const [topic, group] = splitOffsetKey(key);
+      for (const [q, reset] of Object.entries(queues)) {
+        const done = this.applied[key]?.[q]?.seq ?? 0;
+        if (reset.seq <= done) continue;
+        const queueId = Number(q);
+        const st = this.t.states?.get(group, topic, queueId);
+        if (st) await st.withLock(() => this.t.states!.reset(st, reset.offset));
+        this.t.offsets.commit(group, topic, queueId, reset.offset);
+        this.applied[key] ??= {};
+        this.applied[key][q] = reset;
+        changed++;
       }
-      if (offset > start) runs.push([start, offset]);
-      await states.settle(st, runs);
-    });
+    }
+    if (changed > 0) {
+      await this.t.offsets.flush();
+      await this.writeIfChanged(RESETS_FILE, JSON.stringify(this.applied, null, 2));
+      this.t.logger.info({ queues: changed }, 'applied consumer offset resets from the master');
+    }
+    return changed;
   }
 
   private applyBroadcastOffsets(table: BroadcastTable): number {
     let changed = 0;
     for (const [key, clients] of Object.entries(table)) {
-      const [topic, group] = splitKey(key);
+      const [topic, group] = splitOffsetKey(key);
       for (const [clientId, queues] of Object.entries(clients)) {
         for (const [q, offset] of Object.entries(queues)) {
           const queueId = Number(q);
           if (!Number.isSafeInteger(queueId) || !Number.isSafeInteger(offset)) continue;
-          if (this.t.offsets.getForClient(group, clientId, topic, queueId) === offset) continue;
+          const local = this.t.offsets.getForClient(group, clientId, topic, queueId);
+          if (local !== undefined && local >= offset) continue;
           this.t.offsets.commitForClient(group, clientId, topic, queueId, offset);
           changed++;
         }

@@ -8,6 +8,9 @@
  * when none is in sync fails at once with SLAVE_NOT_AVAILABLE; otherwise it
  * waits up to slaveTimeout for any slave to ack its batch's end, then fails
  * with FLUSH_SLAVE_TIMEOUT. The message is stored on the master either way.
+ *
+ * Lag is reported per slave and for the worst one (stats()): a slave that
+ * falls behind is never hidden by another that keeps up.
  */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { errors, statusOf } from '../../common/errors.js';
@@ -17,6 +20,7 @@ import type { Status } from '../../common/generated/sluice/v1/Status.js';
 import type { Logger } from '../../common/logger.js';
 import type { BrokerOptions } from '../options.js';
 import type { MessageStore } from '../store/index.js';
+import { AppendTimeline } from './append-timeline.js';
 import { LagWindow } from './lag-window.js';
 import { encodeMetadata, type MetadataSnapshot } from './metadata-snapshot.js';
 import { SlaveAckWaiters } from './slave-ack-waiters.js';
@@ -32,10 +36,16 @@ export interface MasterDeps {
   clock: () => number;
   /** The metadata to replicate now (read at most every haSyncMetadataInterval). */
   snapshot: () => Promise<MetadataSnapshot>;
+  /** A slave passed the handshake: take what it brings (consumer offsets). Never rejects. */
+  onHandshake?: (slaveAddr: string, ack: ReplicationAck__Output) => Promise<void>;
+  /** The slaves that passed the handshake changed ("id@addr" each; after onHandshake). */
+  onSlavesChanged?: (slaves: string[]) => void;
 }
 
 export class ReplicationMaster {
   private readonly sessions = new Set<SlaveSession>();
+  /** Sessions past the handshake (offsets taken). */
+  private readonly joined = new Set<SlaveSession>();
   readonly waiters: SlaveAckWaiters;
   private readonly host: SessionHost;
   /** The last snapshot read, and its encoding (to tell whether anything changed). */
@@ -46,6 +56,8 @@ export class ReplicationMaster {
   private timers: NodeJS.Timeout[] = [];
   /** Data message → slave ack round trips, ms. */
   readonly roundTrips = new LagWindow();
+  /** Commitlog end over time (per-slave lag in ms). */
+  private readonly timeline = new AppendTimeline();
   /** SYNC_MASTER sends answered SLAVE_NOT_AVAILABLE. */
   slaveNotAvailable = 0;
 
@@ -56,14 +68,27 @@ export class ReplicationMaster {
       store: deps.store,
       logger: deps.logger,
       brokerName: o.brokerName,
+      segmentSize: o.mapedFileSizeCommitLog,
       batchBytes: o.haTransferBatchSize,
       windowBytes: o.haTransferBatchSize * WINDOW_BATCHES,
       heartbeatMs: o.haSendHeartbeatInterval,
       clock: deps.clock,
       metadata: () => ({ version: this.metadataVersion, snapshot: this.metadataSnapshot }),
+      onHandshake: async (s, ack) => {
+        try {
+          await deps.onHandshake?.(s.slaveAddr, ack);
+        } catch (err) {
+          deps.logger.warn({ slave: s.slaveAddr, err }, 'taking the slave handshake data failed');
+        }
+        this.joined.add(s);
+        this.publishSlaves();
+      },
       onAck: (s) => this.waiters.advance(s.acked),
       onRoundTrip: (ms) => this.roundTrips.record(ms),
-      onClose: (s) => this.sessions.delete(s),
+      onClose: (s) => {
+        this.sessions.delete(s);
+        if (this.joined.delete(s)) this.publishSlaves();
+      },
     };
   }
 
@@ -87,8 +112,13 @@ export class ReplicationMaster {
     void this.refreshMetadata();
   }
 
+  private publishSlaves(): void {
+    this.deps.onSlavesChanged?.([...this.joined].map((s) => `${s.slaveId}@${s.slaveAddr}`));
+  }
+
   /** New bytes were appended: wake every pump. */
   notifyAppended(): void {
+    this.timeline.note(this.deps.store.maxPhysicalOffset(), this.deps.clock());
     for (const s of this.sessions) s.wake.notify();
   }
 
@@ -149,20 +179,38 @@ export class ReplicationMaster {
   /** Replication stats for GetBrokerStatus (names documented in ha-service.ts). */
   stats(): Record<string, string> {
     const max = this.deps.store.maxPhysicalOffset();
+    const now = this.deps.clock();
+    const gap = this.deps.options.haMaxGapNotInSync;
     const live = [...this.sessions].filter((s) => s.handshaken);
     const best = live.reduce((m, s) => Math.max(m, s.acked), -1);
     const out: Record<string, string> = {
       haConnectedSlaves: String(live.length),
-      haInSyncSlaves: String(
-        live.filter((s) => max - s.acked < this.deps.options.haMaxGapNotInSync).length,
-      ),
+      haInSyncSlaves: String(live.filter((s) => max - s.acked < gap).length),
       haSlaves: live.map((s) => `${s.slaveId}@${s.slaveAddr}:${s.acked}`).join(';'),
       haPush2SlaveMaxOffset: String(Math.max(0, best)),
       haSyncWaiting: String(this.waiters.size),
       haSyncTimeouts: String(this.waiters.timedOut),
       haSyncSlaveNotAvailable: String(this.slaveNotAvailable),
     };
-    if (live.length > 0) out.haReplicationLagBytes = String(Math.max(0, max - best));
+    let worstBytes = 0;
+    let worstMs = 0;
+    // Oldest stream first: a slave that reconnected is described by its newest stream.
+    for (const s of [...live].sort((a, b) => a.connectedAt - b.connectedAt)) {
+      const lagBytes = Math.max(0, max - s.acked);
+      const lagMs = this.timeline.lagMs(s.acked, max, now);
+      worstBytes = Math.max(worstBytes, lagBytes);
+      worstMs = Math.max(worstMs, lagMs);
+      const p = `haSlave.${s.slaveId}.`;
+      out[`${p}addr`] = s.slaveAddr;
+      out[`${p}ackedOffset`] = String(s.acked);
+      out[`${p}lagBytes`] = String(lagBytes);
+      out[`${p}lagMs`] = String(lagMs);
+      out[`${p}inSync`] = String(lagBytes < gap);
+    }
+    if (live.length > 0) {
+      out.haReplicationLagBytes = String(worstBytes);
+      out.haReplicationLagMs = String(worstMs);
+    }
     const rtt = this.roundTrips.summary();
     out.haAckRoundTripMsP50 = String(rtt.p50);
     out.haAckRoundTripMsP99 = String(rtt.p99);

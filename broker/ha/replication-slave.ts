@@ -12,11 +12,22 @@
  * being written the stream is paused (gRPC flow control then holds the
  * master back).
  *
- * Reconnects after any error with a backoff (IDLE … MAX_RETRY_DELAY_MS); a
- * restarted slave resumes from its own offset, a new one from zero. Before
+ * Reconnects after any error with a backoff (IDLE … MAX_RETRY_DELAY_MS), at
+ * once when a name server names the master while disconnected; a restarted
+ * slave resumes from its own offset, a new one from zero. Before
  * reconnecting every write of the old stream settles, so the offset it
  * reports is the true end of its log.
+ *
+ * Handshake (the first ack of a stream): besides its end of log, the slave
+ * sends its segment size, its last message record (offset, size, CRC32 of
+ * its bytes) and its consumer offsets (offset-sync.ts). The last record is
+ * tracked as data is written; after a start it is found by reading the
+ * last segment once (up to mapedFileSizeCommitLog bytes, in chunks). A
+ * master that refuses the slave (REPLICA_MISMATCH: segment size differs,
+ * slave ahead or diverged) is logged once at error level and retried only
+ * every MISMATCH_RETRY_DELAY_MS; an operator must act (deploy/conf/README.md).
  */
+import { crc32 } from 'node:zlib';
 import { type ClientDuplexStream, credentials } from '@grpc/grpc-js';
 import { errors } from '../../common/errors.js';
 import { fromGrpcError } from '../../common/errors-grpc.js';
@@ -35,6 +46,10 @@ import { Wakeup } from './wakeup.js';
 
 export const MIN_RETRY_DELAY_MS = 200;
 export const MAX_RETRY_DELAY_MS = 2_000;
+/** Retry delay after the master refused this slave as incompatible (REPLICA_MISMATCH), ms. */
+export const MISMATCH_RETRY_DELAY_MS = 60_000;
+/** Bytes read at a time when looking for the last record after a start. */
+const TAIL_SCAN_CHUNK_BYTES = 4 * 1024 * 1024;
 /** Bytes being written before the stream is paused, in batches of haTransferBatchSize. */
 const WRITE_WINDOW_BATCHES = 64;
 /**
@@ -60,6 +75,16 @@ export interface SlaveDeps {
    * without waiting a whole registerBrokerInterval.
    */
   refreshMaster?: () => void;
+  /** This slave's consumer offsets for the handshake (offset-sync.ts encoding). */
+  handshakeOffsets?: () => Buffer;
+}
+
+/** The last message record of the log, as of log end `end` (size 0: none). */
+interface Tail {
+  offset: number;
+  size: number;
+  crc: number;
+  end: number;
 }
 
 interface PendingWrite {
@@ -81,6 +106,9 @@ export class ReplicationSlave {
   private reconnects = 0;
   private lastError = '';
   private lastRefreshAt = 0;
+  /** Why the master refused this slave last ('' = it did not). */
+  private refused = '';
+  private tail: Tail | undefined;
   readonly lag = new LagWindow();
 
   constructor(private readonly deps: SlaveDeps) {}
@@ -92,10 +120,16 @@ export class ReplicationSlave {
 
   /** Told by the registry whenever a name server names this group's master. */
   setMasterAddr(addr: string): void {
+    if (addr && addr === this.masterAddr && !this.connected && !this.refused) {
+      // Registered again (often: restarted): try now rather than after the backoff.
+      this.wake.notify();
+      return;
+    }
     if (!addr || addr === this.masterAddr) return;
     const before = this.master;
     this.masterAddr = addr;
     if (this.master !== before) {
+      this.refused = '';
       this.deps.logger.info({ master: this.master }, 'master address learned');
       // A stream to an old address is dropped; the loop reconnects to the new one.
       this.call?.cancel();
@@ -118,11 +152,26 @@ export class ReplicationSlave {
         continue;
       }
       let received = false;
+      let mismatch = false;
       try {
-        received = await this.session(addr);
+        received = await this.session(addr, await this.currentTail());
       } catch (err) {
         const e = fromGrpcError(err, addr);
-        if (e.message !== this.lastError) {
+        mismatch = e.reason === 'REPLICA_MISMATCH';
+        if (mismatch) {
+          if (e.message !== this.refused) {
+            this.deps.logger.error(
+              {
+                master: addr,
+                err: e.message,
+                slaveMaxOffset: this.deps.store.maxPhysicalOffset(),
+                retryInMs: MISMATCH_RETRY_DELAY_MS,
+              },
+              'the master refused this slave; replication stopped until an operator acts (deploy/conf/README.md)',
+            );
+          }
+          this.refused = e.message;
+        } else if (e.message !== this.lastError) {
           this.deps.logger.warn({ master: addr, err: e.message }, 'replication stream failed');
           this.lastError = e.message;
         }
@@ -130,6 +179,14 @@ export class ReplicationSlave {
       this.connected = false;
       if (this.closed) break;
       this.reconnects++;
+      if (mismatch) {
+        // Slowly: only a new master address (which clears `refused`) cuts this short.
+        const until = this.deps.clock() + MISMATCH_RETRY_DELAY_MS;
+        while (!this.closed && this.refused && this.deps.clock() < until) {
+          await this.wake.wait(until - this.deps.clock());
+        }
+        continue;
+      }
       if (!received) this.refreshMaster();
       delay = received ? MIN_RETRY_DELAY_MS : Math.min(delay * 2, MAX_RETRY_DELAY_MS);
       await this.wake.wait(delay);
@@ -162,7 +219,30 @@ export class ReplicationSlave {
    * One stream: resolves when it ends (true when it carried data or metadata),
    * rejects with its error. Every write it started has settled by then.
    */
-  private session(addr: string): Promise<boolean> {
+  /** The last record as of the log's current end (found by a scan after a start or a failed write). */
+  private async currentTail(): Promise<Tail> {
+    const end = this.deps.store.maxPhysicalOffset();
+    if (this.tail?.end !== end) this.tail = await this.scanTail(end);
+    return this.tail;
+  }
+
+  /** Reads the segment holding the log's last byte for its last message record. */
+  private async scanTail(end: number): Promise<Tail> {
+    const { store, options } = this.deps;
+    const tail: Tail = { offset: 0, size: 0, crc: 0, end };
+    if (end <= 0) return tail;
+    const segment = options.mapedFileSizeCommitLog;
+    let pos = Math.max(store.minPhysicalOffset(), end - 1 - ((end - 1) % segment));
+    while (pos < end) {
+      const buf = await store.readRaw(pos, TAIL_SCAN_CHUNK_BYTES);
+      if (buf.length === 0) break;
+      noteLastRecord(tail, pos, buf);
+      pos += buf.length;
+    }
+    return tail;
+  }
+
+  private session(addr: string, tail: Tail): Promise<boolean> {
     const { store, options, logger, clock } = this.deps;
     const call = this.clientFor(addr).Replicate();
     this.call = call;
@@ -205,6 +285,7 @@ export class ReplicationSlave {
       if (!this.connected) {
         this.connected = true;
         this.lastError = '';
+        this.refused = '';
         logger.info({ master: addr, from: expected }, 'replicating from master');
       }
       // In order within a stream; a restarted master may have a shorter log than before.
@@ -230,6 +311,11 @@ export class ReplicationSlave {
         return;
       }
       const bornAt = firstStoreTimestamp(d.data);
+      // The handshake of the next stream names the last record; a failed write makes it rescan.
+      const t: Tail = this.tail ?? { offset: 0, size: 0, crc: 0, end: 0 };
+      noteLastRecord(t, d.offset, d.data);
+      t.end = d.offset + d.data.length;
+      this.tail = t;
       const p: PendingWrite = { end: d.offset + d.data.length, done: false };
       expected = p.end;
       pending.push(p);
@@ -286,12 +372,17 @@ export class ReplicationSlave {
         if (s.code !== 0) void finish(fromGrpcError(s, addr));
         else void finish(undefined);
       });
-      // Handshake: this slave's end of log.
+      // Handshake: this slave's end of log, segment size, last record and consumer offsets.
       call.write({
         broker_name: options.brokerName,
         broker_id: options.brokerId,
         max_physical_offset: expected,
         broker_addr: this.deps.brokerAddr,
+        consumer_offsets: this.deps.handshakeOffsets?.() ?? Buffer.alloc(0),
+        segment_size: options.mapedFileSizeCommitLog,
+        last_record_offset: tail.offset,
+        last_record_size: tail.size,
+        last_record_crc: tail.crc,
       });
     });
   }
@@ -311,6 +402,7 @@ export class ReplicationSlave {
       haReplicationLagMsMax: String(lag.max),
       haReplicationLagSamples: String(lag.samples),
       haReconnects: String(this.reconnects),
+      haRefusedByMaster: this.refused,
     };
   }
 
@@ -332,4 +424,20 @@ function firstStoreTimestamp(data: Buffer): number {
     p += size;
   }
   return 0;
+}
+
+/** Moves `tail` to the last message record (not a blank) of raw bytes `data` found at `offset`. */
+function noteLastRecord(tail: Tail, offset: number, data: Buffer): void {
+  let last = -1;
+  for (let p = 0; p + 8 <= data.length; ) {
+    const size = data.readInt32BE(p);
+    if (size < 8 || p + size > data.length) break;
+    if (data.readUInt32BE(p + OFF_MAGIC) !== BLANK_MAGIC) last = p;
+    p += size;
+  }
+  if (last < 0) return;
+  const size = data.readInt32BE(last);
+  tail.offset = offset + last;
+  tail.size = size;
+  tail.crc = crc32(data.subarray(last, last + size));
 }

@@ -18,9 +18,27 @@
  *
  * Start offset: the slave's own offset. An empty slave (offset 0) of a master
  * whose oldest segments were deleted starts at the master's minimum (a
- * segment start). A slave ahead of the master, or behind its minimum with
- * data of its own, cannot be served: the stream ends with ILLEGAL_OFFSET.
+ * segment start). A slave behind the master's minimum with data of its own
+ * cannot be served: the stream ends with ILLEGAL_OFFSET.
+ *
+ * Handshake checks (each failure ends the stream with REPLICA_MISMATCH, logged
+ * here at error level naming the offsets; the slave logs it too and retries
+ * only slowly; the session never counts as in sync, so a SYNC_MASTER answers
+ * SLAVE_NOT_AVAILABLE rather than acking on the slave's bytes):
+ *  - segment size: the slave's mapedFileSizeCommitLog equals the master's
+ *    (records never cross a segment end, so the two logs could not match);
+ *  - ahead: the slave's end is past the master's (an ASYNC master lost
+ *    its unflushed tail, or its store was replaced);
+ *  - diverged: the slave's last record is not byte-identical (CRC32 over
+ *    the whole record) to the master's record at the same offset.
+ * Classic mode does not truncate a slave: an operator wipes the slave's
+ * store (deploy/conf/README.md) and it catches up from zero.
+ *
+ * The handshake's consumer offsets are handed to the host (offset-sync.ts)
+ * before anything is sent, so the master has taken the slave's progress
+ * before this slave can count as in sync.
  */
+import { crc32 } from 'node:zlib';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { errors } from '../../common/errors.js';
 import { toGrpcError } from '../../common/errors-grpc.js';
@@ -38,12 +56,16 @@ export interface SessionHost {
   store: MessageStore;
   logger: Logger;
   brokerName: string;
+  /** This master's mapedFileSizeCommitLog; a slave's must equal it. */
+  segmentSize: number;
   batchBytes: number;
   windowBytes: number;
   heartbeatMs: number;
   clock: () => number;
   /** The current metadata snapshot and its version (0 = none yet). */
   metadata(): { version: number; snapshot: MetadataSnapshot | undefined };
+  /** A slave passed the handshake checks: take its consumer offsets (never rejects). */
+  onHandshake(session: SlaveSession, ack: ReplicationAck__Output): Promise<void>;
   onAck(session: SlaveSession): void;
   /** Round trip of one data message: written to the stream → acked by the slave, ms. */
   onRoundTrip(ms: number): void;
@@ -69,6 +91,8 @@ export class SlaveSession {
   private readonly filesSent = new Map<string, string>();
   private readersSent = '';
   private closed = false;
+  /** The handshake's checks are running (acks meanwhile are heartbeats: ignored). */
+  private handshaking = false;
   readonly connectedAt: number;
   private readonly peer: string;
 
@@ -98,7 +122,9 @@ export class SlaveSession {
     if (this.closed) return;
     this.lastHeardAt = this.host.clock();
     if (!this.handshaken) {
-      this.handshake(ack);
+      if (this.handshaking) return;
+      this.handshaking = true;
+      void this.handshake(ack).catch((err: unknown) => this.fail(err));
       return;
     }
     if (ack.max_physical_offset > this.acked) {
@@ -115,8 +141,8 @@ export class SlaveSession {
     }
   }
 
-  private handshake(ack: ReplicationAck__Output): void {
-    const { store, brokerName } = this.host;
+  private async handshake(ack: ReplicationAck__Output): Promise<void> {
+    const { store, brokerName, logger } = this.host;
     this.slaveName = ack.broker_name;
     this.slaveId = ack.broker_id;
     this.slaveAddr = ack.broker_addr || this.peer;
@@ -131,12 +157,20 @@ export class SlaveSession {
     const from = ack.max_physical_offset;
     const max = store.maxPhysicalOffset();
     const min = store.minPhysicalOffset();
-    if (from > max) {
-      this.fail(
-        errors.illegalOffset(
-          `slave ${this.slaveAddr} is ahead of the master (slave ${from}, master ${max}): its commitlog holds bytes the master lost; rebuild the slave's store`,
-        ),
+    const mismatch = await this.mismatch(ack, max);
+    if (this.closed) return;
+    if (mismatch) {
+      logger.error(
+        {
+          slave: this.slaveAddr,
+          slaveId: this.slaveId,
+          slaveMaxOffset: from,
+          masterMaxOffset: max,
+          ...mismatch.facts,
+        },
+        `slave refused: ${mismatch.why}`,
       );
+      this.fail(errors.replicaMismatch(mismatch.why));
       return;
     }
     if (from < min && from !== 0) {
@@ -147,14 +181,60 @@ export class SlaveSession {
       );
       return;
     }
+    await this.host.onHandshake(this, ack);
+    if (this.closed) return;
     this.sendOffset = Math.max(from, min);
     this.acked = from;
-    this.host.logger.info(
+    this.handshaking = false;
+    logger.info(
       { slave: this.slaveAddr, slaveId: this.slaveId, from: this.sendOffset, masterMax: max },
       'slave connected; replicating',
     );
     this.host.onAck(this);
     void this.pump().catch((err: unknown) => this.fail(err));
+  }
+
+  /**
+   * Why this slave's log cannot follow this master's (see the file comment),
+   * with the facts to log; undefined when it can. A slave of an older version
+   * that sends no segment size (0) is not refused for it.
+   */
+  private async mismatch(
+    ack: ReplicationAck__Output,
+    max: number,
+  ): Promise<{ why: string; facts: Record<string, number> } | undefined> {
+    const { segmentSize, store } = this.host;
+    const from = ack.max_physical_offset;
+    if (ack.segment_size > 0 && ack.segment_size !== segmentSize) {
+      return {
+        why: `slave ${this.slaveAddr} has mapedFileSizeCommitLog=${ack.segment_size}, this master ${segmentSize}: set the same value on both and wipe the slave's store`,
+        facts: { slaveSegmentSize: ack.segment_size, masterSegmentSize: segmentSize },
+      };
+    }
+    if (from > max) {
+      return {
+        why: `slave ${this.slaveAddr} is ahead of the master (slave ends at ${from}, master at ${max}): it holds bytes this master lost; wipe the slave's store`,
+        facts: {},
+      };
+    }
+    const at = ack.last_record_offset;
+    const size = ack.last_record_size;
+    if (size <= 0 || at < store.minPhysicalOffset()) return undefined;
+    let same = false;
+    try {
+      const mine = await store.readRaw(at, size);
+      same =
+        mine.length >= size &&
+        mine.readInt32BE(0) === size &&
+        crc32(mine.subarray(0, size)) === ack.last_record_crc;
+    } catch {
+      // No record starts there on this master: diverged.
+    }
+    if (same) return undefined;
+    return {
+      why: `slave ${this.slaveAddr} diverged from the master: its last record at ${at} (${size} bytes, crc ${ack.last_record_crc}) differs from the master's bytes there; wipe the slave's store`,
+      facts: { slaveLastRecordOffset: at, slaveLastRecordSize: size },
+    };
   }
 
   private async pump(): Promise<void> {

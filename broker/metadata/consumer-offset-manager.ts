@@ -116,6 +116,16 @@ export class ConsumerOffsetManager {
     return out;
   }
 
+  /** Every group offset as [group, topic, queueId, offset] (replication handshake). */
+  *entries(): IterableIterator<[string, string, number, number]> {
+    for (const [key, queues] of Object.entries(this.table)) {
+      const at = key.lastIndexOf('@');
+      for (const [q, offset] of Object.entries(queues)) {
+        yield [key.slice(at + 1), key.slice(0, at), Number(q), offset];
+      }
+    }
+  }
+
   /** Every group that has committed offsets for a topic. */
   groupsOf(topic: string): string[] {
     return Object.keys(this.table)

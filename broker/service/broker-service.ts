@@ -21,6 +21,7 @@ import type { SendService } from '../messaging/send-service.js';
 import type { TimerService } from '../messaging/timer-service.js';
 import type { TransactionService } from '../messaging/transaction-service.js';
 import { BROKER_SCHEMA } from '../options.js';
+import { sendPhasesOf } from '../store-tracing.js';
 import { PopWaits } from './pop-waits.js';
 
 /** An AbortSignal that fires when the client cancels the call (long polls stop waiting). */
@@ -53,7 +54,9 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
   ): StoredMessage[] => records.map((r) => toStoredMessage(r, name));
 
   return {
-    SendMessages: unaryHandler(async (req) => ({ results: await svc.send.send(req.entries) })),
+    SendMessages: unaryHandler(async (req, call) => ({
+      results: await svc.send.send(req.entries, sendPhasesOf(call)),
+    })),
 
     PullMessages: unaryHandler((req, call) => svc.pull.pull(req, cancelSignal(call))),
 
@@ -137,6 +140,11 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
         if (req.client_id) {
           ctx.offsets.commitForClient(group, req.client_id, o.topic, o.queue_id, o.offset);
         } else {
+          // Backwards is an explicit reset: slaves apply it too (broker/ha/offset-sync.ts).
+          const before = ctx.offsets.get(group, o.topic, o.queue_id);
+          if (before !== undefined && o.offset < before) {
+            await ctx.replication?.noteOffsetReset?.(group, o.topic, o.queue_id, o.offset);
+          }
           ctx.offsets.commit(group, o.topic, o.queue_id, o.offset);
           // A pop group follows the new position too (its in-flight messages there are dropped).
           await svc.pop.resetOffset(group, o.topic, o.queue_id, o.offset);
@@ -159,6 +167,7 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
       const offsets = [];
       for (let q = 0; q < config.read_queue_nums; q++) {
         const offset = await ctx.store.offsetByTime(topic, q, req.timestamp_ms);
+        await ctx.replication?.noteOffsetReset?.(group, topic, q, offset);
         await svc.pop.resetOffset(group, topic, q, offset);
         await ctx.offsets.commitDurable(group, topic, q, offset);
         offsets.push({ topic, queue_id: q, offset });
@@ -318,6 +327,7 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
           revivedMessages: String(svc.revive.revived),
           deadLetteredMessages: String(svc.pop.deadLettered),
           timerPending: String(svc.timer.stats().pending),
+          timerInMemory: String(svc.timer.stats().inMemory),
           timerDelivered: String(svc.timer.stats().delivered),
           timerMaxLatenessMs: String(svc.timer.stats().maxLatenessMs),
           transactionsOpen: String(svc.transactions.stats().open),

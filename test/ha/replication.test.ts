@@ -4,14 +4,22 @@
  * anyway); a new slave catches up from zero byte for byte, with consume
  * queues and metadata; several slaves follow one master and any of them
  * acks; a connected slave that stops acking gives FLUSH_SLAVE_TIMEOUT;
- * slaves refuse sends; groups, offsets and timer progress reach the slave.
+ * slaves refuse sends; groups, offsets and timer progress reach the slave;
+ * mqadmin clusterList shows every slave's lag (a stopped one is not hidden
+ * behind the one that keeps up) and "no slave" once none is connected; a
+ * slave configured with haMasterAddress follows without a name server; the
+ * slave's index answers lookups by key and by message id.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code } from '../../common/errors.js';
+import type { QueryMessageByIdRequest } from '../../common/generated/sluice/v1/QueryMessageByIdRequest.js';
+import type { QueryMessageByKeyRequest } from '../../common/generated/sluice/v1/QueryMessageByKeyRequest.js';
+import type { QueryMessageResponse__Output } from '../../common/generated/sluice/v1/QueryMessageResponse.js';
 import { callUnary } from '../../common/grpc.js';
 import { type Cluster, Node, startCluster, TEST_BROKER_DEFAULTS } from '../harness/cluster.js';
 import { waitFor } from '../harness/wait.js';
+import { mqadmin } from '../namesrv/harness.js';
 import {
   commitlogChecksum,
   HA_BROKER_CONFIG,
@@ -23,25 +31,55 @@ import {
 
 const SLAVE_TIMEOUT_MS = 1_500;
 
+interface SlaveRow {
+  brokerId: number;
+  addr: string;
+  ackedOffset: number;
+  lagBytes: number;
+  lagMs: number;
+  inSync: boolean;
+}
+
+interface ClusterListJson {
+  brokers: Array<{
+    brokerName: string;
+    brokerId: number;
+    addr: string;
+    role: string;
+    replication: {
+      role: string;
+      connectedSlaves?: number;
+      slaves?: SlaveRow[];
+      masterAddr?: string;
+      connected?: boolean;
+      lagBytes: number | null;
+      lagMs: number | null;
+    } | null;
+  }>;
+}
+
 describe('replication: one SYNC_MASTER, slaves added one by one', () => {
   let c: Cluster;
   let master: HaClient;
   const slaves: Node[] = [];
   const sent: string[] = [];
 
-  async function startSlave(id: number): Promise<Node> {
+  async function startSlave(
+    id: number,
+    opts: { namesrvAddr?: string; config?: Record<string, string | number> } = {},
+  ): Promise<Node> {
     const label = `broker-a-${id}`;
     const n = new Node(
       label,
       'mqbroker',
       [
         '-n',
-        c.namesrvAddr,
+        opts.namesrvAddr ?? c.namesrvAddr,
         'brokerName=broker-a',
         `brokerId=${id}`,
         'brokerRole=SLAVE',
         `storePathRootDir=${join(c.dir, label)}`,
-        ...Object.entries({ ...TEST_BROKER_DEFAULTS, ...HA_BROKER_CONFIG }).map(
+        ...Object.entries({ ...TEST_BROKER_DEFAULTS, ...HA_BROKER_CONFIG, ...opts.config }).map(
           ([k, v]) => `${k}=${v}`,
         ),
       ],
@@ -116,6 +154,9 @@ describe('replication: one SYNC_MASTER, slaves added one by one', () => {
       return s.haInSyncSlaves === '1' || undefined;
     });
     await sendOk(200, 'sync');
+    const [indexed] = await master.send('HaSync', ['indexed-by-key']);
+    expect(indexed!.status?.code).toBe(OK);
+    sent.push('indexed-by-key');
     const end2 = await waitCaughtUp(master.addr, slave.addr);
     expectSameBytes(1, end2);
 
@@ -128,6 +169,30 @@ describe('replication: one SYNC_MASTER, slaves added one by one', () => {
       // Consume queues rebuilt on the slave: the same messages by queue offset.
       const got = await onSlave.readAll('HaSync', HA_BROKER_CONFIG.defaultTopicQueueNums);
       expect(got.sort()).toEqual([...sent].sort());
+      // The index was rebuilt on the slave: lookups by key and by message id (UNIQ_KEY).
+      const bodiesOf = (r: QueryMessageResponse__Output) =>
+        r.messages.map((m) => m.message?.body.toString());
+      await waitFor('lookup by key on the slave', async () => {
+        const r = await callUnary<QueryMessageByKeyRequest, QueryMessageResponse__Output>(
+          onSlave.client,
+          onSlave.client.QueryMessageByKey,
+          {
+            topic: 'HaSync',
+            key: 'indexed-by-key',
+            max: 4,
+          },
+        );
+        return bodiesOf(r).join() === 'indexed-by-key' || undefined;
+      });
+      const byId = await callUnary<QueryMessageByIdRequest, QueryMessageResponse__Output>(
+        onSlave.client,
+        onSlave.client.QueryMessageById,
+        {
+          topic: 'HaSync',
+          message_id: indexed!.message_id,
+        },
+      );
+      expect(bodiesOf(byId)).toEqual(['indexed-by-key']);
       // Slaves are read-only.
       await expect(onSlave.send('HaSync', ['to-slave'])).rejects.toMatchObject({
         code: Code.FORBIDDEN,
@@ -149,13 +214,69 @@ describe('replication: one SYNC_MASTER, slaves added one by one', () => {
     }
   });
 
-  it('several slaves follow one master; any of them acks a SYNC_MASTER send', async () => {
+  it('several slaves follow one master; any of them acks; clusterList shows the lag of each', async () => {
     const second = await startSlave(2);
     await waitFor('two slaves in sync', async () => {
       const s = await statsOf(master.addr);
       return s.haInSyncSlaves === '2' || undefined;
     });
-    // The first slave stops (SIGKILL): the second one alone keeps sends answered OK.
+    // Slave 1 freezes (SIGSTOP): slave 2 alone acks, and slave 1's lag must show,
+    // not be hidden behind slave 2 keeping up.
+    process.kill(slaves[0]!.child.pid!, 'SIGSTOP');
+    await sendOk(100, 'while-frozen');
+    const list = await waitFor(
+      'clusterList shows slave 1 behind and slave 2 caught up',
+      async () => {
+        const res = await mqadmin([
+          'clusterList',
+          '-n',
+          c.namesrvAddr,
+          '--json',
+          '--timeout',
+          '1000',
+        ]);
+        const parsed = JSON.parse(res.stdout) as ClusterListJson;
+        const slaveRows = parsed.brokers.find((b) => b.brokerId === 0)?.replication?.slaves ?? [];
+        const [s1, s2] = [1, 2].map((id) => slaveRows.find((x) => x.brokerId === id));
+        return (s1 && s2 && s1.lagBytes > 0 && s2.lagBytes === 0 && parsed) || undefined;
+      },
+    );
+    const masterRow = list.brokers.find((b) => b.brokerId === 0)!;
+    expect(masterRow.role).toBe('SYNC_MASTER');
+    const rep = masterRow.replication!;
+    expect(rep.role).toBe('SYNC_MASTER');
+    expect(rep.connectedSlaves).toBe(2);
+    const [s1, s2] = [rep.slaves![0]!, rep.slaves![1]!];
+    expect([s1.brokerId, s1.addr, s2.brokerId, s2.addr]).toEqual([
+      1,
+      slaves[0]!.addr,
+      2,
+      second.addr,
+    ]);
+    expect(s1.lagMs).toBeGreaterThan(0);
+    expect(s2.lagMs).toBe(0);
+    expect(s2.ackedOffset - s1.ackedOffset).toBe(s1.lagBytes);
+    // The broker's figure is the worst slave's, in bytes and ms.
+    expect(rep.lagBytes).toBe(s1.lagBytes);
+    expect(rep.lagMs).toBeGreaterThanOrEqual(s1.lagMs);
+    const slaveRow = list.brokers.find((b) => b.brokerId === 2)!;
+    expect(slaveRow.role).toBe('SLAVE');
+    expect(slaveRow.replication).toMatchObject({
+      role: 'SLAVE',
+      masterAddr: master.addr,
+      connected: true,
+      lagBytes: 0,
+    });
+    // The table's HALag column: the worst slave, and how many there are.
+    const text = await mqadmin(['clusterList', '-n', c.namesrvAddr, '--timeout', '1000']);
+    const masterLine = text.stdout.split('\n').find((l) => l.includes(` ${master.addr} `))!;
+    expect(masterLine).toMatch(new RegExp(`\\s${s1.lagBytes}B/\\d+ms \\(worst of 2\\)\\s`));
+    // brokerStatus shows the per-slave figures too.
+    const status = await mqadmin(['brokerStatus', '-n', c.namesrvAddr, '-b', master.addr]);
+    expect(status.stdout).toMatch(/^haSlave\.1\.lagBytes\s*: [1-9]\d*$/m);
+    expect(status.stdout).toMatch(/^haSlave\.2\.lagBytes\s*: 0$/m);
+
+    // The first slave dies (SIGKILL): the second one alone keeps sends answered OK.
     await slaves[0]!.kill('SIGKILL');
     await waitFor('one slave left', async () => {
       const s = await statsOf(master.addr);
@@ -256,5 +377,47 @@ describe('replication: one SYNC_MASTER, slaves added one by one', () => {
     } finally {
       onSlave.close();
     }
+  });
+  it('a slave configured with haMasterAddress follows without any name server', async () => {
+    // Nothing listens on the name server address it is given: the master is only known by config.
+    const direct = await startSlave(3, {
+      namesrvAddr: '127.0.0.1:1',
+      config: { haMasterAddress: master.addr },
+    });
+    await sendOk(50, 'direct');
+    const end = await waitCaughtUp(master.addr, direct.addr);
+    expectSameBytes(3, end);
+    const s = await statsOf(direct.addr);
+    expect(s.haMasterAddress).toBe(master.addr);
+    expect(s.haConnected).toBe('true');
+    await direct.kill('SIGKILL');
+    await waitFor('the direct slave gone from the master', async () => {
+      const m = await statsOf(master.addr);
+      return m.haConnectedSlaves === '1' || undefined;
+    });
+  });
+
+  it('clusterList shows "no slave" once the last slave is SIGKILLed', async () => {
+    await slaves[1]!.kill('SIGKILL');
+    await waitFor('no slave connected', async () => {
+      const m = await statsOf(master.addr);
+      return m.haConnectedSlaves === '0' || undefined;
+    });
+    const res = await mqadmin(['clusterList', '-n', c.namesrvAddr, '--json', '--timeout', '1000']);
+    const masterRow = (JSON.parse(res.stdout) as ClusterListJson).brokers.find(
+      (b) => b.brokerId === 0,
+    )!;
+    expect(masterRow.replication).toMatchObject({
+      role: 'SYNC_MASTER',
+      connectedSlaves: 0,
+      slaves: [],
+      lagBytes: null,
+    });
+    const text = await mqadmin(['clusterList', '-n', c.namesrvAddr, '--timeout', '1000']);
+    const masterLine = text.stdout.split('\n').find((l) => l.includes(` ${master.addr} `))!;
+    expect(masterLine).toMatch(/\sSYNC_MASTER\s.*\sno slave\s/);
+    // And a SYNC_MASTER send says so too.
+    const [r] = await master.send('HaSync', ['alone']);
+    expect(r!.status?.code).toBe(Code.HA_NOT_AVAILABLE);
   });
 });

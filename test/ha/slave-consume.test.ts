@@ -3,9 +3,14 @@
  * as RocketMQ's push consumers read: pull + committed offsets) gets the
  * messages master A stored before it was SIGKILLed from slave A, continuing
  * from the offsets the master had replicated (duplicates allowed, counted);
- * the gateway switches back to the master when it returns.
+ * the slave is not promoted (still SLAVE, refuses sends). When master A
+ * returns, it takes the offsets committed on the slave meanwhile (slave
+ * handshake) and the slave's offsets are not moved back by the master's
+ * stale copy, so a consumer that keeps going across the switch back gets
+ * nothing again.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Code } from '../../common/errors.js';
 import type { GetConsumerOffsetsRequest } from '../../common/generated/sluice/v1/GetConsumerOffsetsRequest.js';
 import type { GetConsumerOffsetsResponse__Output } from '../../common/generated/sluice/v1/GetConsumerOffsetsResponse.js';
 import { callUnary } from '../../common/grpc.js';
@@ -134,14 +139,55 @@ describe('consuming from slave A while master A is down', () => {
     expect(delivered.size).toBe(bodies.length);
     const s = await statsOf(slaveAddr);
     expect(s.haConnected).toBe('false');
+    // Classic mode: no promotion. The slave is still a SLAVE and refuses sends.
+    expect(s.haRole).toBe('SLAVE');
+    const onSlave = new HaClient(slaveAddr);
+    try {
+      await expect(onSlave.send(TOPIC, ['to-slave'])).rejects.toMatchObject({
+        code: Code.FORBIDDEN,
+        reason: 'NOT_MASTER',
+      });
+    } finally {
+      onSlave.close();
+    }
   });
 
-  it('switches back to master A when it returns', async () => {
+  it('switches back to master A when it returns, without delivering again what the slave delivered', async () => {
+    const slaveOffsets = await groupOffsets(c.brokers[1]!.addr);
+    const seen = new Set(delivered.keys());
+    const countBefore = new Map(delivered);
+    // The consumer keeps going while master A restarts and the gateway switches back:
+    // whatever it gets now was already delivered (nothing new was sent).
+    let consuming = true;
+    const consumer = (async () => {
+      while (consuming) {
+        await consumeRound(32).catch(() => []);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
     await c.brokers[0]!.start();
     await waitFor('slave back in sync', async () => {
       const s = await statsOf(master.addr);
       return s.haInSyncSlaves === '1' || undefined;
     });
+    // The master took the offsets committed on the slave while it was down.
+    await waitFor("master has the slave's offsets", async () =>
+      (await groupOffsets(master.addr)) === slaveOffsets ? true : undefined,
+    );
+    // Past a gateway route refresh (routeTtlMs), the consumer is reading from the master.
+    const until = Date.now() + 2_000;
+    await waitFor(
+      'consumer ran past a route refresh',
+      () => Date.now() > until || undefined,
+      5_000,
+    );
+    consuming = false;
+    await consumer;
+    const again = [...seen].reduce((n, b) => n + (delivered.get(b)! - countBefore.get(b)!), 0);
+    console.log(`[slave read] delivered again after the switch back: ${again}`);
+    expect(again).toBe(0);
+    // The slave's offsets never went back (metadata sync from the returned master).
+    expect(await groupOffsets(c.brokers[1]!.addr)).toBe(slaveOffsets);
     const fresh = Array.from({ length: 10 }, (_, i) => `back-${i}`);
     for (const r of await master.send(TOPIC, fresh)) expect(r.status?.code).toBe(OK);
     await waitFor(

@@ -1,11 +1,14 @@
 /**
  * Unit tests of the replication pieces that need no process: the SYNC_MASTER
  * group wait, the wake-up, slave-read advice, the slave's read-only store,
- * and metadata snapshots applied to real metadata managers.
+ * metadata snapshots applied to real metadata managers, consumer offsets in
+ * both directions (forward only on the slave unless explicitly reset; the
+ * slave's higher offsets taken by the master), and the per-slave lag clock.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { AppendTimeline } from '../../broker/ha/append-timeline.js';
 import { MetadataApplier } from '../../broker/ha/metadata-applier.js';
 import {
   decodeMetadata,
@@ -13,6 +16,7 @@ import {
   readMetadataSnapshot,
   validateMetadata,
 } from '../../broker/ha/metadata-snapshot.js';
+import { mergeSlaveOffsets, OffsetResetLog, RESETS_FILE } from '../../broker/ha/offset-sync.js';
 import { readOnlyStore } from '../../broker/ha/read-only-store.js';
 import { SlaveAckWaiters } from '../../broker/ha/slave-ack-waiters.js';
 import { suggestBrokerId } from '../../broker/ha/slave-read-advice.js';
@@ -210,5 +214,107 @@ describe('metadata snapshot', () => {
     } finally {
       tmp.remove();
     }
+  });
+});
+
+describe('consumer offsets between master and slave', () => {
+  it('a slave moves offsets forward only, except for an explicit reset, applied once', async () => {
+    const tmp = makeTempDir();
+    try {
+      const root = tmp.path;
+      const offsets = new ConsumerOffsetManager(root);
+      const applier = new MetadataApplier({
+        configDir: join(root, 'config'),
+        topics: new TopicConfigManager(root, {
+          autoCreateTopicEnable: true,
+          defaultTopicQueueNums: 4,
+        }),
+        groups: new SubscriptionGroupManager(root, true, 16),
+        offsets,
+        logger: silentLogger,
+      });
+      const snap = (files: Record<string, unknown>) => ({
+        v: 1,
+        files: Object.fromEntries(Object.entries(files).map(([k, v]) => [k, JSON.stringify(v)])),
+        readers: [],
+      });
+      await applier.apply(snap({ 'consumerOffset.json': { 'T@G': { '0': 10, '1': 4 } } }));
+      // Consumed on this slave while the master was down.
+      offsets.commit('G', 'T', 0, 30);
+      // The returned master's older copy does not move it back; higher ones still apply.
+      await applier.apply(snap({ 'consumerOffset.json': { 'T@G': { '0': 12, '1': 6 } } }));
+      expect([offsets.get('G', 'T', 0), offsets.get('G', 'T', 1)]).toEqual([30, 6]);
+      expect(applier.handshakeOffsets()).toEqual({
+        offsets: { 'T@G': { '0': 30, '1': 6 } },
+        resets: {},
+      });
+      // An explicit reset on the master goes back, once.
+      const reset = { 'T@G': { '0': { offset: 2, seq: 100 } } };
+      await applier.apply(
+        snap({ [RESETS_FILE]: reset, 'consumerOffset.json': { 'T@G': { '0': 2, '1': 6 } } }),
+      );
+      expect(offsets.get('G', 'T', 0)).toBe(2);
+      offsets.commit('G', 'T', 0, 8);
+      await applier.apply(snap({ [RESETS_FILE]: reset }));
+      expect(offsets.get('G', 'T', 0)).toBe(8);
+      expect(applier.handshakeOffsets().resets).toEqual({ 'T@G': { '0': 100 } });
+      // The applied resets survive a restart of the slave (the file is written here).
+      expect(JSON.parse(readFileSync(join(root, 'config', RESETS_FILE), 'utf8'))).toEqual(reset);
+      await offsets.close();
+    } finally {
+      tmp.remove();
+    }
+  });
+
+  it("a master takes a slave's higher offsets, unless it reset the queue since", async () => {
+    const tmp = makeTempDir();
+    try {
+      const root = tmp.path;
+      const offsets = new ConsumerOffsetManager(root);
+      const resets = new OffsetResetLog(join(root, 'config'), () => 1_000);
+      offsets.commit('G', 'T', 0, 10);
+      offsets.commit('G', 'T', 1, 10);
+      offsets.commit('G', 'T', 2, 50);
+      await resets.note('G', 'T', 1, 10);
+      const moved = await mergeSlaveOffsets(
+        { offsets, resets, logger: silentLogger },
+        {
+          // Queue 0 progressed on the slave; queue 1 too, but before the master's reset;
+          // queue 2 is behind the master; queue 3 only the slave knows.
+          offsets: { 'T@G': { '0': 40, '1': 40, '2': 20, '3': 7 } },
+          resets: {},
+        },
+        'slave:1',
+      );
+      expect(moved).toBe(2);
+      expect([0, 1, 2, 3].map((q) => offsets.get('G', 'T', q))).toEqual([40, 10, 50, 7]);
+      // Once the slave applied that reset, its later progress counts.
+      await mergeSlaveOffsets(
+        { offsets, resets, logger: silentLogger },
+        { offsets: { 'T@G': { '1': 15 } }, resets: { 'T@G': { '1': resets.seq('T@G', '1') } } },
+        'slave:1',
+      );
+      expect(offsets.get('G', 'T', 1)).toBe(15);
+      await offsets.close();
+    } finally {
+      tmp.remove();
+    }
+  });
+});
+
+describe('AppendTimeline', () => {
+  it('answers how long ago the master first held a byte a slave lacks', () => {
+    const t = new AppendTimeline(5, 4);
+    t.note(100, 1_000);
+    t.note(150, 1_002); // same 5 ms slot: raises its end
+    t.note(300, 1_010);
+    t.note(400, 1_020);
+    expect(t.lagMs(400, 400, 1_030)).toBe(0);
+    expect(t.lagMs(350, 400, 1_030)).toBe(10);
+    expect(t.lagMs(160, 400, 1_030)).toBe(20);
+    expect(t.lagMs(120, 400, 1_030)).toBe(30);
+    t.note(500, 1_030);
+    t.note(600, 1_040); // the ring (4 samples) drops the oldest: older lags are at least its age
+    expect(t.lagMs(0, 600, 1_050)).toBe(40);
   });
 });
