@@ -203,7 +203,7 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
   };
   const served = brokerHandlers(services);
   // Observability (issue 9): store spans when tracing is on, metrics on metricsPort.
-  if (tracingEnabled()) served.SendMessages = traceStore(options, served.SendMessages);
+  if (tracingEnabled()) served.SendMessages = traceStore(options.brokerName, served.SendMessages);
   const metrics =
     options.metricsPort > 0 ? createBrokerMetrics(() => brokerStatusOf(served)) : undefined;
   // A restarted master takes its slave's consumer offsets before it serves

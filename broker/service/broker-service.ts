@@ -21,7 +21,6 @@ import type { SendService } from '../messaging/send-service.js';
 import type { TimerService } from '../messaging/timer-service.js';
 import type { TransactionService } from '../messaging/transaction-service.js';
 import { BROKER_SCHEMA } from '../options.js';
-import { sendPhasesOf } from '../store-tracing.js';
 import { PopWaits } from './pop-waits.js';
 
 /** An AbortSignal that fires when the client cancels the call (long polls stop waiting). */
@@ -54,9 +53,7 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
   ): StoredMessage[] => records.map((r) => toStoredMessage(r, name));
 
   return {
-    SendMessages: unaryHandler(async (req, call) => ({
-      results: await svc.send.send(req.entries, sendPhasesOf(call)),
-    })),
+    SendMessages: unaryHandler(async (req) => ({ results: await svc.send.send(req.entries) })),
 
     PullMessages: unaryHandler((req, call) => svc.pull.pull(req, cancelSignal(call))),
 
@@ -327,7 +324,6 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
           revivedMessages: String(svc.revive.revived),
           deadLetteredMessages: String(svc.pop.deadLettered),
           timerPending: String(svc.timer.stats().pending),
-          timerInMemory: String(svc.timer.stats().inMemory),
           timerDelivered: String(svc.timer.stats().delivered),
           timerMaxLatenessMs: String(svc.timer.stats().maxLatenessMs),
           transactionsOpen: String(svc.transactions.stats().open),
