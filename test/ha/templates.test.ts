@@ -1,27 +1,69 @@
 /**
- * Every deploy/conf template runs with `sluice cluster --conf …` on one
- * machine (free ports, temp data) and does what its layout promises: sends
- * through the gateway are answered OK, and in 2m-2s-* every slave follows its
- * master to the same commitlog end.
+ * Every deploy/conf template runs with the real `sluice cluster --conf …
+ * --free-ports` command (bin/sluice, a child process) on one machine (temp
+ * data) and does what its layout promises: sends through the gateway are
+ * answered OK, and in 2m-2s-* every slave follows its master to the same
+ * commitlog end. SIGTERM stops the whole cluster and the command exits 0.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ClusterMember, type RunningCluster, startCluster } from '../../cli/cluster.js';
-import { DEFAULT_READY_TIMEOUT_MS } from '../../cli/supervisor.js';
 import { makeTempDir } from '../harness/tmp.js';
 import { waitFor } from '../harness/wait.js';
 import { rest, statsOf } from './ha-helpers.js';
 
-const CONF = join(import.meta.dirname, '..', '..', 'deploy', 'conf');
+const ROOT = join(import.meta.dirname, '..', '..');
 
-let running: { cluster: RunningCluster; remove: () => void } | undefined;
+interface Member {
+  role: string;
+  name: string;
+  address: string;
+  pid: number | null;
+}
+
+let running:
+  | { child: ChildProcess; exited: Promise<number | null>; remove: () => void }
+  | undefined;
 afterEach(async () => {
-  await running?.cluster.stop();
+  if (running && running.child.exitCode === null) {
+    running.child.kill('SIGTERM');
+    await running.exited;
+  }
   running?.remove();
   running = undefined;
 });
 
-const httpOf = (gw: ClusterMember) => `http://${/http=(\S+)/.exec(gw.address)![1]}`;
+/** Starts `sluice cluster` and answers the members from its --json line. */
+async function sluiceCluster(template: string, dataDir: string): Promise<Member[]> {
+  const child = spawn(
+    process.execPath,
+    [
+      join(ROOT, 'bin', 'sluice'),
+      'cluster',
+      '--conf',
+      `deploy/conf/${template}`,
+      '--data',
+      dataDir,
+      '--free-ports',
+      '--json',
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  running = { child, exited, remove: () => undefined };
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', resolve);
+    void exited.then((code) => reject(new Error(`sluice cluster exited ${code}: ${stderr}`)));
+  });
+  return (JSON.parse(line) as { members: Member[] }).members;
+}
+
+const httpOf = (gw: Member) => `http://${/http=(\S+)/.exec(gw.address)![1]}`;
 
 describe('deploy/conf templates under sluice cluster', () => {
   for (const [template, slaves] of [
@@ -32,20 +74,9 @@ describe('deploy/conf templates under sluice cluster', () => {
   ] as const) {
     it(`${template}: sends answered OK${slaves ? ', slaves in step with their masters' : ''}`, async () => {
       const data = makeTempDir('sluice-ha-tpl-');
-      const cluster = await startCluster({
-        conf: join(CONF, template),
-        namesrv: 1,
-        data: data.path,
-        gateway: true,
-        freePorts: true,
-        brokerArgs: [],
-        gatewayArgs: [],
-        readyTimeoutMs: DEFAULT_READY_TIMEOUT_MS * 2,
-      });
-      running = { cluster, remove: data.remove };
-      const brokers = cluster.members.filter(
-        (m) => m.role.endsWith('MASTER') || m.role === 'SLAVE',
-      );
+      const members = await sluiceCluster(template, data.path);
+      running!.remove = data.remove;
+      const brokers = members.filter((m) => m.role.endsWith('MASTER') || m.role === 'SLAVE');
       const masters = brokers.filter((m) => m.role !== 'SLAVE');
       expect(brokers.length - masters.length).toBe(slaves);
       for (const s of brokers.filter((m) => m.role === 'SLAVE')) {
@@ -58,7 +89,7 @@ describe('deploy/conf templates under sluice cluster', () => {
           40_000,
         );
       }
-      const http = httpOf(cluster.members.find((m) => m.role === 'GATEWAY')!);
+      const http = httpOf(members.find((m) => m.role === 'GATEWAY')!);
       const body = {
         messages: Array.from({ length: 16 }, (_, i) => ({ body: `${template}-${i}` })),
       };
@@ -85,6 +116,12 @@ describe('deploy/conf templates under sluice cluster', () => {
           const [m, sl] = [await statsOf(master.address), await statsOf(s.address)];
           return m.maxPhysicalOffset === sl.maxPhysicalOffset || undefined;
         });
+      }
+      // SIGTERM stops everything; the command exits 0 and no member is left running.
+      running!.child.kill('SIGTERM');
+      expect(await running!.exited).toBe(0);
+      for (const m of members) {
+        expect(() => process.kill(m.pid!, 0)).toThrow();
       }
     });
   }
