@@ -223,6 +223,18 @@ export const BROKER_SCHEMA = {
     min: 1,
     doc: 'largest delay of a timer message, s',
   },
+  timerWindowMs: {
+    type: 'int',
+    default: 300_000,
+    min: 1_000,
+    doc: 'timers due within this much are held in memory; later ones wait in the timer topic, ms',
+  },
+  timerMaxInMemory: {
+    type: 'int',
+    default: 250_000,
+    min: 100,
+    doc: 'timers held in memory at most (the nearest ones)',
+  },
   messageDelayLevel: {
     type: 'string',
     default: '1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h',

@@ -1,7 +1,9 @@
 /**
  * Pending timer messages by due time, in buckets of TIMER_BUCKET_MS: adding is
  * O(1) and the scanner takes what is due without looking at later timers.
- * Memory only; rebuilt from the timer topic at start (TimerService.start).
+ * Memory only, and only the near window of timers: the TimerService loads it
+ * from the timer topic's consume queue and evicts the latest buckets when it
+ * holds too many (evictLatest).
  *
  * @example
  *   const ix = new TimerIndex();
@@ -41,6 +43,25 @@ export class TimerIndex {
   /** Due time of the earliest bucket (a lower bound of the next due entry), or undefined. */
   nextDueAt(): number | undefined {
     return this.count === 0 ? undefined : this.cursor * TIMER_BUCKET_MS;
+  }
+
+  /**
+   * Removes the latest bucket while more than `max` entries are held and more
+   * than one bucket is left; answers the start (epoch ms) of the earliest
+   * bucket removed, or undefined when none was. Every entry due at or after
+   * that time is gone from the index afterwards.
+   */
+  evictLatest(max: number): number | undefined {
+    if (this.count <= max || this.buckets.size <= 1) return undefined;
+    const keys = [...this.buckets.keys()].sort((a, b) => b - a);
+    let from: number | undefined;
+    for (const k of keys) {
+      if (this.count <= max || this.buckets.size <= 1) break;
+      this.count -= this.buckets.get(k)!.length;
+      this.buckets.delete(k);
+      from = k;
+    }
+    return from === undefined ? undefined : from * TIMER_BUCKET_MS;
   }
 
   /** Removes and returns up to `max` entries with dueAt <= now, earliest buckets first. */

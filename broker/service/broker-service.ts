@@ -324,6 +324,7 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
           revivedMessages: String(svc.revive.revived),
           deadLetteredMessages: String(svc.pop.deadLettered),
           timerPending: String(svc.timer.stats().pending),
+          timerInMemory: String(svc.timer.stats().inMemory),
           timerDelivered: String(svc.timer.stats().delivered),
           timerMaxLatenessMs: String(svc.timer.stats().maxLatenessMs),
           transactionsOpen: String(svc.transactions.stats().open),
