@@ -25,9 +25,13 @@ export function realQueueIdOf(r: StoredRecord): number {
   return q === undefined ? r.queueId : Number(q);
 }
 
-/** Deliveries a group allows before dead-lettering (subscription group retry_max_times, or the broker default). */
+/**
+ * Deliveries a group allows before dead-lettering: its retry_max_times when
+ * set (0 is a setting: like 1, a single delivery and no retry), else the
+ * broker's maxReconsumeTimes.
+ */
 export function maxDeliveriesOf(ctx: BrokerContext, group: string): number {
-  return ctx.groups.get(group)?.retry_max_times || ctx.options.maxReconsumeTimes;
+  return Math.max(1, ctx.groups.get(group)?.retry_max_times ?? ctx.options.maxReconsumeTimes);
 }
 
 function moved(r: StoredRecord, group: string): Record<string, string> {

@@ -2,9 +2,9 @@
  * Send: validates a batch, picks each message's queue, appends every valid
  * message with ONE appendBatch and answers per entry.
  *
- *  - queue: the entry's queue_id when given, else the hash of its message
- *    group (FIFO: a group always lands on one queue), else round robin over
- *    the topic's writable queues;
+ *  - queue: the hash of its message group when it has one (FIFO: a group
+ *    always lands on one queue, whatever queue_id says), else the entry's
+ *    queue_id when given, else round robin over the topic's writable queues;
  *  - a future delivery time or a delay level → the timer topic (TimerService);
  *  - transactional → the half topic (TransactionService), answered with a
  *    transaction_id;
@@ -197,8 +197,9 @@ export class SendService {
   }
 
   private pickQueue(topic: string, writeQueues: number, requested: number, group: string): number {
-    if (requested >= 0 && requested < writeQueues) return requested;
+    // The group wins: its messages must share one queue to keep their order.
     if (group) return Math.abs(javaHash(group)) % writeQueues;
+    if (requested >= 0 && requested < writeQueues) return requested;
     const next = ((this.roundRobin.get(topic) ?? -1) + 1) % writeQueues;
     this.roundRobin.set(topic, next);
     return next;

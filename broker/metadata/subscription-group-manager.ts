@@ -40,8 +40,9 @@ export class SubscriptionGroupManager {
       consume_enable: config.consume_enable ?? existing?.consume_enable ?? true,
       consume_broadcast_enable:
         config.consume_broadcast_enable ?? existing?.consume_broadcast_enable ?? true,
+      // Presence, not truthiness: 0 is a setting (a single delivery), unset keeps the current value.
       retry_max_times:
-        config.retry_max_times || existing?.retry_max_times || this.defaultRetryMaxTimes,
+        config.retry_max_times ?? existing?.retry_max_times ?? this.defaultRetryMaxTimes,
       consume_message_orderly:
         config.consume_message_orderly ?? existing?.consume_message_orderly ?? false,
       which_broker_when_consume_slowly:

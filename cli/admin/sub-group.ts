@@ -8,14 +8,13 @@ import { checkGroupName } from '../../common/names.js';
 import { adminCommand, boolArg, intArg, resolveMasters } from './context.js';
 
 /**
- * A new group as RocketMQ's SubscriptionGroupConfig starts. retry_max_times 0
- * lets the broker apply its maxReconsumeTimes.
+ * A new group as RocketMQ's SubscriptionGroupConfig starts. retry_max_times
+ * is left unset: the broker applies its maxReconsumeTimes.
  */
 export const NEW_SUBSCRIPTION_GROUP: Omit<SubscriptionGroupConfig, 'group_name'> = {
   consume_enable: true,
   consume_broadcast_enable: true,
   consume_message_orderly: false,
-  retry_max_times: 0,
   which_broker_when_consume_slowly: 1,
 };
 
@@ -122,7 +121,7 @@ export function updateSubGroupCommand() {
       for (const r of results) {
         ctx.out(`create subscription group to ${r.addr} success.`);
         ctx.out(
-          `SubscriptionGroupConfig [groupName=${r.config.group_name}, consumeEnable=${r.config.consume_enable}, consumeBroadcastEnable=${r.config.consume_broadcast_enable}, consumeMessageOrderly=${r.config.consume_message_orderly}, retryMaxTimes=${r.config.retry_max_times || 'broker default'}, whichBrokerWhenConsumeSlowly=${r.config.which_broker_when_consume_slowly}]`,
+          `SubscriptionGroupConfig [groupName=${r.config.group_name}, consumeEnable=${r.config.consume_enable}, consumeBroadcastEnable=${r.config.consume_broadcast_enable}, consumeMessageOrderly=${r.config.consume_message_orderly}, retryMaxTimes=${r.config.retry_max_times ?? 'broker default'}, whichBrokerWhenConsumeSlowly=${r.config.which_broker_when_consume_slowly}]`,
         );
       }
     },

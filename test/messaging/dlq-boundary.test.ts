@@ -3,7 +3,8 @@
  * maxDeliveryAttempts): with maxReconsumeTimes = 16 a message is delivered at
  * most 16 times (attempts 1..16); when the 16th delivery runs out un-acked it
  * goes to %DLQ%{group} and there is no 17th delivery. A group's own
- * retry_max_times overrides the broker default.
+ * retry_max_times overrides the broker default; 0 is a setting too (one
+ * delivery, no retry), not "unset".
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredMessage__Output } from '../../common/generated/sluice/v1/StoredMessage.js';
@@ -41,13 +42,18 @@ describe('redelivery count and DLQ boundary', () => {
 
   it('delivers attempts 1..16 (default maxReconsumeTimes) then dead-letters; no 17th delivery', async () => {
     await api.updateGroup({ group_name: 'g3', retry_max_times: 3, consume_enable: true });
+    await api.updateGroup({ group_name: 'g0', retry_max_times: 0, consume_enable: true });
     await api.sendOk('dlq1', [{ body: Buffer.from('poison'), tag: 'X' }]);
     await api.sendOk('dlq3', [{ body: Buffer.from('poison3') }]);
-    // Both groups run side by side; the default group needs ~16 invisible periods.
-    const [seen16, seen3] = await Promise.all([
+    await api.sendOk('dlq0', [{ body: Buffer.from('poison0') }]);
+    // The groups run side by side; the default group needs ~16 invisible periods.
+    const [seen16, seen3, seen0] = await Promise.all([
       deliverUntilQuiet(api, 'g16', 'dlq1', 3 * INVISIBLE_MS),
       deliverUntilQuiet(api, 'g3', 'dlq3', 3 * INVISIBLE_MS),
+      deliverUntilQuiet(api, 'g0', 'dlq0', 3 * INVISIBLE_MS),
     ]);
+    expect(seen0.map((m) => m.delivery_attempt)).toEqual([1]);
+    expect((await api.readAll('%DLQ%g0', 0)).map(body)).toEqual(['poison0']);
     expect(seen16.map((m) => m.delivery_attempt)).toEqual(
       Array.from({ length: 16 }, (_, i) => i + 1),
     );
@@ -68,6 +74,6 @@ describe('redelivery count and DLQ boundary', () => {
     expect(dlq3[0]!.reconsume_times).toBe(3);
     // The retry topic carried attempts 2..16 (15 records).
     expect(await api.readAll('%RETRY%g16', 0)).toHaveLength(15);
-    expect(Number((await api.status()).deadLetteredMessages)).toBe(2);
+    expect(Number((await api.status()).deadLetteredMessages)).toBe(3);
   });
 });

@@ -21,12 +21,12 @@ describe('FIFO', () => {
     await c?.close();
   });
 
-  const orderly = (group: string, retry_max_times = 0) =>
+  const orderly = (group: string, retry_max_times?: number) =>
     api.updateGroup({
       group_name: group,
       consume_enable: true,
       consume_message_orderly: true,
-      retry_max_times,
+      ...(retry_max_times !== undefined && { retry_max_times }),
     });
 
   it('delivers 10k messages of 100 groups in order per group to 4 concurrent consumers', async () => {

@@ -28,7 +28,7 @@ import { createMessageStore } from '../../broker/store/message-store.js';
 import { defaultsOf } from '../../common/config/options.js';
 import type { Message__Output } from '../../common/generated/sluice/v1/Message.js';
 import type { SendResult } from '../../common/generated/sluice/v1/SendResult.js';
-import { silentLogger } from '../../common/logger.js';
+import { type Logger, silentLogger } from '../../common/logger.js';
 import { makeTempDir } from '../harness/tmp.js';
 
 type Gated = 'read' | 'readAt' | 'appendBatch' | 'settle' | 'put';
@@ -62,6 +62,8 @@ export interface LocalBrokerOptions {
   limits?: Partial<PopLimits>;
   /** Start the timer and transaction services (as main.ts does). */
   start?: boolean;
+  /** Default: silent. */
+  logger?: Logger;
 }
 
 export async function openLocalBroker(o: LocalBrokerOptions = {}): Promise<LocalBroker> {
@@ -116,7 +118,7 @@ export async function openLocalBroker(o: LocalBrokerOptions = {}): Promise<Local
     ),
     offsets,
     notifier,
-    logger: silentLogger,
+    logger: o.logger ?? silentLogger,
     clock: o.fakeClock === undefined ? Date.now : () => clock.now,
     perm: () => 6,
   };
