@@ -33,6 +33,12 @@ import { parseOffsetFileName } from './positioned-io.js';
  * (multi-MiB page-cache writes stall longer than they save in syscalls).
  */
 const MAX_WRITE_BYTES = 1024 * 1024;
+/**
+ * Writes handed to the thread pool at once. Two: while the event loop is busy
+ * encoding the next batches, the thread pool already has the next write, so
+ * the disk is not idle until the loop gets round to the previous completion.
+ */
+const MAX_WRITES_IN_FLIGHT = 2;
 /** Buffers in one writev at most (IOV_MAX on Linux). */
 const MAX_WRITE_BUFFERS = 1024;
 /** Encode ring for append batches. */
@@ -58,6 +64,18 @@ export interface WriteJob {
   done: ((err: Error | undefined) => void) | undefined;
 }
 
+/** One writev of a run of jobs, handed to the thread pool. */
+interface InflightWrite {
+  jobs: WriteJob[];
+  bufs: Buffer[];
+  position: number;
+  bytes: number;
+  done: boolean;
+  error: Error | undefined;
+  /** Resolves once the write finished and was counted (never fails). */
+  settled: Promise<void>;
+}
+
 export class CommitLog {
   readonly segments: CommitLogSegment[] = [];
   readonly ring: BufferRing;
@@ -65,11 +83,17 @@ export class CommitLog {
   reservedOffset = 0;
   /** Store timestamp of the last record written (with writtenOffset). */
   lastWrittenStoreTimestamp = 0;
+  /** Jobs not yet handed to a write, from queueHead. */
   private readonly queue: WriteJob[] = [];
   private queueHead = 0;
-  private writing = false;
+  /** Writes handed to the thread pool and not yet counted, in offset order, from writesHead. */
+  private readonly writes: InflightWrite[] = [];
+  private writesHead = 0;
+  /** End of the bytes handed to writes (>= writtenOffset). */
+  private submittedOffset = 0;
+  /** A write failed; writes still in flight are settling before the rollback. */
+  private failing = false;
   private repair: Promise<void> | undefined;
-  private inflight: Promise<void> | undefined;
   private idleWaiters: Array<() => void> = [];
   /** Set when a failed write could not be rolled back; appends are refused from then on. */
   broken: Error | undefined;
@@ -122,7 +146,18 @@ export class CommitLog {
     }
     const last = this.segments.at(-1);
     this.writtenOffset = last ? last.start + last.length : 0;
+    this.submittedOffset = this.writtenOffset;
     this.reservedOffset = this.writtenOffset;
+  }
+
+  /** An empty log starts at `offset` (a slave following a master whose log starts there). */
+  startAt(offset: number): void {
+    if (this.segments.length > 0 || this.reservedOffset !== 0) {
+      throw errors.internal(`commitlog is not empty; it cannot start at ${offset}`);
+    }
+    this.writtenOffset = offset;
+    this.submittedOffset = offset;
+    this.reservedOffset = offset;
   }
 
   get minOffset(): number {
@@ -169,92 +204,155 @@ export class CommitLog {
   /** Queues bytes for the writer; jobs must be queued in offset order. */
   enqueue(job: WriteJob): void {
     this.queue.push(job);
-    if (!this.writing) void this.writeLoop();
+    this.pump();
   }
 
-  /** Resolves when the write in flight (if any) has finished; never fails. */
+  /** Resolves when the writes in flight now (if any) have finished; never fails. */
   currentWrite(): Promise<void> {
-    return this.inflight ?? Promise.resolve();
+    const n = this.writes.length - this.writesHead;
+    if (n === 0) return Promise.resolve();
+    if (n === 1) return this.writes[this.writesHead]!.settled;
+    return Promise.all(this.writes.slice(this.writesHead).map((w) => w.settled)).then(
+      () => undefined,
+    );
   }
 
   /** Resolves once every queued job has been written (or failed). */
   idle(): Promise<void> {
-    if (!this.writing && this.queueHead >= this.queue.length) return Promise.resolve();
+    if (this.isIdle) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  private async writeLoop(): Promise<void> {
-    this.writing = true;
-    const bufs: Buffer[] = [];
-    try {
-      while (this.queueHead < this.queue.length) {
-        if (this.repair) await this.repair;
-        const first = this.queue[this.queueHead]!;
-        const seg = first.segment;
-        bufs.length = 0;
-        for (const b of first.bufs) bufs.push(b);
-        let bytes = first.bytes;
-        let n = 1;
-        while (this.queueHead + n < this.queue.length) {
-          const next = this.queue[this.queueHead + n]!;
-          if (
-            next.segment !== seg ||
-            next.position !== first.position + bytes ||
-            bufs.length + next.bufs.length > MAX_WRITE_BUFFERS ||
-            bytes + next.bytes > MAX_WRITE_BYTES
-          ) {
-            break;
-          }
-          for (const b of next.bufs) bufs.push(b);
-          bytes += next.bytes;
-          n++;
-        }
-        try {
-          if (first.position !== this.writtenOffset) {
-            throw errors.internal(
-              `commitlog write at ${first.position}, but the log ends at ${this.writtenOffset}`,
-            );
-          }
-          const write = seg.write(bufs, first.position - seg.start, bytes);
-          this.inflight = write.then(
-            () => undefined,
-            () => undefined,
-          );
-          await write;
-          this.inflight = undefined;
-        } catch (err) {
-          this.inflight = undefined;
-          this.failQueued(err as Error);
-          continue;
-        }
-        this.writtenOffset = first.position + bytes;
-        const end = this.queueHead + n;
-        const completed: WriteJob[] = [];
-        for (let i = this.queueHead; i < end; i++) {
-          const job = this.queue[i]!;
-          if (job.lastStoreTimestamp > 0) this.lastWrittenStoreTimestamp = job.lastStoreTimestamp;
-          if (job.region) this.ring.release(job.region);
-          this.queue[i] = undefined as unknown as WriteJob;
-          if (job.done) completed.push(job);
-        }
-        this.queueHead = end;
-        // Callbacks (dispatch, answers) run as a microtask: the loop first hands
-        // the next write to the thread pool, so the disk is not idle meanwhile.
-        // Microtasks keep their order, so callbacks still run in offset order.
-        if (completed.length > 0) queueMicrotask(() => this.runCallbacks(completed));
-        if (this.queueHead > 4096 && this.queueHead * 2 > this.queue.length) {
-          this.queue.splice(0, this.queueHead);
-          this.queueHead = 0;
-        }
-      }
-    } finally {
-      this.queue.length = 0;
-      this.queueHead = 0;
-      this.writing = false;
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const w of waiters) w();
+  private get isIdle(): boolean {
+    return (
+      this.queueHead >= this.queue.length &&
+      this.writesHead >= this.writes.length &&
+      !this.failing &&
+      this.repair === undefined
+    );
+  }
+
+  /**
+   * Hands queued jobs to the thread pool, up to MAX_WRITES_IN_FLIGHT writes at
+   * once (each a run of contiguous jobs in one segment, merged into one writev).
+   */
+  private pump(): void {
+    while (
+      this.writes.length - this.writesHead < MAX_WRITES_IN_FLIGHT &&
+      this.queueHead < this.queue.length &&
+      this.repair === undefined &&
+      !this.failing
+    ) {
+      this.submit(this.takeWrite());
     }
+    if (this.queueHead > 4096 && this.queueHead * 2 > this.queue.length) {
+      this.queue.splice(0, this.queueHead);
+      this.queueHead = 0;
+    }
+    if (this.isIdle) this.wakeIdleWaiters();
+  }
+
+  /** Takes the next run of queued jobs that one writev can write. */
+  private takeWrite(): InflightWrite {
+    const first = this.queue[this.queueHead]!;
+    const seg = first.segment;
+    const bufs: Buffer[] = [...first.bufs];
+    let bytes = first.bytes;
+    let n = 1;
+    while (this.queueHead + n < this.queue.length) {
+      const next = this.queue[this.queueHead + n]!;
+      if (
+        next.segment !== seg ||
+        next.position !== first.position + bytes ||
+        bufs.length + next.bufs.length > MAX_WRITE_BUFFERS ||
+        bytes + next.bytes > MAX_WRITE_BYTES
+      ) {
+        break;
+      }
+      for (const b of next.bufs) bufs.push(b);
+      bytes += next.bytes;
+      n++;
+    }
+    const jobs = this.queue.slice(this.queueHead, this.queueHead + n);
+    for (let i = this.queueHead; i < this.queueHead + n; i++) {
+      this.queue[i] = undefined as unknown as WriteJob;
+    }
+    this.queueHead += n;
+    return {
+      jobs,
+      bufs,
+      position: first.position,
+      bytes,
+      done: false,
+      error: undefined,
+      settled: Promise.resolve(),
+    };
+  }
+
+  private submit(w: InflightWrite): void {
+    this.writes.push(w);
+    const seg = w.jobs[0]!.segment;
+    let write: Promise<void>;
+    if (w.position !== this.submittedOffset) {
+      write = Promise.reject(
+        errors.internal(
+          `commitlog write at ${w.position}, but the log ends at ${this.submittedOffset}`,
+        ),
+      );
+    } else {
+      this.submittedOffset = w.position + w.bytes;
+      write = seg.write(w.bufs, w.position - seg.start, w.bytes);
+    }
+    w.settled = write.then(
+      () => {
+        w.done = true;
+        this.retire();
+      },
+      (err: unknown) => {
+        w.done = true;
+        w.error = err as Error;
+        this.retire();
+      },
+    );
+  }
+
+  /**
+   * Writes finish in any order; they count in offset order: writtenOffset
+   * moves over each finished write whose predecessors have all finished.
+   */
+  private retire(): void {
+    if (this.failing) return;
+    const completed: WriteJob[] = [];
+    while (this.writesHead < this.writes.length && this.writes[this.writesHead]!.done) {
+      const w = this.writes[this.writesHead]!;
+      if (w.error) {
+        this.failFrom(w.error);
+        break;
+      }
+      this.writes[this.writesHead] = undefined as unknown as InflightWrite;
+      this.writesHead++;
+      this.writtenOffset = w.position + w.bytes;
+      for (const job of w.jobs) {
+        if (job.lastStoreTimestamp > 0) this.lastWrittenStoreTimestamp = job.lastStoreTimestamp;
+        if (job.region) this.ring.release(job.region);
+        if (job.done) completed.push(job);
+      }
+    }
+    if (this.writesHead === this.writes.length) {
+      this.writes.length = 0;
+      this.writesHead = 0;
+    }
+    // Callbacks (dispatch, answers) run as a microtask: the next writes are
+    // handed to the thread pool first, so the disk is not idle meanwhile.
+    // Microtasks keep their order, so callbacks still run in offset order.
+    if (completed.length > 0) queueMicrotask(() => this.runCallbacks(completed));
+    if (!this.failing) this.pump();
+  }
+
+  private wakeIdleWaiters(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
   }
 
   private runCallbacks(jobs: WriteJob[]): void {
@@ -269,14 +367,21 @@ export class CommitLog {
   }
 
   /**
-   * A write failed: its batch and every batch queued after it fail (their
-   * offsets were assigned after the failed one's). The log is cut back to the
-   * start of the failed batch — parts of it already written to an earlier
-   * segment go too, so the log never holds bytes of a batch that was not
-   * acknowledged — and new appends continue from there once the repair is done.
+   * A write failed: its batch and every batch after it fail (their offsets
+   * were assigned after the failed one's). Once the writes still in flight
+   * have settled, the log is cut back to the start of the failed batch — parts
+   * of it already written to an earlier segment go too, so the log never holds
+   * bytes of a batch that was not acknowledged — and new appends continue from
+   * there once the repair is done.
    */
-  private failQueued(err: Error): void {
-    const failed = this.queue.slice(this.queueHead);
+  private failFrom(err: Error): void {
+    this.failing = true;
+    const inflight = this.writes.slice(this.writesHead);
+    this.writes.length = 0;
+    this.writesHead = 0;
+    const failed: WriteJob[] = [];
+    for (const w of inflight) failed.push(...w.jobs);
+    for (let i = this.queueHead; i < this.queue.length; i++) failed.push(this.queue[i]!);
     this.queue.length = 0;
     this.queueHead = 0;
     const cut = Math.min(this.writtenOffset, failed[0]?.batchStart ?? this.writtenOffset);
@@ -284,7 +389,23 @@ export class CommitLog {
     this.reservedOffset = cut;
     this.logger.error({ err, offset: cut }, 'commitlog write failed; rolling back queued appends');
     this.onRollback?.(cut);
-    this.repair = this.truncateTo(cut)
+    for (const job of failed) {
+      if (job.region) this.ring.release(job.region);
+      try {
+        job.done?.(err);
+      } catch (cbErr) {
+        this.logger.error(
+          { err: cbErr, position: job.position },
+          'commitlog write callback failed',
+        );
+      }
+    }
+    // Writes still in flight must land before the cut, or they could re-extend the file.
+    this.repair = Promise.all(inflight.map((w) => w.settled))
+      .then(() => {
+        this.failing = false;
+        return this.truncateTo(cut);
+      })
       .catch((repairErr: Error) => {
         this.broken = repairErr;
         this.logger.error(
@@ -293,12 +414,10 @@ export class CommitLog {
         );
       })
       .finally(() => {
+        this.failing = false;
         this.repair = undefined;
+        this.pump();
       });
-    for (const job of failed) {
-      if (job.region) this.ring.release(job.region);
-      job.done?.(err);
-    }
   }
 
   /**
@@ -318,6 +437,7 @@ export class CommitLog {
     const last = keep.at(-1);
     if (last && last.length > offset - last.start) await last.truncate(offset - last.start);
     this.writtenOffset = offset;
+    this.submittedOffset = offset;
     this.reservedOffset = offset;
   }
 

@@ -577,8 +577,7 @@ class DefaultMessageStore implements MessageStore {
     const cl = this.commitlog;
     if (cl.segments.length === 0 && cl.reservedOffset === 0 && offset % cl.segmentSize === 0) {
       // An empty slave starts wherever the master's log starts (a segment boundary).
-      cl.reservedOffset = offset;
-      cl.writtenOffset = offset;
+      cl.startAt(offset);
       this.flushService.flushedOffset = offset;
       this.dispatcher.dispatchedOffset = offset;
     }

@@ -228,17 +228,24 @@ describe('message store: append and read', () => {
     await store.appendBatch([message(), message()]);
     const batchStart = store.maxPhysicalOffset();
     const { commitlog } = store as unknown as { commitlog: CommitLog };
+    // A disk error cannot be caused on demand: the second segment's first write fails.
+    const segmentForWrite = commitlog.segmentForWrite.bind(commitlog);
+    commitlog.segmentForWrite = (offset) => {
+      const seg = segmentForWrite(offset);
+      if (seg.start > 0) {
+        commitlog.segmentForWrite = segmentForWrite;
+        seg.write = async () => {
+          throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+        };
+      }
+      return seg;
+    };
     // 30 × ~3 KiB from segment 0 into segment 1 (64 KiB segments): two writes.
     const failed = store.appendBatch(
       Array.from({ length: 30 }, () => message({ body: Buffer.alloc(3000, 0xee) })),
     );
     const queued = store.appendBatch([message({ body: Buffer.from('queued') })]);
     expect(commitlog.segments).toHaveLength(2);
-    // A disk error cannot be caused on demand: the second segment's first write fails.
-    const second = commitlog.segments[1]!;
-    second.write = async () => {
-      throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
-    };
     await expectCode(failed, Code.INTERNAL_ERROR);
     await expectCode(queued, Code.INTERNAL_ERROR);
     expect(store.maxPhysicalOffset()).toBe(batchStart);
