@@ -18,7 +18,12 @@ import { expandHome } from '../common/paths.js';
 import { sluiceProto } from '../common/proto.js';
 import { withTelemetry } from '../common/telemetry/sdk.js';
 import { tracingEnabled } from '../common/telemetry/tracing.js';
-import { brokerStatusOf, createBrokerMetrics } from './broker-metrics.js';
+import {
+  type BrokerMetrics,
+  brokerStatusOf,
+  consumerProgressRows,
+  createBrokerMetrics,
+} from './broker-metrics.js';
 import { HaService } from './ha/ha-service.js';
 import { readOnlyStore } from './ha/read-only-store.js';
 import { ArrivalNotifier } from './messaging/arrival-notifier.js';
@@ -42,6 +47,8 @@ import { traceStore } from './store-tracing.js';
 
 export async function startBroker(options: BrokerOptions, logger: Logger): Promise<Running> {
   const root = expandHome(options.storePathRootDir);
+  // Built once the handlers exist (below); the store reports flushes to it from the start.
+  let metrics: BrokerMetrics | undefined;
   const store = createMessageStore(
     {
       storePathRootDir: root,
@@ -64,7 +71,7 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
       maxMessageSize: options.maxMessageSize,
       storeHost: `${options.brokerIP1}:${options.listenPort}`,
     },
-    { logger },
+    { logger, onFlush: (seconds) => metrics?.flushDuration.observe(seconds) },
   );
   await store.start();
 
@@ -203,9 +210,24 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
   };
   const served = brokerHandlers(services);
   // Observability (issue 9): store spans when tracing is on, metrics on metricsPort.
-  if (tracingEnabled()) served.SendMessages = traceStore(options.brokerName, served.SendMessages);
-  const metrics =
-    options.metricsPort > 0 ? createBrokerMetrics(() => brokerStatusOf(served)) : undefined;
+  if (tracingEnabled()) served.SendMessages = traceStore(options, served.SendMessages);
+  metrics =
+    options.metricsPort > 0
+      ? createBrokerMetrics({
+          status: () => brokerStatusOf(served),
+          progress: (limit) =>
+            consumerProgressRows(
+              offsets,
+              () => consumeStates.all(),
+              (topic, queueId) => store.maxOffset(topic, queueId),
+              limit,
+            ),
+          // Retries and DLQ moves are counted where they are written: a slave's are copies.
+          ...(options.brokerRole === 'SLAVE'
+            ? {}
+            : { onDispatch: (listener) => store.onDispatch(listener) }),
+        })
+      : undefined;
   // A restarted master takes its slave's consumer offsets before it serves
   // consumers (until then calls answer "broker is starting") or registers.
   await ha.waitForSlavesOnStart();
@@ -232,6 +254,7 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
       });
       await ha.close();
       await metricsServer?.close();
+      metrics?.close();
       await grpcServer.close();
       unsubscribe();
       await timer.close();

@@ -5,7 +5,18 @@
  * message. Batched RPCs carry messages of many traces, which is why the
  * parent is the message's context and not the RPC's; the RPC's own context
  * (grpc metadata `traceparent`), when there is one, becomes a link.
- * Installed only when tracing is on.
+ *
+ * Where the time goes, as events on each span (all messages of one RPC
+ * share one append):
+ *  - `commitlog.written`: the batch is in the commitlog (page cache);
+ *  - `commitlog.flushed`: SYNC_FLUSH only, the group commit's fdatasync
+ *    covering it finished (the gap before it is the flush wait);
+ *  - `replica.acked`: SYNC_MASTER only, a slave has the bytes (the gap
+ *    before it is the replication wait), with the failure code if it timed
+ *    out.
+ * The send service reports these moments through SendPhases, found for a
+ * call with sendPhasesOf(call) (undefined when tracing is off or the call
+ * carries no traced message). Installed only when tracing is on.
  */
 import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import {
@@ -22,13 +33,45 @@ import type { SendMessagesResponse } from '../common/generated/sluice/v1/SendMes
 import { MESSAGING_SYSTEM, MessagingAttr } from '../common/telemetry/attributes.js';
 import { extractTraceMetadata } from '../common/telemetry/grpc-metadata.js';
 import { contextOfTraceparent, endSpan, tracer } from '../common/telemetry/tracing.js';
+import type { SendPhases } from './messaging/send-service.js';
+import type { BrokerOptions } from './options.js';
 
 type SendHandler = (
   call: ServerUnaryCall<SendMessagesRequest__Output, SendMessagesResponse>,
   callback: sendUnaryData<SendMessagesResponse>,
 ) => void;
 
-export function traceStore(brokerName: string, handler: SendHandler): SendHandler {
+/** Phases of the calls whose store spans are open; entries go with their call. */
+const phasesByCall = new WeakMap<object, SendPhases>();
+
+/** The SendPhases that report into a call's store spans, if it has any. */
+export function sendPhasesOf(call: object): SendPhases | undefined {
+  return phasesByCall.get(call);
+}
+
+/** Events of `spans` for the phases this broker's configuration waits for. */
+function phasesOf(
+  spans: readonly Span[],
+  options: Pick<BrokerOptions, 'flushDiskType' | 'brokerRole'>,
+): SendPhases {
+  const event = (name: string, attributes?: Attributes) => {
+    for (const s of spans) s.addEvent(name, attributes);
+  };
+  return {
+    written: () => event('commitlog.written'),
+    stored:
+      options.flushDiskType === 'SYNC_FLUSH' ? () => event('commitlog.flushed') : () => undefined,
+    replicated:
+      options.brokerRole === 'SYNC_MASTER'
+        ? (code) => event('replica.acked', code === Code.OK ? {} : { 'error.type': String(code) })
+        : () => undefined,
+  };
+}
+
+export function traceStore(
+  options: Pick<BrokerOptions, 'brokerName' | 'flushDiskType' | 'brokerRole'>,
+  handler: SendHandler,
+): SendHandler {
   return (call, callback) => {
     const entries = call.request?.entries ?? [];
     const rpc = trace.getSpanContext(extractTraceMetadata(call.metadata));
@@ -43,7 +86,7 @@ export function traceStore(brokerName: string, handler: SendHandler): SendHandle
         [MessagingAttr.DESTINATION]: m.topic,
         [MessagingAttr.OPERATION_TYPE]: 'send',
         [MessagingAttr.OPERATION_NAME]: 'store',
-        [MessagingAttr.BROKER]: brokerName,
+        [MessagingAttr.BROKER]: options.brokerName,
         [MessagingAttr.BODY_SIZE]: m.body.length,
       };
       if (m.tag) attributes[MessagingAttr.TAG] = m.tag;
@@ -52,11 +95,14 @@ export function traceStore(brokerName: string, handler: SendHandler): SendHandle
       if (entries.length > 1) attributes[MessagingAttr.BATCH_COUNT] = entries.length;
       return t.startSpan(`store ${m.topic}`, { kind: SpanKind.SERVER, attributes, links }, parent);
     });
-    if (spans.every((s) => s === undefined)) {
+    const open = spans.filter((s): s is Span => s !== undefined);
+    if (open.length === 0) {
       handler(call, callback);
       return;
     }
+    phasesByCall.set(call, phasesOf(open, options));
     handler(call, (err, value, ...rest) => {
+      phasesByCall.delete(call);
       const results = value?.results ?? [];
       spans.forEach((span, i) => {
         if (!span) return;

@@ -108,6 +108,7 @@ export async function startGateway(options: GatewayOptions, logger: Logger): Pro
     admin,
     idempotency,
     metrics,
+    logger: logger.child({ component: 'http' }),
     maxRequestBytes: options.maxRequestBytes,
     maxMessageSize: options.maxMessageSize,
     corsOrigins: options.corsOrigins,
@@ -139,6 +140,7 @@ export async function startGateway(options: GatewayOptions, logger: Logger): Pro
         logger,
         options,
         shutdown: shutdown.signal,
+        metrics: gatewayMetrics,
       }),
     // grpc.health.v1 follows the same readiness as REST /readyz.
     { ready: async () => (await readiness.check()).ready },

@@ -40,6 +40,17 @@ const OK_STATUS = { code: Code.OK, message: 'OK', reason: '' };
 
 type Kind = 'normal' | 'timer' | 'half';
 
+/**
+ * Moments of one send, for its trace (broker/store-tracing.ts): the batch
+ * written to the commitlog, stored (flushed too under SYNC_FLUSH), and
+ * answered by the replication wait with its status code.
+ */
+export interface SendPhases {
+  written(): void;
+  stored(): void;
+  replicated(code: number): void;
+}
+
 interface Prepared {
   input: MessageInput;
   kind: Kind;
@@ -66,7 +77,7 @@ export class SendService {
     }
   }
 
-  async send(entries: readonly SendEntry__Output[]): Promise<SendResult[]> {
+  async send(entries: readonly SendEntry__Output[], phases?: SendPhases): Promise<SendResult[]> {
     this.checkWritable();
     const configs = await this.topicConfigs(entries);
     const now = this.ctx.clock();
@@ -84,14 +95,19 @@ export class SendService {
     if (prepared.length === 0) return results;
     let appended: Awaited<ReturnType<typeof this.ctx.store.appendBatch>>;
     try {
-      appended = await this.ctx.store.appendBatch(prepared.map((p) => p.input));
+      appended = await this.ctx.store.appendBatch(
+        prepared.map((p) => p.input),
+        phases?.written,
+      );
     } catch (err) {
       const status = statusOf(err);
       for (const slot of slots) results[slot] = { status };
       return results;
     }
     // SYNC_MASTER (broker/ha): OK only once a slave has the bytes; else each entry carries the HA error.
+    phases?.stored();
     const replicated = (await this.ctx.replication?.waitForSlaves(appended)) ?? OK_STATUS;
+    phases?.replicated(replicated.code ?? Code.OK);
     const timerResults = [];
     const timerDue = [];
     const halfResults = [];

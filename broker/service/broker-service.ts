@@ -21,6 +21,7 @@ import type { SendService } from '../messaging/send-service.js';
 import type { TimerService } from '../messaging/timer-service.js';
 import type { TransactionService } from '../messaging/transaction-service.js';
 import { BROKER_SCHEMA } from '../options.js';
+import { sendPhasesOf } from '../store-tracing.js';
 import { PopWaits } from './pop-waits.js';
 
 /** An AbortSignal that fires when the client cancels the call (long polls stop waiting). */
@@ -53,7 +54,9 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
   ): StoredMessage[] => records.map((r) => toStoredMessage(r, name));
 
   return {
-    SendMessages: unaryHandler(async (req) => ({ results: await svc.send.send(req.entries) })),
+    SendMessages: unaryHandler(async (req, call) => ({
+      results: await svc.send.send(req.entries, sendPhasesOf(call)),
+    })),
 
     PullMessages: unaryHandler((req, call) => svc.pull.pull(req, cancelSignal(call))),
 

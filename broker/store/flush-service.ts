@@ -47,6 +47,8 @@ export class FlushService {
   private interval: NodeJS.Timeout | undefined;
   private timeoutTimer: NodeJS.Timeout | undefined;
   private timeoutAt = 0;
+  /** Called after each successful fdatasync round with its duration (s) and bytes (metrics). */
+  onSynced: ((seconds: number, bytes: number) => void) | undefined;
   /** Lowest offset the log was cut back to while the current sync ran (Infinity: none). */
   private cutDuringSync = Number.POSITIVE_INFINITY;
 
@@ -140,8 +142,11 @@ export class FlushService {
         const timestamp = this.commitlog.lastWrittenStoreTimestamp;
         if (target > this.flushedOffset) {
           this.cutDuringSync = Number.POSITIVE_INFINITY;
+          const from = this.flushedOffset;
+          const started = performance.now();
           try {
-            await this.syncRange(this.flushedOffset, target);
+            await this.syncRange(from, target);
+            this.onSynced?.((performance.now() - started) / 1000, target - from);
           } catch (err) {
             this.logger.error(
               { err, from: this.flushedOffset, to: target },

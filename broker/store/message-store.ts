@@ -59,6 +59,8 @@ export interface StoreSeams {
   logger?: Logger;
   /** Disk use of the file system holding `path`, 0..1. Default: statfs. */
   diskUsage?: (path: string) => number;
+  /** Told each commitlog fdatasync round's duration (s) and bytes, for metrics. */
+  onFlush?: (seconds: number, bytes: number) => void;
 }
 
 /** The queue checkpoint's file name, beside the checkpoint. */
@@ -152,6 +154,7 @@ class DefaultMessageStore implements MessageStore {
       this.logger,
     );
     this.commitlog.onRollback = (offset) => this.flushService.rolledBack(offset);
+    this.flushService.onSynced = seams.onFlush;
     this.checkpoint = new Checkpoint(o.storeCheckpoint);
     this.queueCheckpoint = new QueueCheckpoint(
       join(dirname(o.storeCheckpoint), QUEUE_CHECKPOINT_FILE),
@@ -425,7 +428,7 @@ class DefaultMessageStore implements MessageStore {
     return undefined;
   }
 
-  appendBatch(messages: readonly MessageInput[]): Promise<AppendResult[]> {
+  appendBatch(messages: readonly MessageInput[], onWritten?: () => void): Promise<AppendResult[]> {
     const refused = this.writableError();
     if (refused) return Promise.reject(refused);
     if (messages.length === 0) return Promise.resolve([]);
@@ -444,6 +447,7 @@ class DefaultMessageStore implements MessageStore {
           return;
         }
         this.dispatchBatch(messages, results);
+        onWritten?.();
         if (this.flushService.mode === 'SYNC_FLUSH') {
           this.flushService.waitFor(end, (flushErr) =>
             flushErr ? reject(flushErr) : resolve(results),

@@ -201,9 +201,10 @@ export interface MessageStore {
    * Appends a batch with one write. Resolves once the batch is durable per the
    * flush mode (SYNC_FLUSH: after an fdatasync covers it, shared with
    * concurrent appends; rejects with FLUSH_DISK_TIMEOUT after syncFlushTimeout).
-   * Rejects with a disk-full error past 90% disk use.
+   * Rejects with a disk-full error past 90% disk use. `onWritten` (for
+   * traces) is called once the batch is written, before any flush wait.
    */
-  appendBatch(messages: readonly MessageInput[]): Promise<AppendResult[]>;
+  appendBatch(messages: readonly MessageInput[], onWritten?: () => void): Promise<AppendResult[]>;
 
   /**
    * Reads up to maxCount records of topic/queue starting at a queue offset.

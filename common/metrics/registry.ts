@@ -1,9 +1,10 @@
 /**
  * A prom-client registry per component (never the global one, so tests can
  * run several components in one process), with Node's default process
- * metrics under the component's prefix, plus gauges read at scrape time.
+ * metrics under the component's prefix, plus gauges and counters read at
+ * scrape time.
  */
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 
 /** Latency buckets (seconds) shared by the send/receive histograms: 0.5 ms … 30 s. */
 export const LATENCY_BUCKETS_S = [
@@ -51,6 +52,37 @@ export function gaugeOf<L extends string = never>(
       this.reset();
       if (typeof v === 'number') this.set(v);
       else if (Array.isArray(v)) for (const e of v) this.set(e.labels, e.value);
+    },
+  });
+}
+
+/**
+ * A counter whose value is read when scraped from a source that only grows
+ * (a "since start" count kept elsewhere), so it is typed and named as a
+ * counter (`…_total`) for rate(). A throwing or undefined source leaves it
+ * empty for that scrape.
+ *
+ * @example counterOf(registry, 'sluice_broker_revived_messages_total', 'redeliveries', () => stats.revived);
+ */
+export function counterOf(
+  registry: Registry,
+  name: string,
+  help: string,
+  read: () => number | undefined | Promise<number | undefined>,
+): Counter {
+  return new Counter({
+    name,
+    help,
+    registers: [registry],
+    async collect() {
+      let v: number | undefined;
+      try {
+        v = await read();
+      } catch {
+        return;
+      }
+      this.reset();
+      if (v !== undefined && Number.isFinite(v) && v >= 0) this.inc(v);
     },
   });
 }

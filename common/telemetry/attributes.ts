@@ -3,7 +3,7 @@
  * (plus RocketMQ's own), written once so every span spells them alike.
  * Values of `messaging.operation.type`: send (a producer hands a message
  * over), receive (a consumer takes it), settle (ack, change-invisible,
- * dead-letter).
+ * dead-letter, and a transaction's commit / rollback).
  */
 export const MessagingAttr = {
   SYSTEM: 'messaging.system',
@@ -21,6 +21,8 @@ export const MessagingAttr = {
   DELIVERY_ATTEMPT: 'messaging.rocketmq.message.delivery_attempt',
   /** Not in the conventions: which broker stored or served the message. */
   BROKER: 'messaging.rocketmq.broker.name',
+  /** Not in the conventions: the transaction a commit / rollback ends. */
+  TRANSACTION_ID: 'messaging.rocketmq.transaction.id',
 } as const;
 
 export const MESSAGING_SYSTEM = 'rocketmq';

@@ -1,42 +1,34 @@
 /**
- * Trace context over gRPC metadata (`traceparent` / `tracestate` keys), for
- * internal calls (gateway → broker) and the v2 protocol's clients.
+ * Trace context in gRPC metadata (`traceparent` / `tracestate` keys), as the
+ * v2 protocol's clients and any W3C-propagating gRPC client send it. Only
+ * the server side is needed: calls between our own components carry each
+ * message's context in the message itself (a batch RPC holds many traces).
  *
  * @example
- *   const md = new Metadata();
- *   injectTraceMetadata(md);                      // client side, before the call
- *   const parent = extractTraceMetadata(call.metadata); // server side
+ *   const parent = extractTraceMetadata(call.metadata); // ROOT_CONTEXT when none
  */
 import type { Metadata } from '@grpc/grpc-js';
-import {
-  type Context,
-  context,
-  propagation,
-  ROOT_CONTEXT,
-  type TextMapGetter,
-  type TextMapSetter,
-} from '@opentelemetry/api';
+import { type Context, propagation, ROOT_CONTEXT, type TextMapGetter } from '@opentelemetry/api';
+import { TRACEPARENT, TRACESTATE, type TraceHeaders } from './tracing.js';
 
-const setter: TextMapSetter<Metadata> = {
-  set: (md, key, value) => md.set(key, value),
-};
+/** A metadata key's values as one comma-joined text (as HTTP folds repeated headers). */
+function metadataText(md: Metadata, key: string): string | undefined {
+  const v = md.get(key);
+  if (v.length === 0) return undefined;
+  return v.map((x) => (typeof x === 'string' ? x : x.toString('utf8'))).join(',');
+}
 
 const getter: TextMapGetter<Metadata> = {
-  get: (md, key) => {
-    const v = md.get(key);
-    if (v.length === 0) return undefined;
-    return v.map((x) => (typeof x === 'string' ? x : x.toString('utf8'))).join(',');
-  },
+  get: metadataText,
   keys: (md) => Object.keys(md.getMap()),
 };
 
-/** Writes the active (or given) context's trace headers into metadata; a no-op when tracing is off. */
-export function injectTraceMetadata(md: Metadata, ctx: Context = context.active()): Metadata {
-  propagation.inject(ctx, md, setter);
-  return md;
-}
-
-/** The context metadata carries (ROOT_CONTEXT-based), for a server span's parent. */
+/** The context metadata carries (`base` when none, or when tracing is off). */
 export function extractTraceMetadata(md: Metadata, base: Context = ROOT_CONTEXT): Context {
   return propagation.extract(base, md, getter);
+}
+
+/** The traceparent / tracestate metadata values as text, also with tracing off. */
+export function traceHeadersOfMetadata(md: Metadata): TraceHeaders {
+  return { traceparent: metadataText(md, TRACEPARENT), tracestate: metadataText(md, TRACESTATE) };
 }

@@ -1,10 +1,17 @@
-/** ReceiveMessage, AckMessage, ChangeInvisibleDuration, ForwardMessageToDeadLetterQueue. */
+/**
+ * ReceiveMessage, AckMessage, ChangeInvisibleDuration,
+ * ForwardMessageToDeadLetterQueue. Spans (tracing on) are the core's
+ * (gateway/core/message-tracing.ts), with the call's traceparent/tracestate
+ * metadata as the request's context.
+ */
 import { Code, errors, isSluiceError } from '../../common/errors.js';
 import type { MessagingServiceHandlers } from '../../common/generated/apache/rocketmq/v2/MessagingService.js';
 import type { ReceiveMessageRequest__Output } from '../../common/generated/apache/rocketmq/v2/ReceiveMessageRequest.js';
 import type { StoredMessage__Output } from '../../common/generated/sluice/v1/StoredMessage.js';
 import { checkGroupName, checkTopicName } from '../../common/names.js';
+import { extractTraceMetadata } from '../../common/telemetry/grpc-metadata.js';
 import type { ReceiveOptions } from '../core/gateway-service.js';
+import { traceReceive, traceSettle } from '../core/message-tracing.js';
 import { qualify } from './client-context.js';
 import { serverStream, unary, withCallSignal } from './handler-kit.js';
 import { toPublicMessage } from './message-mapping.js';
@@ -77,6 +84,8 @@ export function consumeHandlers(m: MessagingContext): ConsumeHandlers {
         Date.now(),
         options,
       );
+      const startedAt = Date.now();
+      const started = performance.now();
       const messages = await withCallSignal(call, m.shutdown, (signal) =>
         receive(r.topic, r.group, {
           max: r.max,
@@ -93,10 +102,13 @@ export function consumeHandlers(m: MessagingContext): ConsumeHandlers {
         );
         return;
       }
+      m.metrics?.receiveDuration.observe({ topic: r.topic }, (performance.now() - started) / 1000);
       if (messages.length === 0) {
         call.write({ status: publicStatus(Code.MESSAGE_NOT_FOUND, 'no new message') });
         return;
       }
+      m.metrics?.countDelivered(r.topic, messages);
+      traceReceive(r.topic, r.group, messages, extractTraceMetadata(call.metadata), startedAt);
       call.write({ status: OK_STATUS });
       for (const msg of messages) {
         call.write({
@@ -110,16 +122,24 @@ export function consumeHandlers(m: MessagingContext): ConsumeHandlers {
       call.write({ delivery_timestamp: toTimestamp(Date.now()) });
     }),
 
-    AckMessage: unary(logger, 'AckMessage', async (req, ctx) => {
+    AckMessage: unary(logger, 'AckMessage', async (req, ctx, call) => {
       const group = checkGroupName(qualify(req.group, ctx.namespace, 'group'));
       const topic = checkTopicName(qualify(req.topic, ctx.namespace, 'topic'));
       if (req.entries.length === 0)
         throw errors.badRequest('an AckMessageRequest needs at least one entry');
-      const results = await m.acks.ack(
-        topic,
-        group,
-        req.entries.map((e) => e.receipt_handle),
+      const handles = req.entries.map((e) => e.receipt_handle);
+      const results = await traceSettle(
+        {
+          operation: 'ack',
+          topic,
+          group,
+          handles,
+          request: extractTraceMetadata(call.metadata),
+          failures: (rs) => rs.filter((s) => s.code !== Code.OK).length,
+        },
+        () => m.acks.ack(topic, group, handles),
       );
+      m.metrics?.countAcked(topic, results);
       const statuses = results.map((s) => publicStatus(s.code, s.message));
       return {
         status: summarize(statuses),
@@ -131,23 +151,42 @@ export function consumeHandlers(m: MessagingContext): ConsumeHandlers {
       };
     }),
 
-    ChangeInvisibleDuration: unary(logger, 'ChangeInvisibleDuration', async (req, ctx) => {
+    ChangeInvisibleDuration: unary(logger, 'ChangeInvisibleDuration', async (req, ctx, call) => {
       const group = checkGroupName(qualify(req.group, ctx.namespace, 'group'));
       const topic = checkTopicName(qualify(req.topic, ctx.namespace, 'topic'));
       const ms = toMillis(req.invisible_duration);
       if (ms === undefined || ms < 0)
         throw errors.illegalInvisibleTime(ms ?? -1, 'invisible_duration is required');
-      const receipt_handle = await m.service.changeInvisible(topic, group, req.receipt_handle, ms);
+      const receipt_handle = await traceSettle(
+        {
+          operation: 'change_invisible',
+          topic,
+          group,
+          handles: [req.receipt_handle],
+          request: extractTraceMetadata(call.metadata),
+          renewed: (handle) => handle,
+        },
+        () => m.service.changeInvisible(topic, group, req.receipt_handle, ms),
+      );
       return { status: OK_STATUS, receipt_handle };
     }),
 
     ForwardMessageToDeadLetterQueue: unary(
       logger,
       'ForwardMessageToDeadLetterQueue',
-      async (req, ctx) => {
+      async (req, ctx, call) => {
         const group = checkGroupName(qualify(req.group, ctx.namespace, 'group'));
         const topic = checkTopicName(qualify(req.topic, ctx.namespace, 'topic'));
-        await m.service.deadLetter(topic, group, req.receipt_handle);
+        await traceSettle(
+          {
+            operation: 'dead_letter',
+            topic,
+            group,
+            handles: [req.receipt_handle],
+            request: extractTraceMetadata(call.metadata),
+          },
+          () => m.service.deadLetter(topic, group, req.receipt_handle),
+        );
         return { status: OK_STATUS };
       },
     ),

@@ -16,6 +16,7 @@ import type { SystemProperties } from '../../common/generated/apache/rocketmq/v2
 import type { Message } from '../../common/generated/sluice/v1/Message.js';
 import type { StoredMessage__Output } from '../../common/generated/sluice/v1/StoredMessage.js';
 import { DLQ_TOPIC_PREFIX } from '../../common/names.js';
+import type { TraceHeaders } from '../../common/telemetry/tracing.js';
 import { toResource } from './client-context.js';
 import { toDuration, toMillis, toTimestamp } from './proto-time.js';
 
@@ -58,6 +59,25 @@ export interface ProducerContext {
   /** Client id: the producer group used to find a producer for check-back. */
   producerGroup: string;
   now: number;
+  /** The call's W3C trace context from gRPC metadata, used when a message has no trace_context. */
+  trace?: TraceHeaders;
+}
+
+/**
+ * The trace context a message arrives with: its own `trace_context` (a W3C
+ * traceparent, the protocol's field), else the call's `traceparent`
+ * metadata. `tracestate` has no field in the protocol's message: it comes
+ * from metadata, and only with the traceparent it belongs to.
+ */
+function arrivingTrace(
+  traceContext: string | undefined,
+  call: TraceHeaders | undefined,
+): { traceparent: string; tracestate: string } {
+  const own = traceContext?.trim() ?? '';
+  const traceparent = own || call?.traceparent?.trim() || '';
+  const tracestate =
+    traceparent && traceparent === call?.traceparent?.trim() ? call.tracestate : '';
+  return { traceparent, tracestate: tracestate?.trim() ?? '' };
 }
 
 /**
@@ -131,7 +151,7 @@ export function toInternalMessage(
     born_timestamp_ms: toMillis(sp?.born_timestamp) ?? ctx.now,
     born_host: ctx.peer,
     producer_group: ctx.producerGroup,
-    traceparent: sp?.trace_context ?? '',
+    ...arrivingTrace(sp?.trace_context, ctx.trace),
   };
 }
 
@@ -178,6 +198,7 @@ export function toPublicMessage(s: StoredMessage__Output, ctx: DeliveryContext):
   if (m.tag) sp.tag = m.tag;
   if (m.message_group) sp.message_group = m.message_group;
   if (m.delivery_timestamp_ms > 0) sp.delivery_timestamp = toTimestamp(m.delivery_timestamp_ms);
+  // The producer's context (its send span with tracing on); tracestate has no field here.
   if (m.traceparent) sp.trace_context = m.traceparent;
   if (s.receipt_handle) {
     sp.receipt_handle = s.receipt_handle;

@@ -6,6 +6,7 @@ import type { GatewayService } from '../core/gateway-service.js';
 import type { OffsetQuery } from '../core/offset-query.js';
 import type { RouteResolver } from '../core/route-resolver.js';
 import type { TransactionService } from '../core/transaction-service.js';
+import type { GatewayMetrics } from '../http/metrics.js';
 import type { ClientRegistry } from './client-registry.js';
 import type { MessagingServiceOptions } from './messaging-options.js';
 
@@ -24,4 +25,6 @@ export interface MessagingContext {
   defaultPort: number;
   /** Aborted when the gateway shuts down: long polls answer at once. */
   shutdown: AbortSignal;
+  /** The gateway's metrics (one registry for both transports); omitted in some tests. */
+  metrics?: GatewayMetrics;
 }

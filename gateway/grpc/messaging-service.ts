@@ -31,9 +31,11 @@ import type { NamesrvClient } from '../core/namesrv-client.js';
 import { OffsetQuery } from '../core/offset-query.js';
 import type { RouteResolver } from '../core/route-resolver.js';
 import { TransactionService } from '../core/transaction-service.js';
+import type { GatewayMetrics } from '../http/metrics.js';
 import type { GatewayOptions } from '../options.js';
 import { ClientRegistry } from './client-registry.js';
 import { consumeHandlers } from './consume-handlers.js';
+import { instrumentMessagingHandlers } from './handler-metrics.js';
 import type { MessagingContext } from './messaging-context.js';
 import { type MessagingServiceOptions, parseMessagingServiceOptions } from './messaging-options.js';
 import { messagingProto } from './messaging-proto.js';
@@ -55,6 +57,8 @@ export interface MessagingServiceDeps {
   options: Pick<GatewayOptions, 'maxMessageSize' | 'maxRequestBytes' | 'rpcTimeoutMs' | 'grpcPort'>;
   /** Aborted when the gateway shuts down: streams end, long polls answer, the poller stops. */
   shutdown: AbortSignal;
+  /** Counts gRPC traffic in the gateway's metrics (shared with REST). */
+  metrics?: GatewayMetrics;
   overrides?: Partial<MessagingServiceOptions>;
 }
 
@@ -95,6 +99,7 @@ export function createMessagingService(deps: MessagingServiceDeps): MessagingSer
     options,
     defaultPort: deps.options.grpcPort || FALLBACK_GRPC_PORT,
     shutdown: deps.shutdown,
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
   };
   const dispatcher = new OrphanDispatcher({
     registry,
@@ -104,13 +109,20 @@ export function createMessagingService(deps: MessagingServiceDeps): MessagingSer
     intervalMs: options.orphanPollIntervalMs,
     batch: options.orphanBatch,
   });
-  const handlers: MessagingServiceHandlers = {
+  const served: MessagingServiceHandlers = {
     ...sessionHandlers(ctx),
     ...publishHandlers(ctx),
     ...consumeHandlers(ctx),
     ...pullHandlers(ctx),
     Telemetry: telemetryHandler({ registry, cluster, options, logger }),
   };
+  const handlers = deps.metrics
+    ? instrumentMessagingHandlers(
+        messagingProto().grpc.apache.rocketmq.v2.MessagingService.service,
+        served,
+        deps.metrics,
+      )
+    : served;
   dispatcher.start();
   const stop = () => {
     void dispatcher.stop();

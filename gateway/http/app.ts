@@ -37,7 +37,7 @@ export function createApp(deps: AppDeps): OpenAPIHono {
   app.notFound((c) =>
     problemResponse(c, errors.notFound(`no route for ${c.req.method} ${c.req.path}`)),
   );
-  if (deps.metrics) app.use('*', deps.metrics.middleware());
+  if (deps.metrics) app.use('*', deps.metrics.middleware(deps.logger));
   const origin = corsOriginsOf(deps.corsOrigins);
   if (origin !== undefined) {
     const corsMiddleware = cors({

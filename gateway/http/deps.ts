@@ -1,4 +1,6 @@
 /** What the REST app needs from the rest of the gateway (wired in gateway/main.ts). */
+
+import type { Logger } from '../../common/logger.js';
 import type { AdminService } from '../core/admin-service.js';
 import type { GatewayService } from '../core/gateway-service.js';
 import type { IdempotencyGuard } from '../core/idempotency-guard.js';
@@ -17,6 +19,8 @@ export interface AppDeps {
   /** Idempotency-Key support; omitted = the header is ignored. */
   idempotency?: IdempotencyGuard;
   metrics?: GatewayMetrics;
+  /** Access log (debug per request, warn per 5xx); omitted = none. */
+  logger?: Logger;
   maxRequestBytes: number;
   maxMessageSize: number;
   corsOrigins: string;

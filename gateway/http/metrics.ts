@@ -1,15 +1,29 @@
 /**
  * Prometheus metrics of the gateway (prom-client, a registry per gateway so
- * tests can run several in one process): request counts and latency per
- * route, messages and bytes in (sent) and out (delivered) per topic, send
- * and receive latency, batch sizes, Redis errors, and gauges read from the
- * core services at scrape time (long polls open, route-cache hit ratio …).
+ * tests can run several in one process), for both transports: requests
+ * and latency per REST route and per gRPC method, messages and bytes in
+ * (sent) and out (delivered) per topic, acks, send and receive latency,
+ * batch sizes, Redis errors, and values read from the core services at
+ * scrape time (long polls open, route-cache hits …). Counts kept "since
+ * start" elsewhere are exposed as counters (`…_total`), levels as gauges.
+ *
+ * The REST middleware also writes the access log: one debug line per
+ * request (LOG_LEVEL=debug; at 20k requests/s an info line each would be
+ * megabytes a second of log for little news) and a warn line for every 5xx
+ * answer, both with the request's trace and span ids when it carried a
+ * traceparent (or, with tracing on, the active span's).
  */
 import type { MiddlewareHandler } from 'hono';
 import { routePath } from 'hono/route';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Code } from '../../common/errors.js';
+import type { Message } from '../../common/generated/sluice/v1/Message.js';
 import type { StoredMessage__Output } from '../../common/generated/sluice/v1/StoredMessage.js';
-import { LATENCY_BUCKETS_S } from '../../common/metrics/registry.js';
+import type { Logger } from '../../common/logger.js';
+import { counterOf, LATENCY_BUCKETS_S } from '../../common/metrics/registry.js';
+import { TRACEPARENT, traceIdsOf } from '../../common/telemetry/tracing.js';
+import type { SendOutcome } from '../core/gateway-service.js';
+import { headersOf } from './headers.js';
 
 export interface GatewayGaugeSources {
   longPollsWaiting: () => number;
@@ -82,6 +96,25 @@ export class GatewayMetrics {
     help: 'errors reported by the Redis client (connection, timeouts)',
     registers: [this.registry],
   });
+  readonly acks = new Counter({
+    name: 'sluice_gateway_acks_total',
+    help: 'receipt handles acknowledged (REST and gRPC), by topic',
+    labelNames: ['topic'] as const,
+    registers: [this.registry],
+  });
+  readonly grpcRequests = new Counter({
+    name: 'sluice_gateway_grpc_requests_total',
+    help: 'apache.rocketmq.v2 calls by method and the answer Status code (20000 = OK)',
+    labelNames: ['method', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly grpcDuration = new Histogram({
+    name: 'sluice_gateway_grpc_request_duration_seconds',
+    help: 'apache.rocketmq.v2 call latency by method (long polls included)',
+    labelNames: ['method'] as const,
+    buckets: LATENCY_BUCKETS_S,
+    registers: [this.registry],
+  });
   readonly batchSize = new Histogram({
     name: 'sluice_gateway_send_batch_messages',
     help: 'messages per coalesced SendMessages RPC',
@@ -111,13 +144,15 @@ export class GatewayMetrics {
       'messages waiting for a batch RPC slot',
       sources.sendQueued,
     );
-    gauge(
-      'sluice_gateway_route_cache_hits',
+    counterOf(
+      this.registry,
+      'sluice_gateway_route_cache_hits_total',
       'route lookups answered by the cache',
       () => sources.routeCache().hits,
     );
-    gauge(
-      'sluice_gateway_route_cache_misses',
+    counterOf(
+      this.registry,
+      'sluice_gateway_route_cache_misses_total',
       'route lookups that asked the name servers',
       () => sources.routeCache().misses,
     );
@@ -125,13 +160,15 @@ export class GatewayMetrics {
       const { hits, misses } = sources.routeCache();
       return hits + misses === 0 ? 0 : hits / (hits + misses);
     });
-    gauge(
-      'sluice_gateway_route_cache_errors',
+    counterOf(
+      this.registry,
+      'sluice_gateway_route_cache_errors_total',
       'route cache (Redis) failures',
       () => sources.routeCache().cacheErrors,
     );
-    gauge(
-      'sluice_gateway_idempotent_replays',
+    counterOf(
+      this.registry,
+      'sluice_gateway_idempotent_replays_total',
       'sends answered from an Idempotency-Key',
       sources.idempotentReplays,
     );
@@ -142,15 +179,64 @@ export class GatewayMetrics {
     );
   }
 
-  /** Counts and times every request by its route pattern. */
-  middleware(): MiddlewareHandler {
+  /**
+   * Counts and times every request by its route pattern, and writes the
+   * access log (see the file comment) when a logger is given.
+   */
+  middleware(logger?: Logger): MiddlewareHandler {
     return async (c, next) => {
       const start = performance.now();
       await next();
       const route = routePath(c, -1);
-      this.requests.inc({ method: c.req.method, route, status: String(c.res.status) });
-      this.duration.observe({ route }, (performance.now() - start) / 1000);
+      const status = c.res.status;
+      const seconds = (performance.now() - start) / 1000;
+      this.requests.inc({ method: c.req.method, route, status: String(status) });
+      this.duration.observe({ route }, seconds);
+      if (!logger || (status < 500 && !logger.isLevelEnabled('debug'))) return;
+      const line: Record<string, unknown> = {
+        method: c.req.method,
+        route,
+        path: c.req.path,
+        status,
+        ms: Math.round(seconds * 1e6) / 1e3,
+        // The trace the request belongs to: the caller's traceparent, else the
+        // one handed back (a single-message receive); the logger's mixin adds
+        // the active span's ids instead when tracing is on and one is active.
+        ...traceIdsOf(headersOf(c).get(TRACEPARENT) ?? c.res.headers.get(TRACEPARENT)),
+      };
+      if (status >= 500) {
+        if (c.error) line.err = c.error.message;
+        logger.warn(line, 'request failed');
+      } else {
+        logger.debug(line, 'request');
+      }
     };
+  }
+
+  /** Counts a send's stored messages (in) and times it, whichever transport it came by. */
+  countSent(
+    topic: string,
+    messages: readonly Message[],
+    outcomes: readonly SendOutcome[],
+    seconds: number,
+  ): void {
+    this.sendDuration.observe({ topic }, seconds);
+    let ok = 0;
+    let bytes = 0;
+    outcomes.forEach((o, i) => {
+      if (o.status.code !== Code.OK) return;
+      ok++;
+      const b = messages[i]?.body;
+      bytes += typeof b === 'string' ? Buffer.byteLength(b) : (b?.length ?? 0);
+    });
+    this.countMessages('in', topic, ok, bytes);
+  }
+
+  /** Counts the handles of an ack that succeeded. */
+  countAcked(topic: string, statuses: readonly { code: number }[]): void {
+    let ok = 0;
+    for (const s of statuses) if (s.code === Code.OK) ok++;
+    if (ok > 0) this.acks.inc({ topic }, ok);
   }
 
   /** Counts messages delivered to a consumer (out) and their body bytes. */

@@ -1,12 +1,17 @@
 /**
  * /metrics of every component (gateway on its HTTP port, broker and name
- * server on metricsPort) parses as Prometheus text, and the message
- * counters move by exactly the workload: 10 messages sent → +10 in on the
- * gateway and on the broker for that topic; 10 received → +10 out.
+ * server on metricsPort) parses as Prometheus text, and the counters move
+ * by exactly the workload: 10 messages sent over REST → +10 in on the
+ * gateway and on the broker for that topic, 10 received → +10 out; the
+ * same over gRPC with the official RocketMQ SDK (sends, receives, acks by
+ * method and Status code); consumer lag per queue and in flight per group
+ * follow sends, receives and acks; a redelivery counts one retry and a
+ * dead-letter move one DLQ move for the group; totals are counters.
  */
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../gateway/helpers.js';
+import { receiveN, SdkClients } from '../grpc/sdk-helpers.js';
 import { type Cluster, startCluster } from '../harness/cluster.js';
 import { waitFor } from '../harness/wait.js';
 import { type Exposition, scrape } from './prom-text.js';
@@ -25,6 +30,7 @@ function freePort(): Promise<number> {
 
 let c: Cluster;
 let a: ReturnType<typeof api>;
+let sdk: SdkClients;
 let brokerMetrics: string;
 let namesrvMetrics: string;
 
@@ -38,13 +44,17 @@ beforeAll(async () => {
   brokerMetrics = `http://127.0.0.1:${bp}/metrics`;
   namesrvMetrics = `http://127.0.0.1:${np}/metrics`;
   a = api(c.http);
+  sdk = new SdkClients(c);
   await waitFor('gateway ready', async () => (await a.get('/readyz')).status === 200);
-  expect((await a.put('/v1/topics/metered', { readQueueNums: 2, writeQueueNums: 2 })).status).toBe(
-    200,
-  );
+  for (const t of ['metered', 'metered-grpc', 'metered-lag']) {
+    expect((await a.put(`/v1/topics/${t}`, { readQueueNums: 2, writeQueueNums: 2 })).status).toBe(
+      200,
+    );
+  }
 });
 
 afterAll(async () => {
+  await sdk?.shutdownAll();
   await c?.close();
 });
 
@@ -67,6 +77,23 @@ describe('/metrics', () => {
     expect(gw.types.get('sluice_gateway_send_duration_seconds')).toBe('histogram');
     expect(gw.has('sluice_gateway_route_cache_hit_ratio')).toBe(true);
     expect(gw.has('sluice_gateway_long_polls_waiting')).toBe(true);
+    // Totals since start are counters (rate() works on them), not gauges.
+    for (const name of [
+      'sluice_gateway_route_cache_hits_total',
+      'sluice_gateway_route_cache_misses_total',
+      'sluice_gateway_route_cache_errors_total',
+      'sluice_gateway_idempotent_replays_total',
+    ]) {
+      expect(gw.types.get(name), name).toBe('counter');
+    }
+    for (const name of [
+      'sluice_broker_revived_messages_total',
+      'sluice_broker_dead_lettered_messages_total',
+      'sluice_broker_ha_sync_timeouts_total',
+    ]) {
+      expect(broker.types.get(name), name).toBe('counter');
+    }
+    expect(broker.types.get('sluice_broker_commitlog_flush_duration_seconds')).toBe('histogram');
     expect(broker.types.get('sluice_broker_rpc_duration_seconds')).toBe('histogram');
     for (const name of [
       'sluice_broker_in_flight_messages',
@@ -129,11 +156,150 @@ describe('/metrics', () => {
     expect(delta(gw2, gw1, 'sluice_gateway_messages_out_total')).toBe(10);
     expect(delta(gw2, gw1, 'sluice_gateway_message_bytes_out_total')).toBe(bytes);
     expect(delta(gw2, gw1, 'sluice_gateway_receive_duration_seconds_count')).toBeGreaterThan(0);
+    // Sends and receives looked routes up: the route cache counters moved.
+    expect(
+      gw2.value('sluice_gateway_route_cache_hits_total') +
+        gw2.value('sluice_gateway_route_cache_misses_total'),
+    ).toBeGreaterThan(0);
     // Not acked yet: the broker counts them in flight.
     await waitFor('in-flight gauge', async () =>
       (await scrape(brokerMetrics)).value('sluice_broker_in_flight_messages') >= 10
         ? true
         : undefined,
     );
+  });
+
+  it('gRPC traffic (official SDK) counts in the same counters: sends, receives, acks', async () => {
+    const t = { topic: 'metered-grpc' };
+    const gw0 = await scrape(`${c.http}/metrics`);
+    const b0 = await scrape(brokerMetrics);
+    const producer = await sdk.producer({ topic: 'metered-grpc' });
+    const bodies = ['g-one', 'g-two', 'g-three', 'g-four'];
+    for (const body of bodies)
+      await producer.send({ topic: 'metered-grpc', body: Buffer.from(body) });
+    const bytes = bodies.reduce((n, b) => n + Buffer.byteLength(b), 0);
+
+    const gw1 = await scrape(`${c.http}/metrics`);
+    const b1 = await scrape(brokerMetrics);
+    const d = (e1: Exposition, e0: Exposition, name: string, labels: Record<string, string> = t) =>
+      e1.value(name, labels) - e0.value(name, labels);
+    expect(d(gw1, gw0, 'sluice_gateway_messages_in_total')).toBe(4);
+    expect(d(gw1, gw0, 'sluice_gateway_message_bytes_in_total')).toBe(bytes);
+    expect(d(gw1, gw0, 'sluice_gateway_send_duration_seconds_count')).toBe(4);
+    expect(
+      d(gw1, gw0, 'sluice_gateway_grpc_requests_total', { method: 'SendMessage', code: '20000' }),
+    ).toBe(4);
+    expect(d(b1, b0, 'sluice_broker_messages_in_total')).toBe(4);
+
+    const consumer = await sdk.consumer('g-metered-grpc', { 'metered-grpc': '*' });
+    const got = await receiveN(consumer, 4);
+    expect(got).toHaveLength(4);
+    const gw2 = await scrape(`${c.http}/metrics`);
+    const b2 = await scrape(brokerMetrics);
+    expect(d(gw2, gw1, 'sluice_gateway_messages_out_total')).toBe(4);
+    expect(d(gw2, gw1, 'sluice_gateway_message_bytes_out_total')).toBe(bytes);
+    expect(d(gw2, gw1, 'sluice_gateway_receive_duration_seconds_count')).toBeGreaterThan(0);
+    expect(
+      d(gw2, gw1, 'sluice_gateway_grpc_requests_total', {
+        method: 'ReceiveMessage',
+        code: '20000',
+      }),
+    ).toBeGreaterThan(0);
+    expect(d(b2, b1, 'sluice_broker_messages_out_total')).toBe(4);
+    expect(d(b2, b1, 'sluice_broker_message_bytes_out_total')).toBe(bytes);
+
+    for (const m of got) await consumer.ack(m);
+    const gw3 = await scrape(`${c.http}/metrics`);
+    expect(d(gw3, gw2, 'sluice_gateway_acks_total')).toBe(4);
+    expect(
+      d(gw3, gw2, 'sluice_gateway_grpc_requests_total', { method: 'AckMessage', code: '20000' }),
+    ).toBe(4);
+    expect(
+      d(gw3, gw2, 'sluice_gateway_grpc_request_duration_seconds_count', { method: 'AckMessage' }),
+    ).toBe(4);
+  });
+
+  it('lag per queue and in flight per group follow the workload; a retry and a DLQ move count for the group', async () => {
+    const base = '/v1/topics/metered-lag/groups/g-lag';
+    const group = { group: 'g-lag' };
+    const lagOf = (e: Exposition, queue: number) =>
+      e.value('sluice_broker_consumer_lag_messages', {
+        group: 'g-lag',
+        topic: 'metered-lag',
+        queue: String(queue),
+      });
+    // A first (empty) receive gives the group its place in every queue.
+    expect((await a.post(`${base}/receive`, { max: 1, waitSeconds: 0 })).status).toBe(200);
+    const b0 = await scrape(brokerMetrics);
+    const gw0 = await scrape(`${c.http}/metrics`);
+    const sent = await a.post('/v1/topics/metered-lag/messages', {
+      messages: Array.from({ length: 6 }, (_, i) => ({ body: `lag-${i}` })),
+    });
+    expect(sent.status, sent.text).toBe(200);
+    const perQueue = [0, 0];
+    for (const r of sent.json.results) perQueue[r.queueId as number]!++;
+    await waitFor('lag per queue = what was sent there', async () => {
+      const e = await scrape(brokerMetrics);
+      return lagOf(e, 0) === perQueue[0] && lagOf(e, 1) === perQueue[1] ? true : undefined;
+    });
+
+    const received: any[] = [];
+    await waitFor('6 messages received', async () => {
+      const r = await a.post(`${base}/receive`, { max: 6, waitSeconds: 1, invisibleSeconds: 60 });
+      received.push(...r.json.messages);
+      return received.length >= 6;
+    });
+    expect(received).toHaveLength(6);
+    const b1 = await scrape(brokerMetrics);
+    expect(b1.value('sluice_broker_group_in_flight_messages', group)).toBe(6);
+    // Received is not consumed: the lag stays until the acks.
+    expect(lagOf(b1, 0) + lagOf(b1, 1)).toBe(6);
+
+    const [redo, ...rest] = received;
+    const acked = await a.post(`${base}/ack`, {
+      receiptHandles: rest.map((m: any) => m.receiptHandle),
+    });
+    expect(acked.status, acked.text).toBe(200);
+    const gw1 = await scrape(`${c.http}/metrics`);
+    expect(
+      gw1.value('sluice_gateway_acks_total', { topic: 'metered-lag' }) -
+        gw0.value('sluice_gateway_acks_total', { topic: 'metered-lag' }),
+    ).toBe(5);
+
+    // Visible again now: the revive pass writes it to %RETRY%g-lag (one retry).
+    const vis = await a.post(`${base}/visibility`, {
+      receiptHandle: redo.receiptHandle,
+      invisibleSeconds: 0,
+    });
+    expect(vis.status, vis.text).toBe(200);
+    await waitFor('one retry counted for the group', async () => {
+      const e = await scrape(brokerMetrics);
+      return e.value('sluice_broker_retries_total', group) -
+        b0.value('sluice_broker_retries_total', group) ===
+        1
+        ? true
+        : undefined;
+    });
+    const again = await waitFor('the retried message', async () => {
+      const r = await a.post(`${base}/receive`, { max: 1, waitSeconds: 1, invisibleSeconds: 60 });
+      return r.json.messages[0];
+    });
+    expect(again.messageId).toBe(redo.messageId);
+    expect(again.deliveryAttempt).toBe(2);
+    const dl = await a.post(`${base}/dead-letter`, { receiptHandle: again.receiptHandle });
+    expect(dl.status, dl.text).toBe(200);
+
+    const b2 = await waitFor('consumed: lag 0 in both queues, nothing in flight', async () => {
+      const e = await scrape(brokerMetrics);
+      return lagOf(e, 0) === 0 &&
+        lagOf(e, 1) === 0 &&
+        e.value('sluice_broker_group_in_flight_messages', group) === 0
+        ? e
+        : undefined;
+    });
+    const d = (name: string, labels?: Record<string, string>) =>
+      b2.value(name, labels) - b0.value(name, labels);
+    expect(d('sluice_broker_dead_letters_total', group)).toBe(1);
+    expect(d('sluice_broker_retries_total', group)).toBe(1);
   });
 });

@@ -1,7 +1,10 @@
 /**
  * A test OTLP/HTTP receiver: accepts ExportTraceServiceRequest bodies in
- * JSON (what common/telemetry sends) on POST /v1/traces and keeps every span
+ * JSON (what @opentelemetry/exporter-trace-otlp-http sends, as
+ * common/telemetry/sdk.ts wires it) on POST /v1/traces and keeps every span
  * with its resource's service.name, attributes flattened to plain values.
+ * Anything else (another path, a protobuf body) is refused and recorded, so
+ * a test sees a wiring mistake instead of silently missing spans.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,6 +19,8 @@ export interface ReceivedSpan {
   kind: number;
   attributes: Record<string, unknown>;
   links: { traceId: string; spanId: string }[];
+  /** Events in order, e.g. commitlog.written, commitlog.flushed, replica.acked. */
+  events: { name: string; timeUnixNano: string; attributes: Record<string, unknown> }[];
   status: { code?: number; message?: string };
   startTimeUnixNano: string;
   endTimeUnixNano: string;
@@ -57,7 +62,13 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     req.on('end', () => {
       const text = Buffer.concat(chunks).toString('utf8');
       if (req.method !== 'POST' || req.url !== '/v1/traces') {
+        rejected.push(`${req.method} ${req.url}`);
         res.writeHead(404).end();
+        return;
+      }
+      if (!String(req.headers['content-type'] ?? '').startsWith('application/json')) {
+        rejected.push(`content-type ${req.headers['content-type']}`);
+        res.writeHead(415).end();
         return;
       }
       try {
@@ -75,9 +86,14 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
                 kind: s.kind,
                 attributes: attrs(s.attributes),
                 links: (s.links ?? []).map((l: any) => ({ traceId: l.traceId, spanId: l.spanId })),
+                events: (s.events ?? []).map((e: any) => ({
+                  name: e.name,
+                  timeUnixNano: String(e.timeUnixNano),
+                  attributes: attrs(e.attributes),
+                })),
                 status: s.status ?? {},
-                startTimeUnixNano: s.startTimeUnixNano,
-                endTimeUnixNano: s.endTimeUnixNano,
+                startTimeUnixNano: String(s.startTimeUnixNano),
+                endTimeUnixNano: String(s.endTimeUnixNano),
               });
             }
           }

@@ -1,11 +1,15 @@
 /**
  * A strict-enough parser of the Prometheus text exposition format (0.0.4)
  * for tests: every line must be a HELP/TYPE comment, blank, or a sample
- * `name{label="value",…} value [timestamp]`; anything else throws.
+ * `name{label="value",…} value [timestamp]`; anything else throws. Values
+ * are what Prometheus's own parser (Go's ParseFloat) takes: NaN and Inf in
+ * any letter case (prom-client writes NaN as `Nan`, e.g. an event-loop lag
+ * mean before its first sample).
  */
 const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*';
 const LABEL = '[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\\\\n]|\\\\[\\\\"n])*"';
-const VALUE = '(?:[+-]?(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:[eE][+-]?\\d+)?|[+-]?Inf|NaN)';
+const VALUE =
+  '(?:[+-]?(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:[eE][+-]?\\d+)?|[+-]?[iI][nN][fF]|[nN][aA][nN])';
 const SAMPLE = new RegExp(
   `^(${NAME})(?:\\{((?:${LABEL})(?:,${LABEL})*,?)?\\})? (${VALUE})(?: -?\\d+)?$`,
 );
@@ -45,7 +49,13 @@ export function parsePrometheusText(text: string): Exposition {
       labels[l[1]!] = l[2]!.replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
     }
     const v = m[3]!;
-    const value = /Inf$/.test(v) ? (v.startsWith('-') ? -Infinity : Infinity) : Number(v);
+    const value = /inf$/i.test(v)
+      ? v.startsWith('-')
+        ? -Infinity
+        : Infinity
+      : /^nan$/i.test(v)
+        ? Number.NaN
+        : Number(v);
     samples.push({ name: m[1]!, labels, value });
   });
   const matching = (name: string, labels: Record<string, string> = {}) =>

@@ -169,11 +169,12 @@ export function mountConsume(app: OpenAPIHono, deps: AppDeps): void {
       'ack',
       topic,
       group,
-      receiptHandles.length,
+      receiptHandles,
       headersOf(c),
       () => deps.service.ack(topic, group, receiptHandles),
       (rs) => rs.filter((r) => r.code !== Code.OK).length,
     );
+    deps.metrics?.countAcked(topic, results);
     return c.json(
       {
         results: results.map((r, i) => ({
@@ -188,8 +189,21 @@ export function mountConsume(app: OpenAPIHono, deps: AppDeps): void {
   mount(app, visibilityRoute, async (c) => {
     const { topic, group } = parse(TopicGroupParams, c.req.param(), 'path');
     const body = parse(VisibilityRequestSchema, await readJson(c), 'body');
-    const receiptHandle = await traceSettle('change_invisible', topic, group, 1, headersOf(c), () =>
-      deps.service.changeInvisible(topic, group, body.receiptHandle, body.invisibleSeconds * 1000),
+    const receiptHandle = await traceSettle(
+      'change_invisible',
+      topic,
+      group,
+      [body.receiptHandle],
+      headersOf(c),
+      () =>
+        deps.service.changeInvisible(
+          topic,
+          group,
+          body.receiptHandle,
+          body.invisibleSeconds * 1000,
+        ),
+      undefined,
+      (renewed) => renewed,
     );
     return c.json({ receiptHandle }, 200);
   });
@@ -197,7 +211,7 @@ export function mountConsume(app: OpenAPIHono, deps: AppDeps): void {
   mount(app, deadLetterRoute, async (c) => {
     const { topic, group } = parse(TopicGroupParams, c.req.param(), 'path');
     const body = parse(DeadLetterRequestSchema, await readJson(c), 'body');
-    await traceSettle('dead_letter', topic, group, 1, headersOf(c), () =>
+    await traceSettle('dead_letter', topic, group, [body.receiptHandle], headersOf(c), () =>
       deps.service.deadLetter(topic, group, body.receiptHandle),
     );
     return c.json(

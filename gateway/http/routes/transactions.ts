@@ -7,6 +7,7 @@
 import { createRoute, type OpenAPIHono } from '@hono/zod-openapi';
 import { Code, codeName } from '../../../common/errors.js';
 import type { AppDeps } from '../deps.js';
+import { headersOf } from '../headers.js';
 import { toDeliveredJson } from '../message-json.js';
 import { jsonBody, jsonResponse, mount, problems } from '../route.js';
 import {
@@ -16,6 +17,7 @@ import {
   TransactionRequestSchema,
   TransactionResponseSchema,
 } from '../schemas.js';
+import { traceEndTransaction } from '../tracing.js';
 import { parse, readJson } from '../validate.js';
 
 const route = (action: 'commit' | 'rollback') =>
@@ -74,13 +76,15 @@ export function mountTransactions(app: OpenAPIHono, deps: AppDeps): void {
     mount(app, route(action), async (c) => {
       const { transactionId } = parse(TransactionParam, c.req.param(), 'path');
       const body = parse(TransactionRequestSchema, await readJson(c), 'body');
-      const { broker } = await deps.service.endTransaction({
+      const end = {
         topic: body.topic,
         messageId: body.messageId,
         transactionId,
         commit: action === 'commit',
-        ...(body.broker ? { broker: body.broker } : {}),
-      });
+      };
+      const { broker } = await traceEndTransaction(end, headersOf(c), () =>
+        deps.service.endTransaction({ ...end, ...(body.broker ? { broker: body.broker } : {}) }),
+      );
       return c.json({ status: codeName(Code.OK), code: Code.OK, transactionId, broker }, 200);
     });
   }
