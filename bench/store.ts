@@ -5,6 +5,8 @@
  *
  *   --quick        sizes / 8, one round, shorter timed runs (also SLUICE_BENCH_QUICK=1)
  *   --dir=PATH     where data goes (default: a new directory under the OS temp dir; removed after)
+ *   --only=LIST    run only these parts, comma-separated: append-128, append-1k, append-16k,
+ *                  read (needs append-1k), flush, recovery, rss (default: all)
  *
  * Throughput figures are measured ROUNDS times (the box is shared); the table shows the best
  * and the median.
@@ -37,6 +39,8 @@ const flag = (name: string) => args.includes(`--${name}`);
 const value = (name: string) =>
   args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const QUICK = flag('quick') || process.env.SLUICE_BENCH_QUICK === '1';
+const ONLY = value('only')?.split(',');
+const wanted = (part: string) => ONLY === undefined || ONLY.includes(part);
 const SCALE = QUICK ? 8 : 1;
 const TIMED_MS = QUICK ? 1000 : 2000;
 /** Repeats of each throughput measurement; the table shows the best (and median). */
@@ -136,10 +140,10 @@ function summary(values: number[]): { best: number; median: number } {
 
 async function appendSection(root: string): Promise<{ readDir: string; readCount: number }> {
   const cases = [
-    { body: 128, batch: 512, totalBytes: (128 * MiB) / SCALE },
-    { body: KiB, batch: 256, totalBytes: (512 * MiB) / SCALE },
-    { body: 16 * KiB, batch: 32, totalBytes: (512 * MiB) / SCALE },
-  ];
+    { part: 'append-128', body: 128, batch: 512, totalBytes: (128 * MiB) / SCALE },
+    { part: 'append-1k', body: KiB, batch: 256, totalBytes: (512 * MiB) / SCALE },
+    { part: 'append-16k', body: 16 * KiB, batch: 32, totalBytes: (512 * MiB) / SCALE },
+  ].filter((c) => wanted(c.part));
   let readDir = '';
   let readCount = 0;
   for (const c of cases) {
@@ -396,11 +400,13 @@ async function main(): Promise<void> {
   process.stderr.write(`sluice store benchmark${QUICK ? ' (--quick)' : ''}, data in ${root}\n`);
   try {
     const { readDir, readCount } = await appendSection(root);
-    await readSection(readDir, readCount);
-    await rm(readDir, { recursive: true, force: true });
-    await flushSection(root);
-    await recoverySection(root);
-    await rssSection(root);
+    if (readDir !== '') {
+      if (wanted('read')) await readSection(readDir, readCount);
+      await rm(readDir, { recursive: true, force: true });
+    }
+    if (wanted('flush')) await flushSection(root);
+    if (wanted('recovery')) await recoverySection(root);
+    if (wanted('rss')) await rssSection(root);
   } finally {
     cleanup();
   }
