@@ -9,6 +9,14 @@
  * with the servers (quote ratios, not absolutes). BENCH_SECONDS sets the
  * length of each throughput phase (default 8).
  *
+ * Tracing (issue 9: "cost nothing measurable when off"): BENCH_TRACING=off
+ * runs every phase untraced; `on` runs every phase with the gateway and
+ * broker exporting spans, 100% sampled, over OTLP/HTTP to an in-process
+ * sink that discards them; `both` (default) runs the phases untraced and
+ * repeats the single-message send on a second, traced cluster, printing
+ * both figures and the overhead. BENCH_ONLY=tracing runs just that
+ * comparison (two fresh clusters, off then on).
+ *
  * Targets (issue 6): single-message POST ≥ 60% of the ceiling; batched send
  * (100/request) ≥ 100k msgs/s; receive + ack (32) ≥ 50k msgs/s; send latency
  * at 2k msgs/s p99 < 5 ms; publish → delivery to a waiting long poll p99 <
@@ -17,7 +25,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent, createServer as createHttpServer, request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +36,12 @@ import { brokerClient } from '../test/harness/clients.js';
 import { startCluster } from '../test/harness/cluster.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const TRACING = (process.env.BENCH_TRACING ?? 'both').trim().toLowerCase();
+if (!['on', 'off', 'both'].includes(TRACING)) {
+  throw new Error(`BENCH_TRACING must be on, off or both, not ${TRACING}`);
+}
+const ONLY = (process.env.BENCH_ONLY ?? '').trim().toLowerCase();
+if (ONLY !== '' && ONLY !== 'tracing') throw new Error(`BENCH_ONLY must be tracing, not ${ONLY}`);
 const CONNECTIONS = 64;
 const BODY_BYTES = 1024;
 const tmp = mkdtempSync(join(tmpdir(), 'sluice-bench-gw-'));
@@ -506,12 +520,121 @@ async function natsSideBySide(): Promise<{ publish: number; pullAck: number } | 
   }
 }
 
+// ---------- tracing on vs off ----------
+
+/** An OTLP/HTTP endpoint that reads and discards what it is sent (counted). */
+async function startSpanSink(): Promise<{
+  url: string;
+  exports: () => number;
+  bytes: () => number;
+  close: () => Promise<void>;
+}> {
+  let exports = 0;
+  let bytes = 0;
+  const server = createHttpServer((req, res) => {
+    req.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+    });
+    req.on('end', () => {
+      exports++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    exports: () => exports,
+    bytes: () => bytes,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** The environment that turns tracing on in the processes a cluster starts (they inherit it). */
+function tracingEnv(sinkUrl: string): Record<string, string> {
+  return {
+    OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl,
+    OTEL_TRACES_SAMPLER: 'always_on',
+  };
+}
+
+/** Runs `fn` with `vars` set in process.env, restoring the previous values after. */
+async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, vars);
+  try {
+    return await fn();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+const CLUSTER_SPEC = {
+  brokers: [{ config: { mapedFileSizeCommitLog: 256 * 1024 * 1024 } }],
+  gateway: true,
+};
+
+/** The single-message send phase on a fresh cluster, traced (to `sinkUrl`) or not. */
+async function singleSendOn(sinkUrl: string | undefined): Promise<LoadResult> {
+  const c = sinkUrl
+    ? await withEnv(tracingEnv(sinkUrl), () => startCluster(CLUSTER_SPEC))
+    : await startCluster(CLUSTER_SPEC);
+  try {
+    await httpCall(
+      c.http,
+      'PUT',
+      '/v1/topics/bench-single',
+      '{"readQueueNums":4,"writeQueueNums":4}',
+    );
+    return await post(c.http, '/v1/topics/bench-single/messages', singleBody);
+  } finally {
+    await c.close();
+  }
+}
+
+/** Prints the traced single-message send beside the untraced one (`off`). */
+async function tracingComparison(off: LoadResult, offWhere: string): Promise<void> {
+  const sink = await startSpanSink();
+  try {
+    const on = await singleSendOn(sink.url);
+    const overhead = (1 - on.rps / off.rps) * 100;
+    row(
+      'single-message POST, tracing off',
+      `${fmt(off.rps)} req/s (p99 ${off.p99Ms.toFixed(2)} ms, ${off.errors} errors; ${offWhere})`,
+    );
+    row(
+      'single-message POST, tracing on (100% sampled, OTLP/HTTP to a discarding sink)',
+      `${fmt(on.rps)} req/s (p99 ${on.p99Ms.toFixed(2)} ms, ${on.errors} errors; ${sink.exports()} exports, ${(sink.bytes() / 2 ** 20).toFixed(1)} MiB of spans)`,
+      `overhead ${overhead.toFixed(1)}% of throughput`,
+    );
+  } finally {
+    await sink.close();
+  }
+}
+
 // ---------- main ----------
 
 async function main(): Promise<void> {
   process.stdout.write(
-    `gateway benchmark: ${SECONDS}s per phase, ${CONNECTIONS} connections, 1 KiB bodies, load from ${useWrk ? 'wrk' : 'a Node keep-alive client'}\n`,
+    `gateway benchmark: ${SECONDS}s per phase, ${CONNECTIONS} connections, 1 KiB bodies, load from ${useWrk ? 'wrk' : 'a Node keep-alive client'}, tracing ${ONLY === 'tracing' ? 'off vs on only' : TRACING}\n`,
   );
+  if (ONLY === 'tracing') {
+    try {
+      await tracingComparison(await singleSendOn(undefined), 'a fresh cluster');
+    } finally {
+      agent.destroy();
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    printTable();
+    return;
+  }
 
   const echo = await startEcho();
   const ceiling = await post(echo.url, '/echo', singleBody);
@@ -521,10 +644,11 @@ async function main(): Promise<void> {
     `${fmt(ceiling.rps)} req/s (p99 ${ceiling.p99Ms.toFixed(2)} ms)`,
   );
 
-  const c = await startCluster({
-    brokers: [{ config: { mapedFileSizeCommitLog: 256 * 1024 * 1024 } }],
-    gateway: true,
-  });
+  // BENCH_TRACING=on: every phase runs traced.
+  const sink = TRACING === 'on' ? await startSpanSink() : undefined;
+  const c = sink
+    ? await withEnv(tracingEnv(sink.url), () => startCluster(CLUSTER_SPEC))
+    : await startCluster(CLUSTER_SPEC);
   try {
     const base = c.http;
     await httpCall(
@@ -564,6 +688,7 @@ async function main(): Promise<void> {
       '≥ 60% of ceiling',
       pass(ratio >= 0.6 && single.errors === 0),
     );
+    if (TRACING === 'both') await tracingComparison(single, 'the row above');
 
     const batch = await post(base, '/v1/topics/bench-batch/messages', batchBody);
     row(
@@ -648,9 +773,19 @@ async function main(): Promise<void> {
   } finally {
     agent.destroy();
     await c.close();
+    if (sink) {
+      row(
+        'spans exported (BENCH_TRACING=on)',
+        `${sink.exports()} exports, ${(sink.bytes() / 2 ** 20).toFixed(1)} MiB`,
+      );
+      await sink.close();
+    }
     rmSync(tmp, { recursive: true, force: true });
   }
+  printTable();
+}
 
+function printTable(): void {
   process.stdout.write('\n| measurement | result | target | verdict |\n|---|---|---|---|\n');
   for (const r of rows)
     process.stdout.write(`| ${r.what} | ${r.value} | ${r.target} | ${r.verdict} |\n`);
