@@ -197,6 +197,10 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningCluster
       const name = opts.namesrv === 1 ? 'namesrv' : `namesrv-${i + 1}`;
       const args = existsSync(nsFile) ? ['-c', nsFile] : [];
       args.push(`listenPort=${opts.freePorts ? 0 : basePort + i}`);
+      // Metrics ports are fixed numbers (0 = off): off with free ports, one per name server else.
+      const metricsPort = Number(nsProps.metricsPort ?? 0);
+      if (opts.freePorts) args.push('metricsPort=0');
+      else if (metricsPort > 0 && opts.namesrv > 1) args.push(`metricsPort=${metricsPort + i}`);
       let kv: string | undefined;
       if (data) kv = join(data, name, 'kvConfig.json');
       else if (opts.namesrv > 1) kv = join(homedir(), 'namesrv', name, 'kvConfig.json');
@@ -227,7 +231,8 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningCluster
         args.push(`storePathRootDir=${b.storeRoot}`);
         for (const key of STORE_PATH_KEYS) if (b.keys[key]) args.push(`${key}=`);
       }
-      if (opts.freePorts) args.push('listenPort=0');
+      // metricsPort=0 turns the metrics port off: a fixed one could be taken.
+      if (opts.freePorts) args.push('listenPort=0', 'metricsPort=0');
       args.push(...opts.brokerArgs);
       const log = join(logs, `${b.name}.log`);
       return {
@@ -395,7 +400,10 @@ export function clusterCommand(): Command {
     )
     .option('--logs <dir>', 'log directory (default: DATA/logs with --data, else ~/logs/sluice)')
     .option('--no-gateway', 'do not start a gateway')
-    .option('--free-ports', 'let every process pick a free port (the table shows them)')
+    .option(
+      '--free-ports',
+      'let every process pick a free port (the table shows them); metrics ports are then off',
+    )
     .option('--broker-arg <key=value>', 'extra setting for every broker (repeatable)', keyValue, [])
     .option('--gateway-arg <key=value>', 'extra setting for the gateway (repeatable)', keyValue, [])
     .option(
