@@ -198,9 +198,8 @@ export class QueueState {
     this.base = to;
     if (this.readAhead < to) this.readAhead = to;
     if (this.rescanFrom !== undefined && this.rescanFrom < to) this.rescanFrom = to;
-    if (this.pending.length > 0 && this.pending.some((p) => p.offset < to)) {
-      this.filterPending((p) => p.offset >= to);
-    }
+    // Pending FIFO records below the new base are dropped by the next FIFO turn
+    // (it skips every offset that is no longer open).
     this.onAdvance?.(this);
   }
 }
