@@ -3,8 +3,10 @@
  * Errors never become gRPC errors here: they become the response's Status
  * (public-status.ts), which is what RocketMQ clients read.
  */
-import type { ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
+import type { Metadata, ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
 import type { Logger } from '../../common/logger.js';
+import { traceHeadersOfMetadata } from '../../common/telemetry/grpc-metadata.js';
+import { traceIdsOf } from '../../common/telemetry/tracing.js';
 import { type ClientContext, clientContext } from './client-context.js';
 import { isServerFault, type PublicStatus, toPublicStatus } from './public-status.js';
 
@@ -13,6 +15,7 @@ function logFault(
   method: string,
   ctx: ClientContext | undefined,
   status: PublicStatus,
+  metadata: Metadata | undefined,
 ): void {
   if (isServerFault(status)) {
     logger.warn(
@@ -22,6 +25,8 @@ function logFault(
         requestId: ctx?.requestId,
         code: status.code,
         err: status.message,
+        // The caller's trace, when its metadata named one.
+        ...(metadata ? traceIdsOf(traceHeadersOfMetadata(metadata).traceparent) : {}),
       },
       'request failed',
     );
@@ -49,7 +54,7 @@ export function unary<Req, Res extends { status?: { code?: unknown; message?: st
         (res) => callback(null, res),
         (err: unknown) => {
           const status = toPublicStatus(err);
-          logFault(logger, method, ctx, status);
+          logFault(logger, method, ctx, status, call.metadata);
           callback(null, { status } as Res);
         },
       );
@@ -97,7 +102,7 @@ export function serverStream<Req, Res>(
           );
           return;
         }
-        logFault(logger, method, ctx, status);
+        logFault(logger, method, ctx, status, call.metadata);
         if (!call.cancelled) call.write({ status } as Res);
       })
       .finally(() => {
