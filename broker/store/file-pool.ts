@@ -33,6 +33,9 @@ import {
   writevAt,
 } from './positioned-io.js';
 
+/** Busy or unsynced files one trim() passes over at most before giving up. */
+const TRIM_SCAN_SKIPS = 64;
+
 export class FilePool {
   /** Open, unpinned files, least recently used first (a Set keeps insertion order). */
   private readonly lru = new Set<PooledFile>();
@@ -62,9 +65,16 @@ export class FilePool {
 
   /** Closes idle descriptors, least recently used first, until at most maxOpen stay open. */
   trim(): void {
+    // Files in use or not yet synced are skipped; a scan never looks at more than a few
+    // of them (a burst of writes must not make each use walk the whole list). They move
+    // to the recent end once used again, so later trims get past them.
+    let skipped = 0;
     for (const file of this.lru) {
-      if (this.lru.size <= this.maxOpen) break;
-      if (!file.idle) continue;
+      if (this.lru.size <= this.maxOpen || skipped >= TRIM_SCAN_SKIPS) break;
+      if (!file.idle) {
+        skipped++;
+        continue;
+      }
       this.lru.delete(file);
       file
         .evict()
