@@ -140,6 +140,11 @@ describe('/metrics', () => {
       b1.value('sluice_broker_rpc_duration_seconds_count', { method: 'SendMessages' }) -
         b0.value('sluice_broker_rpc_duration_seconds_count', { method: 'SendMessages' }),
     ).toBeGreaterThanOrEqual(1);
+    // What was written gets flushed (ASYNC_FLUSH: by the flush timer), and the round is timed.
+    const flushes = 'sluice_broker_commitlog_flush_duration_seconds_count';
+    await waitFor('a timed commitlog flush', async () =>
+      (await scrape(brokerMetrics)).value(flushes) > b0.value(flushes) ? true : undefined,
+    );
 
     const received: any[] = [];
     await waitFor('10 messages received', async () => {

@@ -12,8 +12,10 @@
  *  - the SDK sends over gRPC (a new trace starts at the gateway's send span)
  *    → REST receive, and the ack carries the delivered traceparent back;
  *  - gRPC metadata traceparent / tracestate and the protocol's
- *    trace_context field as parents; an SDK transaction's commit joins the
- *    send's trace.
+ *    trace_context field as parents; gRPC change-invisible and dead-letter
+ *    without context join the delivered message's trace (also through the
+ *    renewed receipt handle); a commit (SDK over gRPC, or REST without a
+ *    traceparent) joins the transactional send's trace.
  */
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import type { TransactionChecker } from 'rocketmq-client-nodejs';
@@ -74,7 +76,15 @@ beforeAll(async () => {
     (await brokerStats(c.brokers[0]!.addr)).haInSyncSlaves === '1' ? true : undefined,
   );
   await waitFor('gateway ready', async () => (await a.get('/readyz')).status === 200);
-  for (const t of ['traced', 'rest-to-sdk', 'sdk-to-rest', 'grpc-md', 'traced-tx']) {
+  for (const t of [
+    'traced',
+    'rest-to-sdk',
+    'sdk-to-rest',
+    'grpc-md',
+    'traced-tx',
+    'grpc-settle',
+    'rest-tx',
+  ]) {
     expect((await a.put(`/v1/topics/${t}`, { readQueueNums: 1, writeQueueNums: 1 })).status).toBe(
       200,
     );
@@ -374,6 +384,117 @@ describe('tracing', () => {
     expect(byBody.get('md').traceparent).toContain(mdSend.spanId);
     const fieldSend = only(await traceWith(fromField, ['send grpc-md']), 'send grpc-md');
     expect(fieldSend.parentSpanId).toBe(PRODUCER_SPAN);
+  });
+
+  it('gRPC change-invisible then dead-letter, without context, join the message trace (the renewed handle too)', async () => {
+    const traceId = 'ddf92f3577b34da6a3ce929d0e0e4703';
+    const sent = await a.post(
+      '/v1/topics/grpc-settle/messages',
+      { body: 'settle me' },
+      { traceparent: `00-${traceId}-${PRODUCER_SPAN}-01` },
+    );
+    expect(sent.status, sent.text).toBe(200);
+    const meta = new Metadata();
+    meta.set('x-mq-client-id', 'settle-client');
+    const res: any[] = [];
+    for await (const r of grpc.ReceiveMessage(
+      {
+        group: { name: 'g-grpc-settle', resource_namespace: '' },
+        message_queue: { topic: { name: 'grpc-settle', resource_namespace: '' }, id: 0 },
+        batch_size: 1,
+        invisible_duration: { seconds: 30 },
+        long_polling_timeout: { seconds: 5 },
+        filter_expression: { type: 'TAG', expression: '*' },
+      } as never,
+      meta,
+      { deadline: Date.now() + 20_000 },
+    ))
+      res.push(r);
+    const m = res.find((r) => r.content === 'message')?.message;
+    expect(m?.system_properties.message_id).toBe(sent.json.results[0].messageId);
+    // The producer's context rides in trace_context.
+    expect(m.system_properties.trace_context).toMatch(new RegExp(`^00-${traceId}-`));
+    const changed: any = await grpcCall(
+      'ChangeInvisibleDuration',
+      {
+        group: { name: 'g-grpc-settle', resource_namespace: '' },
+        topic: { name: 'grpc-settle', resource_namespace: '' },
+        receipt_handle: m.system_properties.receipt_handle,
+        invisible_duration: { seconds: 30 },
+        message_id: m.system_properties.message_id,
+      },
+      meta,
+    );
+    expect(changed.status.code).toBe('OK');
+    const forwarded: any = await grpcCall(
+      'ForwardMessageToDeadLetterQueue',
+      {
+        group: { name: 'g-grpc-settle', resource_namespace: '' },
+        topic: { name: 'grpc-settle', resource_namespace: '' },
+        receipt_handle: changed.receipt_handle,
+        message_id: m.system_properties.message_id,
+        delivery_attempt: 1,
+        max_delivery_attempts: 16,
+      },
+      meta,
+    );
+    expect(forwarded.status.code).toBe('OK');
+    const trace = await traceWith(traceId, [
+      'send grpc-settle',
+      'receive grpc-settle',
+      'change_invisible grpc-settle',
+      'dead_letter grpc-settle',
+    ]);
+    const send = only(trace, 'send grpc-settle');
+    expect(only(trace, 'receive grpc-settle').parentSpanId).toBe(send.spanId);
+    for (const [name, op] of [
+      ['change_invisible grpc-settle', 'change_invisible'],
+      ['dead_letter grpc-settle', 'dead_letter'],
+    ] as const) {
+      const s = only(trace, name);
+      expect(s).toMatchObject({ kind: 3, parentSpanId: send.spanId });
+      expect(s.attributes).toMatchObject({
+        ...messaging('grpc-settle', 'settle'),
+        'messaging.operation.name': op,
+        'messaging.consumer.group.name': 'g-grpc-settle',
+      });
+    }
+  });
+
+  it('REST commit: child of the request traceparent, else of the transactional send span', async () => {
+    const send = async (body: string) => {
+      const r = await a.post('/v1/topics/rest-tx/messages', { body, transactional: true });
+      expect(r.status, r.text).toBe(200);
+      return r.json.results[0];
+    };
+    const plain = await send('tx-plain');
+    const withCtx = await send('tx-ctx');
+    const commit = (r: any, headers: Record<string, string> = {}) =>
+      a.post(
+        `/v1/transactions/${r.transactionId}/commit`,
+        { topic: 'rest-tx', messageId: r.messageId },
+        headers,
+      );
+    expect((await commit(plain)).status).toBe(200);
+    const ctxTrace = 'eef92f3577b34da6a3ce929d0e0e4704';
+    expect(
+      (await commit(withCtx, { traceparent: `00-${ctxTrace}-${PRODUCER_SPAN}-01` })).status,
+    ).toBe(200);
+    const sendSpan = await waitFor('the transactional send span', () =>
+      receiver.spans.find(
+        (s) =>
+          s.name === 'send rest-tx' && s.attributes['messaging.message.id'] === plain.messageId,
+      ),
+    );
+    const joined = only(await traceWith(sendSpan.traceId, ['commit rest-tx']), 'commit rest-tx');
+    expect(joined.parentSpanId).toBe(sendSpan.spanId);
+    expect(joined.attributes).toMatchObject({
+      'messaging.operation.name': 'commit',
+      'messaging.message.id': plain.messageId,
+      'messaging.rocketmq.transaction.id': plain.transactionId,
+    });
+    const fromHeader = only(await traceWith(ctxTrace, ['commit rest-tx']), 'commit rest-tx');
+    expect(fromHeader.parentSpanId).toBe(PRODUCER_SPAN);
   });
 
   it('an SDK transaction commit joins the transactional send span trace', async () => {
