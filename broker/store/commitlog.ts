@@ -36,7 +36,10 @@ const MAX_WRITE_BYTES = 1024 * 1024;
 /**
  * Writes handed to the thread pool at once. Two: while the event loop is busy
  * encoding the next batches, the thread pool already has the next write, so
- * the disk is not idle until the loop gets round to the previous completion.
+ * the page-cache copy does not wait for the loop to get round to the previous
+ * completion. Measured here (16 KiB bodies, batches of 32, quiet box): a few
+ * percent over one at a time; appends are then bound by the event loop's CPU
+ * (mostly the body CRC), not by the gap between writes.
  */
 const MAX_WRITES_IN_FLIGHT = 2;
 /** Buffers in one writev at most (IOV_MAX on Linux). */
