@@ -235,6 +235,15 @@ describe('README, reference sections', () => {
   });
 });
 
+function processGroupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 describe('README, starting the parts by hand', () => {
   // Runs on the default ports, after the standalone above stopped. HOME is a
   // temp dir, so the templates' ~/store/... go there.
@@ -248,11 +257,12 @@ describe('README, starting the parts by hand', () => {
 
   afterAll(async () => {
     for (const c of children.reverse()) {
-      if (c.exitCode !== null || c.signalCode !== null) continue;
-      const exited = new Promise((r) => c.once('exit', r));
-      // npx runs the binary as its own child: signal the whole process group.
+      if (!processGroupAlive(c.pid!)) continue;
+      // npx runs the binary as its own child: signal the whole process group,
+      // and wait until every member is gone (npx may exit before the server
+      // it started has finished writing its store on the way down).
       process.kill(-c.pid!, 'SIGTERM');
-      await exited;
+      await waitFor(`process group ${c.pid} to exit`, () => !processGroupAlive(c.pid!), 30_000);
     }
     home.remove();
     nohupDir.remove();
