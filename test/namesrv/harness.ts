@@ -101,6 +101,8 @@ export class BrokerProcess {
         '-c',
         file,
         'listenPort=0',
+        // The templates bind fixed metrics ports; tests run side by side.
+        'metricsPort=0',
         `storePathRootDir=${store}`,
         ...overrides,
       ],
