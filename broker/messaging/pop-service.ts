@@ -94,20 +94,26 @@ const FIFO_READ_CHUNK = 256;
 const MAX_READS_PER_QUEUE = 4;
 /**
  * Retry records of a topic the group has not popped for this long are
- * dead-lettered (the group no longer consumes it; keeping them would pin the
- * retry queue and memory forever).
+ * dead-lettered: the group no longer consumes it, and keeping them would pin
+ * the retry queue forever. A day, so that consumers of one topic being down
+ * for a while (a deploy, an outage) does not send their retries to the DLQ.
  */
-export const DEFAULT_DEFERRED_RETRY_TTL_MS = 5 * 60_000;
+export const DEFAULT_DEFERRED_RETRY_TTL_MS = 24 * 60 * 60_000;
 /**
- * Retry records of other topics held per group, at most. Past it the retry
- * queue is not read further until they are taken or expire.
+ * Retry records of other topics held per group, at most (an entry is two
+ * numbers). Past it, topics not popped for
+ * DEFAULT_DEFERRED_RETRY_IDLE_UNDER_PRESSURE_MS are dead-lettered at once to
+ * make room; if none is that idle, the retry queue is not read further until
+ * some are taken.
  */
 export const DEFAULT_MAX_DEFERRED_RETRIES = 16_384;
+export const DEFAULT_DEFERRED_RETRY_IDLE_UNDER_PRESSURE_MS = 5 * 60_000;
 
 /** Tunables of the pop service (tests shorten them). */
 export interface PopLimits {
   deferredRetryTtlMs: number;
   maxDeferredRetries: number;
+  deferredRetryIdleUnderPressureMs: number;
 }
 
 export interface PopRequest {
@@ -168,6 +174,8 @@ export class PopService {
     this.limits = {
       deferredRetryTtlMs: limits.deferredRetryTtlMs ?? DEFAULT_DEFERRED_RETRY_TTL_MS,
       maxDeferredRetries: limits.maxDeferredRetries ?? DEFAULT_MAX_DEFERRED_RETRIES,
+      deferredRetryIdleUnderPressureMs:
+        limits.deferredRetryIdleUnderPressureMs ?? DEFAULT_DEFERRED_RETRY_IDLE_UNDER_PRESSURE_MS,
     };
     // In-flight concurrent entries recovered from the journal wait for the revive pass.
     for (const st of states.all()) {
@@ -432,8 +440,9 @@ export class PopService {
     if (t.retry) {
       if ((t.st.deferred.get(topic)?.entries.length ?? 0) > 0) return true;
       const now = this.ctx.clock();
+      const ttl = this.deferredTtl(t.st);
       for (const [other, list] of t.st.deferred) {
-        if (other !== topic && now - list.touchedAt >= this.limits.deferredRetryTtlMs) return true;
+        if (other !== topic && now - list.touchedAt >= ttl) return true;
       }
     }
     return t.st.readAhead < this.ctx.store.maxOffset(t.st.topic, t.st.queueId);
@@ -651,9 +660,10 @@ export class PopService {
    */
   private async expireDeferred(st: QueueState, current: string): Promise<Promise<unknown>[]> {
     const now = this.ctx.clock();
+    const ttl = this.deferredTtl(st);
     const expired: Array<[string, DeferredList]> = [];
     for (const [topic, list] of st.deferred) {
-      if (topic !== current && now - list.touchedAt >= this.limits.deferredRetryTtlMs) {
+      if (topic !== current && now - list.touchedAt >= ttl) {
         expired.push([topic, list]);
       }
     }
@@ -687,6 +697,15 @@ export class PopService {
       return [];
     }
     return [this.states.settleOffsets(st, offsets)];
+  }
+
+  /** How long a topic's kept-aside retries may go unpopped: shorter once the cap is reached. */
+  private deferredTtl(st: QueueState): number {
+    let held = 0;
+    for (const list of st.deferred.values()) held += list.entries.length;
+    return held >= this.limits.maxDeferredRetries
+      ? Math.min(this.limits.deferredRetryIdleUnderPressureMs, this.limits.deferredRetryTtlMs)
+      : this.limits.deferredRetryTtlMs;
   }
 
   // ---------------------------------------------------------------- FIFO

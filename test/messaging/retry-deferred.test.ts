@@ -2,8 +2,9 @@
  * %RETRY%{group} holds the retries of every topic a group pops. A pop of one
  * topic keeps the others' retry records aside for them; those of a topic the
  * group no longer pops must not stay in memory (and pin the retry queue)
- * forever: they are dead-lettered after deferredRetryTtlMs, and at most
- * maxDeferredRetries are held at once.
+ * forever: they are dead-lettered after deferredRetryTtlMs (a day by
+ * default), and at most maxDeferredRetries are held at once — past that cap a
+ * topic idle for deferredRetryIdleUnderPressureMs makes room.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { type LocalBroker, openLocalBroker } from './local-broker.js';
@@ -99,5 +100,39 @@ describe('retries of a topic the group no longer pops', () => {
     expect(bodies(ta)).toEqual(['ta0', 'ta1', 'ta2', 'ta3', 'ta4']);
     const tb = [...first, ...(await pop(b, 'tb', 30_000)), ...(await pop(b, 'tb', 30_000))];
     expect(bodies(tb)).toEqual(['tb0', 'tb1', 'tb2', 'tb3', 'tb4']);
+  });
+
+  it('past the cap, a topic idle for the pressure limit is dead-lettered to make room', async () => {
+    const b = await openLocalBroker({
+      fakeClock: 40_000_000,
+      limits: { maxDeferredRetries: 3, deferredRetryIdleUnderPressureMs: 60_000 },
+    });
+    opened.push(b);
+    await retriesOfTwoTopics(b, 5);
+    // A pop of tb reads ta0..ta2 aside and stops there: the cap is reached.
+    const tb = [...(await pop(b, 'tb', 30_000))];
+    const retrySt = b.states.get('g', '%RETRY%g', 0)!;
+    expect(retrySt.deferred.get('ta')!.entries).toHaveLength(3);
+    b.clock.now += 30_000;
+    tb.push(...(await pop(b, 'tb', 30_000)));
+    expect(retrySt.deferred.get('ta')!.entries).toHaveLength(3); // idle 30 s: kept
+    b.clock.now += 31_000;
+    for (let i = 0; i < 3; i++) tb.push(...(await pop(b, 'tb', 30_000)));
+    const dlq = await b.store.read('%DLQ%g', 0, 0, 100);
+    expect(dlq.records.map((r) => r.body.toString()).sort()).toEqual(['ta0', 'ta1', 'ta2']);
+    // Room was made: tb's retries all come, and ta's later ones still wait for ta.
+    expect(bodies(tb)).toEqual(['tb0', 'tb1', 'tb2', 'tb3', 'tb4']);
+    expect(bodies(await pop(b, 'ta', 30_000))).toEqual(['ta3', 'ta4']);
+  });
+
+  it('below the cap, a day is the default before kept-aside retries are dead-lettered', async () => {
+    const b = await openLocalBroker({ fakeClock: 50_000_000 });
+    opened.push(b);
+    await retriesOfTwoTopics(b, 1);
+    expect(bodies(await pop(b, 'ta', 30_000))).toEqual(['ta0']);
+    b.clock.now += 6 * 60 * 60_000;
+    expect(await pop(b, 'ta')).toEqual([]);
+    expect(bodies(await pop(b, 'tb'))).toEqual(['tb0']);
+    expect((await b.store.read('%DLQ%g', 0, 0, 100)).records).toHaveLength(0);
   });
 });
