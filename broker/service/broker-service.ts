@@ -168,8 +168,10 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
       for (let q = 0; q < config.read_queue_nums; q++) {
         const offset = await ctx.store.offsetByTime(topic, q, req.timestamp_ms);
         await ctx.replication?.noteOffsetReset?.(group, topic, q, offset);
+        // Commit first: a pop that creates the queue's state meanwhile starts from the new offset.
+        const committed = ctx.offsets.commitDurable(group, topic, q, offset);
         await svc.pop.resetOffset(group, topic, q, offset);
-        await ctx.offsets.commitDurable(group, topic, q, offset);
+        await committed;
         offsets.push({ topic, queue_id: q, offset });
       }
       return { offsets };
