@@ -47,6 +47,7 @@ import { sluiceProto } from '../common/proto.js';
 import { brokerClient } from '../test/harness/clients.js';
 import { startCluster } from '../test/harness/cluster.js';
 import { makeTempDir } from '../test/harness/tmp.js';
+import { BENCH_BROKER_CONFIG } from './broker-config.js';
 
 const env = (k: string, d: number) => Number(process.env[k] ?? d);
 const SEND_BATCH = 128;
@@ -450,12 +451,7 @@ async function main(): Promise<void> {
     : await startCluster({
         brokers: [
           {
-            config: {
-              flushDiskType: 'ASYNC_FLUSH',
-              mapedFileSizeCommitLog: 256 * 1024 * 1024,
-              mapedFileSizeConsumeQueue: 300_000 * 20,
-              defaultTopicQueueNums: QUEUES,
-            },
+            config: { ...BENCH_BROKER_CONFIG, defaultTopicQueueNums: QUEUES },
           },
         ],
       });

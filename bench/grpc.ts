@@ -20,6 +20,7 @@ import { credentials, Metadata } from '@grpc/grpc-js';
 import { Producer, SimpleConsumer } from 'rocketmq-client-nodejs';
 import { messagingProto } from '../gateway/grpc/messaging-proto.js';
 import { startCluster } from '../test/harness/cluster.js';
+import { BENCH_BROKER_CONFIG } from './broker-config.js';
 import { load } from './load-loop.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -96,7 +97,7 @@ const silent = { info() {}, debug() {}, warn() {}, error() {}, close() {} };
 
 async function main(): Promise<void> {
   process.stdout.write(`Sluice gRPC benchmark: ${BODY_BYTES} B bodies, ${SECONDS} s per phase\n`);
-  const c = await startCluster({ brokers: [{}], gateway: true });
+  const c = await startCluster({ brokers: [{ config: BENCH_BROKER_CONFIG }], gateway: true });
   const endpoints = `127.0.0.1:${c.gateway!.grpcPort}`;
   try {
     // ---------------- produce ----------------

@@ -26,6 +26,7 @@ import { callUnary } from '../common/grpc.js';
 import { brokerClient, brokerStats } from '../test/harness/clients.js';
 import { type Cluster, startCluster } from '../test/harness/cluster.js';
 import { waitFor } from '../test/harness/wait.js';
+import { BENCH_BROKER_CONFIG } from './broker-config.js';
 
 const env = (k: string, d: number) => Number(process.env[k] ?? d);
 const SEND_BATCH = 128;
@@ -41,11 +42,7 @@ const CONSUMER_POLL_MS = 50;
 const QUEUES = 8;
 const BODY = Buffer.alloc(BODY_BYTES, 120);
 
-const BROKER_CONFIG = {
-  mapedFileSizeCommitLog: 256 * 1024 * 1024,
-  defaultTopicQueueNums: QUEUES,
-  flushDiskType: 'ASYNC_FLUSH',
-};
+const BROKER_CONFIG = { ...BENCH_BROKER_CONFIG, defaultTopicQueueNums: QUEUES };
 
 function pct(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;
