@@ -19,7 +19,7 @@
 import { fork } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import { ArrivalNotifier } from '../broker/messaging/arrival-notifier.js';
 import type { BrokerContext } from '../broker/messaging/broker-context.js';
 import { ConsumeStateStore } from '../broker/messaging/consume-state-store.js';
@@ -41,7 +41,7 @@ import type { PopMessagesResponse__Output } from '../common/generated/sluice/v1/
 import type { SendMessagesRequest } from '../common/generated/sluice/v1/SendMessagesRequest.js';
 import type { SendMessagesResponse__Output } from '../common/generated/sluice/v1/SendMessagesResponse.js';
 import type { StoredMessage } from '../common/generated/sluice/v1/StoredMessage.js';
-import { callUnary, GRPC_CHANNEL_OPTIONS } from '../common/grpc.js';
+import { callUnary, startGrpcServer } from '../common/grpc.js';
 import { silentLogger } from '../common/logger.js';
 import { sluiceProto } from '../common/proto.js';
 import { brokerClient } from '../test/harness/clients.js';
@@ -108,33 +108,31 @@ function cannedMessages(n: number): StoredMessage[] {
 
 async function runEchoServer(): Promise<void> {
   const proto = sluiceProto();
-  const server = new Server(GRPC_CHANNEL_OPTIONS);
   const ok = { code: 20000, message: 'OK', reason: '' };
   const popped = cannedMessages(POP_BATCH);
   type Call = ServerUnaryCall<{ entries?: unknown[]; receipt_handles?: unknown[] }, unknown>;
-  server.addService(proto.grpc.sluice.v1.Broker.service, {
-    SendMessages: (call: Call, cb: sendUnaryData<unknown>) =>
-      cb(null, {
-        results: (call.request.entries ?? []).map((_, i) => ({
-          status: ok,
-          message_id: '0A000001000000000000000000000000',
-          offset_message_id: '7F00000100002A9F0000000000001000',
-          queue_id: i % QUEUES,
-          queue_offset: i,
-          physical_offset: i,
-        })),
-      }),
-    PopMessages: (_call: Call, cb: sendUnaryData<unknown>) =>
-      cb(null, { status: ok, messages: popped }),
-    AckMessages: (call: Call, cb: sendUnaryData<unknown>) =>
-      cb(null, { results: (call.request.receipt_handles ?? []).map(() => ok) }),
-  });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) =>
-      err ? reject(err) : resolve(p),
-    ),
+  // The broker's own transport settings (startGrpcServer), so the ceiling
+  // differs from the broker only in doing no work.
+  const handle = await startGrpcServer('127.0.0.1', 0, [], (server) =>
+    server.addService(proto.grpc.sluice.v1.Broker.service, {
+      SendMessages: (call: Call, cb: sendUnaryData<unknown>) =>
+        cb(null, {
+          results: (call.request.entries ?? []).map((_, i) => ({
+            status: ok,
+            message_id: '0A000001000000000000000000000000',
+            offset_message_id: '7F00000100002A9F0000000000001000',
+            queue_id: i % QUEUES,
+            queue_offset: i,
+            physical_offset: i,
+          })),
+        }),
+      PopMessages: (_call: Call, cb: sendUnaryData<unknown>) =>
+        cb(null, { status: ok, messages: popped }),
+      AckMessages: (call: Call, cb: sendUnaryData<unknown>) =>
+        cb(null, { results: (call.request.receipt_handles ?? []).map(() => ok) }),
+    }),
   );
-  process.send?.({ port });
+  process.send?.({ port: handle.port });
 }
 
 interface ClientJob {
