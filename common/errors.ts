@@ -87,7 +87,8 @@ export type Reason =
   | 'NOT_MASTER'
   | 'UNAVAILABLE'
   | 'CONFIG'
-  | 'REPLICA_MISMATCH';
+  | 'REPLICA_MISMATCH'
+  | 'STORE_NOT_WRITABLE';
 
 export interface SluiceErrorOptions {
   retriable?: boolean;
@@ -295,6 +296,18 @@ export const errors = {
     message: string,
     options: { retriable: boolean; reason?: Reason; details?: Record<string, unknown> },
   ) => new SluiceError(first.code, message, { ...options, cause: first }),
+  /**
+   * The message store refuses writes until the broker restarts: an fdatasync of
+   * the commitlog failed (after which nothing says the bytes it covered, or any
+   * later ones, ever reach the disk: PostgreSQL's "fsyncgate"), or a failed
+   * write could not be rolled back. Reads keep working. Not retriable here: an
+   * operator must check the disk and restart the broker.
+   */
+  storeNotWritable: (why: string, cause?: unknown) =>
+    new SluiceError(Code.INTERNAL_ERROR, `message store refuses writes until restart: ${why}`, {
+      reason: 'STORE_NOT_WRITABLE',
+      cause,
+    }),
   internal: (what: string, cause?: unknown) =>
     new SluiceError(Code.INTERNAL_ERROR, what, { cause }),
 };

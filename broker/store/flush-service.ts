@@ -11,6 +11,12 @@
  * syncFlushTimeout fails with FLUSH_DISK_TIMEOUT (its bytes stay in the log and
  * are flushed later, as in RocketMQ).
  *
+ * A failed fdatasync is final (PostgreSQL's "fsyncgate": the kernel may have
+ * dropped the dirty pages and report the next fdatasync as a success): every
+ * waiter fails, no fdatasync is tried again, flushedOffset stays where it was,
+ * and `failure` tells the store to refuse writes until restart (recovery then
+ * re-validates everything past the checkpoint).
+ *
  * Invariant: flushedOffset <= commitlog.writtenOffset, and it is a record
  * boundary (writes are whole batches).
  */
@@ -51,6 +57,8 @@ export class FlushService {
   onSynced: ((seconds: number, bytes: number) => void) | undefined;
   /** Lowest offset the log was cut back to while the current sync ran (Infinity: none). */
   private cutDuringSync = Number.POSITIVE_INFINITY;
+  /** Set by the first failed fdatasync (STORE_NOT_WRITABLE); never cleared: only a restart does. */
+  failure: Error | undefined;
 
   constructor(
     private readonly commitlog: CommitLog,
@@ -66,7 +74,7 @@ export class FlushService {
     this.flushedOffset = flushedOffset;
     if (this.mode === 'ASYNC_FLUSH') {
       this.interval = setInterval(() => {
-        if (this.commitlog.writtenOffset > this.flushedOffset) this.kick();
+        if (this.commitlog.writtenOffset > this.flushedOffset && !this.failure) this.kick();
       }, this.intervalMs);
       this.interval.unref();
     }
@@ -91,6 +99,10 @@ export class FlushService {
   ): void {
     if (end <= this.flushedOffset) {
       done(undefined);
+      return;
+    }
+    if (this.failure) {
+      done(this.failure);
       return;
     }
     const deadline = performance.now() + timeoutMs;
@@ -148,14 +160,16 @@ export class FlushService {
             await this.syncRange(from, target);
             this.onSynced?.((performance.now() - started) / 1000, target - from);
           } catch (err) {
+            const errno = (err as NodeJS.ErrnoException).code ?? 'unknown';
+            this.failure = errors.storeNotWritable(`commitlog fdatasync failed (${errno})`, err);
             this.logger.error(
-              { err, from: this.flushedOffset, to: target },
-              'commitlog fdatasync failed',
+              { errno, from: this.flushedOffset, to: target },
+              `commitlog fdatasync failed (${errno}); the store refuses writes until restart`,
             );
             // Every waiter fails, also those written after `target` was taken: after a
             // failed fdatasync nothing says their bytes will ever be durable, and a
             // waiter left here would hang until the next append kicks a sync.
-            this.failAll(errors.internal('commitlog fdatasync failed', err));
+            this.failAll(this.failure);
             break;
           }
           // Bytes past a cut made meanwhile are not the bytes that were synced.

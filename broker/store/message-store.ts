@@ -423,8 +423,15 @@ class DefaultMessageStore implements MessageStore {
     if (this.retention.isDiskFull) {
       return errors.diskFull(this.retention.diskUsedRatio, this.options.diskSpaceWarningLevelRatio);
     }
-    if (this.commitlog.broken)
-      return errors.internal('commitlog is broken after a failed write', this.commitlog.broken);
+    // After a failed fdatasync or rollback nothing written from here on could be trusted
+    // to reach the disk; reads go on, writes wait for a restart (and its recovery).
+    if (this.flushService.failure) return this.flushService.failure;
+    if (this.commitlog.broken) {
+      return errors.storeNotWritable(
+        'a failed commitlog write could not be rolled back',
+        this.commitlog.broken,
+      );
+    }
     return undefined;
   }
 

@@ -1,5 +1,6 @@
 import fs, { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CommitLog } from '../../broker/store/commitlog.js';
 import { FlushService } from '../../broker/store/flush-service.js';
@@ -199,6 +200,65 @@ describe('flush', () => {
     cleanups.push(() => again.close());
     expect(again.stats().recovery?.abnormal).toBe(true);
     expect(again.maxOffset('T', 0)).toBe(1);
+  });
+
+  it('refuses writes after a failed fdatasync until restart; reads keep working', async () => {
+    const t = tempStore('sluice-flush-');
+    cleanups.push(t.remove);
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino(
+      { level: 'info' },
+      { write: (s: string) => void lines.push(JSON.parse(s)) },
+    );
+    const store = t.open({ flushDiskType: 'SYNC_FLUSH' }, { logger });
+    await store.start();
+    cleanups.push(() => store.close());
+    const [first] = await store.appendBatch([message()]);
+    // An fdatasync error cannot be caused on demand: the segment's sync fails when told to.
+    const { commitlog } = store as unknown as { commitlog: CommitLog };
+    const segment = commitlog.segments[0]!;
+    const realSync = segment.sync.bind(segment);
+    let failNext = true;
+    segment.sync = () => {
+      if (!failNext) return realSync();
+      failNext = false;
+      return Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    };
+    const refusedAsWaiter = await store.appendBatch([message()]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isSluiceError(refusedAsWaiter, Code.INTERNAL_ERROR)).toBe(true);
+    // The disk would answer the next fdatasync with success (fsyncgate): still refused.
+    for (const attempt of [
+      () => store.appendBatch([message()]),
+      () => store.appendRaw(store.maxPhysicalOffset(), Buffer.alloc(0)),
+      () => store.flush(),
+    ]) {
+      const err = await attempt().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isSluiceError(err, Code.INTERNAL_ERROR), String(err)).toBe(true);
+      expect(err).toMatchObject({ reason: 'STORE_NOT_WRITABLE', retriable: false });
+    }
+    expect(failNext).toBe(false);
+    const failures = lines.filter((l) => String(l.msg).includes('fdatasync failed'));
+    expect(failures).toHaveLength(1);
+    expect(failures[0]).toMatchObject({ errno: 'EIO' });
+    // Reads still work: what was written is there.
+    const read = await store.read('T', 0, 0, 10);
+    expect(read.records[0]?.messageId).toBe(first!.messageId);
+    expect(read.records).toHaveLength(2);
+    // A restart recovers (the abort file stays) and accepts writes again.
+    await store.close();
+    expect(existsSync(join(t.dir, 'abort'))).toBe(true);
+    const again = t.open({ flushDiskType: 'SYNC_FLUSH' });
+    await again.start();
+    cleanups.push(() => again.close());
+    expect(again.stats().recovery?.abnormal).toBe(true);
+    const [after] = await again.appendBatch([message()]);
+    expect(after!.queueOffset).toBe(2);
   });
 
   it('makes the directory entries of new files durable before the checkpoint counts them', async () => {
