@@ -69,6 +69,7 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
       diskMaxUsedSpaceRatio: options.diskMaxUsedSpaceRatio,
       diskSpaceWarningLevelRatio: options.diskSpaceWarningLevelRatio,
       maxMessageSize: options.maxMessageSize,
+      maxOpenFiles: options.maxOpenFiles,
       storeHost: `${options.brokerIP1}:${options.listenPort}`,
     },
     { logger, onFlush: (seconds) => metrics?.flushDuration.observe(seconds) },

@@ -6,7 +6,10 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { OptionsOf, Schema } from '../common/config/options.js';
-import { DEFAULT_DISK_SPACE_WARNING_LEVEL_RATIO } from './store/store-options.js';
+import {
+  DEFAULT_DISK_SPACE_WARNING_LEVEL_RATIO,
+  DEFAULT_MAX_OPEN_FILES,
+} from './store/store-options.js';
 
 export const BROKER_ROLES = ['ASYNC_MASTER', 'SYNC_MASTER', 'SLAVE'] as const;
 export const FLUSH_DISK_TYPES = ['ASYNC_FLUSH', 'SYNC_FLUSH'] as const;
@@ -112,6 +115,13 @@ export const BROKER_SCHEMA = {
     min: 0.000001,
     max: 1,
     doc: 'disk use (fraction 0..1) above which writes are refused (DISK_FULL; the gateway answers 429)',
+  },
+  maxOpenFiles: {
+    type: 'int',
+    default: DEFAULT_MAX_OPEN_FILES,
+    min: 16,
+    max: 1_048_576,
+    doc: 'descriptors of complete store files (commitlog segments, consume queue and index files) kept open, least recently used closed first; files being written stay open besides. Keep well below `ulimit -n`',
   },
   maxMessageSize: {
     type: 'int',

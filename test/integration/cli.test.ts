@@ -35,11 +35,12 @@ describe('binaries', () => {
   });
 
   it('mqbroker -p prints the effective config with overrides and NAMESRV_ADDR applied', () => {
-    const r = run('mqbroker', ['-p', 'listenPort=10999'], {
+    const r = run('mqbroker', ['-p', 'listenPort=10999', 'maxOpenFiles=512'], {
       NAMESRV_ADDR: '10.0.0.1:9876;10.0.0.2:9876',
     });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('listenPort=10999');
+    expect(r.stdout).toContain('maxOpenFiles=512');
     expect(r.stdout).toContain('namesrvAddr=10.0.0.1:9876;10.0.0.2:9876');
     expect(r.stdout).toContain('flushDiskType=ASYNC_FLUSH');
   });

@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BROKER_SCHEMA } from '../../broker/options.js';
+import { DEFAULT_MAX_OPEN_FILES } from '../../broker/store/store-options.js';
 import { loadOptions } from '../../common/config/options.js';
 import { parseProperties } from '../../common/config/properties.js';
 import { Code, SluiceError } from '../../common/errors.js';
@@ -90,6 +91,17 @@ describe('loadOptions', () => {
     expect(loaded.options.namesrvAddr).toBe('b:2;c:3');
     expect(loaded.options.flushDiskType).toBe('ASYNC_FLUSH');
     expect(Object.isFrozen(loaded.options)).toBe(true);
+  });
+
+  it('exposes the store descriptor bound maxOpenFiles with its default and range', () => {
+    expect(loadOptions(BROKER_SCHEMA, {}).options.maxOpenFiles).toBe(DEFAULT_MAX_OPEN_FILES);
+    expect(
+      loadOptions(BROKER_SCHEMA, { file: file('maxOpenFiles=1024\n') }).options.maxOpenFiles,
+    ).toBe(1024);
+    expect(() => loadOptions(BROKER_SCHEMA, { file: file('maxOpenFiles=4\n') })).toThrow(
+      /:1: maxOpenFiles=4 is not valid; expected an integer >= 16/,
+    );
+    expect(BROKER_SCHEMA.maxOpenFiles.doc).toMatch(/ulimit -n/);
   });
 
   it('rejects an override that is not key=value', () => {
