@@ -48,8 +48,6 @@ export const MIN_RETRY_DELAY_MS = 200;
 export const MAX_RETRY_DELAY_MS = 2_000;
 /** Retry delay after the master refused this slave as incompatible (REPLICA_MISMATCH), ms. */
 export const MISMATCH_RETRY_DELAY_MS = 60_000;
-/** Bytes read at a time when looking for the last record after a start. */
-const TAIL_SCAN_CHUNK_BYTES = 4 * 1024 * 1024;
 /** Bytes being written before the stream is paused, in batches of haTransferBatchSize. */
 const WRITE_WINDOW_BATCHES = 64;
 /**
@@ -219,27 +217,17 @@ export class ReplicationSlave {
    * One stream: resolves when it ends (true when it carried data or metadata),
    * rejects with its error. Every write it started has settled by then.
    */
-  /** The last record as of the log's current end (found by a scan after a start or a failed write). */
+  /** The last record as of the log's current end (asked from the store after a start or a failed write). */
   private async currentTail(): Promise<Tail> {
     const end = this.deps.store.maxPhysicalOffset();
     if (this.tail?.end !== end) this.tail = await this.scanTail(end);
     return this.tail;
   }
 
-  /** Reads the segment holding the log's last byte for its last message record. */
+  /** The log's last message record: the store keeps its place, so this reads that one record. */
   private async scanTail(end: number): Promise<Tail> {
-    const { store, options } = this.deps;
-    const tail: Tail = { offset: 0, size: 0, crc: 0, end };
-    if (end <= 0) return tail;
-    const segment = options.mapedFileSizeCommitLog;
-    let pos = Math.max(store.minPhysicalOffset(), end - 1 - ((end - 1) % segment));
-    while (pos < end) {
-      const buf = await store.readRaw(pos, TAIL_SCAN_CHUNK_BYTES);
-      if (buf.length === 0) break;
-      noteLastRecord(tail, pos, buf);
-      pos += buf.length;
-    }
-    return tail;
+    const last = await this.deps.store.lastRecord();
+    return last ? { ...last, end } : { offset: 0, size: 0, crc: 0, end };
   }
 
   private session(addr: string, tail: Tail): Promise<boolean> {

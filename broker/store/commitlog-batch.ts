@@ -254,6 +254,8 @@ export function encodeBatch(
       bytes: run.bytes + run.padding,
       region,
       lastStoreTimestamp: run.last > run.first ? storeTimestamp : 0,
+      lastRecordOffset: run.last > run.first ? scratchPositions[run.last - 1]! : -1,
+      lastRecordSize: run.last > run.first ? scratchSizes[run.last - 1]! : 0,
       done: undefined,
     });
   }

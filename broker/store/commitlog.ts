@@ -64,6 +64,9 @@ export interface WriteJob {
   region: RingRegion | undefined;
   /** Store timestamp of the job's last record (for the checkpoint), 0 if unknown. */
   lastStoreTimestamp: number;
+  /** Physical offset and size of the job's last message record (not a blank); size 0: none. */
+  lastRecordOffset: number;
+  lastRecordSize: number;
   done: ((err: Error | undefined) => void) | undefined;
 }
 
@@ -86,6 +89,13 @@ export class CommitLog {
   reservedOffset = 0;
   /** Store timestamp of the last record written (with writtenOffset). */
   lastWrittenStoreTimestamp = 0;
+  /**
+   * The last message record (not a blank) below writtenOffset, moved with it:
+   * its physical offset and size. Size 0: not known (nothing written since the
+   * start, or a cut removed it); the store then finds it by a scan.
+   */
+  lastRecordOffset = -1;
+  lastRecordSize = 0;
   /** Jobs not yet handed to a write, from queueHead. */
   private readonly queue: WriteJob[] = [];
   private queueHead = 0;
@@ -337,6 +347,10 @@ export class CommitLog {
       this.writtenOffset = w.position + w.bytes;
       for (const job of w.jobs) {
         if (job.lastStoreTimestamp > 0) this.lastWrittenStoreTimestamp = job.lastStoreTimestamp;
+        if (job.lastRecordSize > 0) {
+          this.lastRecordOffset = job.lastRecordOffset;
+          this.lastRecordSize = job.lastRecordSize;
+        }
         if (job.region) this.ring.release(job.region);
         if (job.done) completed.push(job);
       }
@@ -390,6 +404,7 @@ export class CommitLog {
     const cut = Math.min(this.writtenOffset, failed[0]?.batchStart ?? this.writtenOffset);
     this.writtenOffset = cut;
     this.reservedOffset = cut;
+    this.forgetLastRecordPast(cut);
     this.logger.error({ err, offset: cut }, 'commitlog write failed; rolling back queued appends');
     this.onRollback?.(cut);
     for (const job of failed) {
@@ -442,6 +457,15 @@ export class CommitLog {
     this.writtenOffset = offset;
     this.submittedOffset = offset;
     this.reservedOffset = offset;
+    this.forgetLastRecordPast(offset);
+  }
+
+  /** The last record is not known any more once the log is cut below its end. */
+  private forgetLastRecordPast(offset: number): void {
+    if (this.lastRecordOffset + this.lastRecordSize > offset) {
+      this.lastRecordOffset = -1;
+      this.lastRecordSize = 0;
+    }
   }
 
   /** Positioned read of physical range [offset, offset + len) inside one segment. */

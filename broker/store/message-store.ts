@@ -16,12 +16,20 @@ import { statfsSync } from 'node:fs';
 import { access, mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { crc32 } from 'node:zlib';
 import { errors } from '../../common/errors.js';
 import { type Logger, silentLogger } from '../../common/logger.js';
 import { Checkpoint, type CheckpointData } from './checkpoint.js';
 import { CommitLog } from './commitlog.js';
 import { type BatchEncoder, encodeBatch } from './commitlog-batch.js';
-import { newDispatchInfo, readDispatchInfo } from './commitlog-record.js';
+import {
+  MESSAGE_MAGIC,
+  newDispatchInfo,
+  OFF_MAGIC,
+  OFF_PHYSICAL_OFFSET,
+  readDispatchInfo,
+  readInt64,
+} from './commitlog-record.js';
 import { recoverCommitLog, scanCommitLog } from './commitlog-recovery.js';
 import { ConsumeQueueTable } from './consume-queue-table.js';
 import { Dispatcher } from './dispatcher.js';
@@ -30,7 +38,7 @@ import { FlushService } from './flush-service.js';
 import { IndexService } from './index-service.js';
 import { offsetMessageIdPrefix } from './message-id.js';
 import { fsyncDirectory } from './positioned-io.js';
-import { QueueCheckpoint } from './queue-checkpoint.js';
+import { type LogTail, QueueCheckpoint } from './queue-checkpoint.js';
 import { QueueReader } from './queue-reader.js';
 import { dispatchRaw, planRawAppend, type RawPlan } from './raw-append.js';
 import { RecordLookup } from './record-lookup.js';
@@ -43,6 +51,7 @@ import type {
   MessageStore,
   QueueEntriesResult,
   ReadResult,
+  RecordRef,
   RecoveryReport,
   RetentionReport,
   StoredRecord,
@@ -117,6 +126,8 @@ class DefaultMessageStore implements MessageStore {
   private logicsFlush: Promise<void> = Promise.resolve();
   private timers: NodeJS.Timeout[] = [];
   private recovery: RecoveryReport | undefined;
+  /** The last record the start-up scans passed (size 0: none). */
+  private scannedLast = { offset: -1, size: 0 };
 
   constructor(
     readonly options: Readonly<StoreOptions>,
@@ -251,6 +262,7 @@ class DefaultMessageStore implements MessageStore {
     const indexLag = this.index.isEmpty ? minPhy : this.index.indexedThrough;
     if (indexLag < end) scanned += await this.redispatch(Math.max(minPhy, indexLag), end);
     await this.queues.writeAll();
+    this.adoptLastRecord(end, this.queueCheckpoint.loadedTail);
     this.dispatcher.dispatchedOffset = Math.max(this.dispatcher.dispatchedOffset, end);
     await this.queues.correctMinOffsets(minPhy);
 
@@ -286,8 +298,13 @@ class DefaultMessageStore implements MessageStore {
   private redispatcher() {
     const info = newDispatchInfo();
     const d = this.dispatcher;
+    const seen = this.scannedLast;
     return {
-      onRecord: (buf: Buffer, off: number, size: number) => {
+      onRecord: (buf: Buffer, off: number, size: number, physicalOffset: number) => {
+        if (physicalOffset > seen.offset) {
+          seen.offset = physicalOffset;
+          seen.size = size;
+        }
         readDispatchInfo(buf, off, size, info);
         d.dispatch(
           info.topic,
@@ -306,6 +323,31 @@ class DefaultMessageStore implements MessageStore {
       onBlank: (segmentEnd: number) => d.skip(segmentEnd),
       afterChunk: () => this.queues.writeAll(),
     };
+  }
+
+  /**
+   * After recovery, the log ends at `end`: its last record is the last one the
+   * scans passed when they reached the end, else the queue checkpoint's hint
+   * when it was taken at this very end (a clean stop), else unknown (found by
+   * lastRecord() when asked).
+   */
+  private adoptLastRecord(end: number, hint: LogTail | undefined): void {
+    const cl = this.commitlog;
+    const seen = this.scannedLast;
+    const segmentStart = end - 1 - ((end - 1) % cl.segmentSize);
+    // A record ending where the log does, or the last one before the blank that ends its segment.
+    const endsLog = (offset: number, size: number) =>
+      offset >= cl.minOffset &&
+      (offset + size === end || (end % cl.segmentSize === 0 && offset >= segmentStart));
+    cl.lastRecordOffset = -1;
+    cl.lastRecordSize = 0;
+    if (seen.size > 0 && endsLog(seen.offset, seen.size)) {
+      cl.lastRecordOffset = seen.offset;
+      cl.lastRecordSize = seen.size;
+    } else if (hint && hint.end === end && hint.size > 0 && endsLog(hint.offset, hint.size)) {
+      cl.lastRecordOffset = hint.offset;
+      cl.lastRecordSize = hint.size;
+    }
   }
 
   /** Re-dispatches records in [from, to) (already validated) from the files; answers how many. */
@@ -359,10 +401,16 @@ class DefaultMessageStore implements MessageStore {
       const physicMsgTimestamp = this.flushService.flushedStoreTimestamp || this.lastStoreTimestamp;
       const logicsOffset = this.dispatcher.dispatchedOffset;
       const logicsMsgTimestamp = this.dispatcher.lastStoreTimestamp;
+      const cl = this.commitlog;
+      // Taken with writtenOffset (both move together in the writer), before any await.
+      const tail: LogTail | undefined =
+        cl.lastRecordSize > 0
+          ? { offset: cl.lastRecordOffset, size: cl.lastRecordSize, end: cl.writtenOffset }
+          : undefined;
       const extents = await this.queues.extents();
       await this.queues.flush();
       await this.index.flush();
-      await this.queueCheckpoint.write(extents);
+      await this.queueCheckpoint.write(extents, tail);
       const data: CheckpointData = {
         physicMsgTimestamp,
         logicsMsgTimestamp,
@@ -634,6 +682,62 @@ class DefaultMessageStore implements MessageStore {
 
   minPhysicalOffset(): number {
     return this.commitlog.minOffset;
+  }
+
+  async lastRecord(): Promise<RecordRef | undefined> {
+    const cl = this.commitlog;
+    // Twice at most: a remembered place that does not hold that record (a stale hint) is dropped and searched for.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (cl.lastRecordSize === 0) await this.findLastRecord();
+      const offset = cl.lastRecordOffset;
+      const size = cl.lastRecordSize;
+      if (size === 0) return undefined;
+      const buf = Buffer.allocUnsafe(size);
+      const n = await cl.read(offset, buf, 0, size).catch(() => 0);
+      if (
+        n === size &&
+        buf.readInt32BE(0) === size &&
+        buf.readUInt32BE(OFF_MAGIC) === MESSAGE_MAGIC &&
+        readInt64(buf, OFF_PHYSICAL_OFFSET) === offset
+      ) {
+        return { offset, size, crc: crc32(buf) };
+      }
+      if (cl.lastRecordOffset === offset && cl.lastRecordSize === size) {
+        this.logger.warn({ offset, size }, 'last commitlog record not where remembered; searching');
+        cl.lastRecordOffset = -1;
+        cl.lastRecordSize = 0;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Finds the last message record by scanning the segment holding the log's
+   * last byte (an earlier one if that holds none); remembers it unless an
+   * append moved the end meanwhile.
+   */
+  private async findLastRecord(): Promise<void> {
+    const cl = this.commitlog;
+    const end = cl.writtenOffset;
+    const last = { offset: -1, size: 0 };
+    for (
+      let seg = cl.segmentFor(end - 1);
+      seg && last.size === 0;
+      seg = cl.segmentFor(seg.start - 1)
+    ) {
+      await scanCommitLog(cl, seg.start, {
+        verifyFrom: Number.POSITIVE_INFINITY,
+        until: Math.min(end, seg.end),
+        onRecord: (_buf, _off, size, physicalOffset) => {
+          last.offset = physicalOffset;
+          last.size = size;
+        },
+      });
+    }
+    if (cl.writtenOffset === end && cl.lastRecordSize === 0 && last.size > 0) {
+      cl.lastRecordOffset = last.offset;
+      cl.lastRecordSize = last.size;
+    }
   }
 
   // ------------------------------------------------------------------- other

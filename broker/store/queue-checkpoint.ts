@@ -6,8 +6,13 @@
  * from the lowest record such a queue needs instead of restarting its queue
  * offsets at 0.
  *
+ * It also names the commitlog's last message record as of a log end
+ * ("tail"), so a clean start knows it without scanning the last segment (the
+ * replication handshake sends it; the store checks the record before use).
+ *
  * File (JSON, replaced atomically: temp file, fdatasync, rename, directory fsync):
- *   { "version": 1, "queues": [[topic, queueId, minOffset, maxOffset, firstPhysicalOffset], …] }
+ *   { "version": 1, "queues": [[topic, queueId, minOffset, maxOffset, firstPhysicalOffset], …],
+ *     "tail": [recordOffset, recordSize, logEnd] }                 (tail optional)
  * firstPhysicalOffset is the commitlog offset of the entry at minOffset, −1
  * when unknown. A missing or unreadable file means "nothing known": then only
  * a fully lost consume queue tree is noticed (every queue empty).
@@ -29,6 +34,13 @@ export interface QueueExtent {
   firstPhysicalOffset: number;
 }
 
+/** The commitlog's last message record when the log ended at `end`. */
+export interface LogTail {
+  offset: number;
+  size: number;
+  end: number;
+}
+
 export function queueKey(topic: string, queueId: number): string {
   return `${queueId}@${topic}`;
 }
@@ -45,6 +57,8 @@ function isExtentRow(row: unknown): row is [string, number, number, number, numb
 export class QueueCheckpoint {
   /** The text last written (or read): an unchanged table is not written again. */
   private last = '';
+  /** The tail the file named when load() read it. */
+  loadedTail: LogTail | undefined;
 
   constructor(
     readonly path: string,
@@ -69,7 +83,7 @@ export class QueueCheckpoint {
     } catch {
       parsed = undefined;
     }
-    const queues = (parsed as { version?: unknown; queues?: unknown } | undefined)?.queues;
+    const { queues, tail } = (parsed ?? {}) as { queues?: unknown; tail?: unknown };
     if ((parsed as { version?: unknown })?.version !== VERSION || !Array.isArray(queues)) {
       this.logger.warn({ path: this.path }, 'queue checkpoint not valid; ignoring it');
       return out;
@@ -85,12 +99,20 @@ export class QueueCheckpoint {
         firstPhysicalOffset,
       });
     }
+    if (
+      Array.isArray(tail) &&
+      tail.length === 3 &&
+      tail.every((n) => Number.isSafeInteger(n) && n >= 0)
+    ) {
+      const [offset, size, end] = tail as [number, number, number];
+      this.loadedTail = { offset, size, end };
+    }
     this.last = text;
     return out;
   }
 
-  /** Durably replaces the file with `extents` (nothing is written when they did not change). */
-  async write(extents: readonly QueueExtent[]): Promise<void> {
+  /** Durably replaces the file with `extents` and `tail` (nothing is written when they did not change). */
+  async write(extents: readonly QueueExtent[], tail?: LogTail): Promise<void> {
     const text = JSON.stringify({
       version: VERSION,
       queues: extents.map((e) => [
@@ -100,6 +122,7 @@ export class QueueCheckpoint {
         e.maxOffset,
         e.firstPhysicalOffset,
       ]),
+      ...(tail ? { tail: [tail.offset, tail.size, tail.end] } : {}),
     });
     if (text === this.last) return;
     const tmp = `${this.path}.tmp`;

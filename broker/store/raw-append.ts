@@ -33,7 +33,15 @@ export interface RawPlan {
  */
 export function planRawAppend(commitlog: CommitLog, offset: number, data: Buffer): RawPlan {
   const segmentSize = commitlog.segmentSize;
-  const runs: Array<{ from: number; to: number; firstTs: number; lastTs: number }> = [];
+  const runs: Array<{
+    from: number;
+    to: number;
+    firstTs: number;
+    lastTs: number;
+    /** Last message record of the run (size 0: only a blank). */
+    lastOffset: number;
+    lastSize: number;
+  }> = [];
   let lastStoreTimestamp = 0;
   for (let p = 0; p < data.length; ) {
     const pos = offset + p;
@@ -44,7 +52,8 @@ export function planRawAppend(commitlog: CommitLog, offset: number, data: Buffer
     const size = data.readInt32BE(p);
     let problem: string | undefined;
     let ts = 0;
-    if (data.readUInt32BE(p + OFF_MAGIC) === BLANK_MAGIC) {
+    const blank = data.readUInt32BE(p + OFF_MAGIC) === BLANK_MAGIC;
+    if (blank) {
       problem = size > left ? 'partial blank record' : validateBlank(data, p, segEnd - pos);
     } else {
       problem = validateRecord(data, p, left, pos);
@@ -57,8 +66,19 @@ export function planRawAppend(commitlog: CommitLog, offset: number, data: Buffer
     if (run && run.to === pos && pos % segmentSize !== 0) {
       run.to = pos + size;
       if (ts) run.lastTs = ts;
+      if (!blank) {
+        run.lastOffset = pos;
+        run.lastSize = size;
+      }
     } else {
-      runs.push({ from: pos, to: pos + size, firstTs: ts, lastTs: ts });
+      runs.push({
+        from: pos,
+        to: pos + size,
+        firstTs: ts,
+        lastTs: ts,
+        lastOffset: blank ? -1 : pos,
+        lastSize: blank ? 0 : size,
+      });
     }
     if (ts) lastStoreTimestamp = ts;
     p += size;
@@ -76,6 +96,8 @@ export function planRawAppend(commitlog: CommitLog, offset: number, data: Buffer
       bytes: run.to - run.from,
       region: undefined,
       lastStoreTimestamp: run.lastTs,
+      lastRecordOffset: run.lastOffset,
+      lastRecordSize: run.lastSize,
       done: undefined,
     };
   });

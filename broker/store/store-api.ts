@@ -191,6 +191,13 @@ export interface RetentionReport {
   trigger: 'none' | 'expired' | 'disk';
 }
 
+/** Where a commitlog record is, and the CRC32 (zlib) of its bytes, header included. */
+export interface RecordRef {
+  offset: number;
+  size: number;
+  crc: number;
+}
+
 export interface MessageStore {
   /** Opens files and recovers (after an abnormal stop: CRC re-validation, truncation, rebuild). */
   start(): Promise<void>;
@@ -276,6 +283,14 @@ export interface MessageStore {
   maxPhysicalOffset(): number;
   /** First byte still kept (retention moves it to a segment start). */
   minPhysicalOffset(): number;
+  /**
+   * Replication, slave handshake: the log's last message record (not a
+   * blank) as of maxPhysicalOffset(), with the CRC32 of its bytes; undefined
+   * when the log holds none. The store keeps its place from recovery and
+   * every append, so this reads that one record (a whole-segment scan only
+   * when it is not known, e.g. right after a failed write was rolled back).
+   */
+  lastRecord(): Promise<RecordRef | undefined>;
 
   /** Subscribes to dispatch events; returns an unsubscribe function. */
   onDispatch(listener: (event: DispatchEvent) => void): () => void;
