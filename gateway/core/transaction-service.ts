@@ -10,20 +10,13 @@
  * which case GatewayService asks every master of the topic.
  */
 import { Code, isSluiceError } from '../../common/errors.js';
-import type { GetOrphanedTransactionsRequest } from '../../common/generated/sluice/v1/GetOrphanedTransactionsRequest.js';
-import type { GetOrphanedTransactionsResponse__Output } from '../../common/generated/sluice/v1/GetOrphanedTransactionsResponse.js';
-import type { OrphanedTransaction__Output } from '../../common/generated/sluice/v1/OrphanedTransaction.js';
-import { callUnary } from '../../common/grpc.js';
-import type { BrokerPool } from './broker-pool.js';
-import type { EndTransactionInput, GatewayService } from './gateway-service.js';
+import type { EndTransactionInput, GatewayService, OrphanOutcome } from './gateway-service.js';
 
 /** Transaction id → broker name hints kept; the oldest are dropped first. */
 export const DEFAULT_TRANSACTION_HINTS = 100_000;
 
 export interface TransactionServiceDeps {
   service: GatewayService;
-  brokers: BrokerPool;
-  rpcTimeoutMs: number;
   maxHints?: number;
 }
 
@@ -55,13 +48,15 @@ export class TransactionService {
     this.hints.delete(input.transactionId);
   }
 
-  /** Half messages a broker wants a producer to decide on. */
-  async orphans(addr: string, max: number): Promise<OrphanedTransaction__Output[]> {
-    const client = this.deps.brokers.get(addr);
-    const res = await callUnary<
-      GetOrphanedTransactionsRequest,
-      GetOrphanedTransactionsResponse__Output
-    >(client, client.GetOrphanedTransactions as never, { max }, this.deps.rpcTimeoutMs);
-    return res.transactions;
+  /**
+   * Half messages of `topic` its brokers want a producer to decide on, up to
+   * `max` per master. Each one answered counts as a check-back at its broker
+   * (at most transactionCheckMax, then it is discarded), so ask only for
+   * topics whose producers can be asked: those of other topics keep their
+   * checks for their own producers (REST producers poll GET
+   * /v1/transactions/orphans).
+   */
+  orphans(topic: string, max: number): Promise<OrphanOutcome[]> {
+    return this.deps.service.orphans(topic, max);
   }
 }

@@ -1,9 +1,13 @@
 /**
  * Clients connected to this gateway over a Telemetry stream, and the topics
- * each has shown interest in. Used to find a producer that can decide an
- * orphaned transaction: the one that sent it when it is connected here (the
- * gateway stamps the client id as the message's producer group), else any
- * producer of the topic.
+ * each has shown interest in (declared in its Settings or used since). Used
+ * to find a producer that can decide an orphaned transaction: the one that
+ * sent it when it is connected here (the gateway stamps the client id as the
+ * message's producer group), else another producer of the topic (as in
+ * RocketMQ 5, where the producers of a topic stand for its producer group: a
+ * restarted SDK comes back with a new client id). A transaction without a
+ * producer group was not sent over gRPC (REST sends none) and is never
+ * offered here: its producer polls for it.
  *
  * Per gateway replica and in memory only: a producer connected to another
  * replica is found by that replica.
@@ -79,10 +83,25 @@ export class ClientRegistry {
   }
 
   /**
+   * Topics (broker-side names) the connected producers publish to: the only
+   * ones whose orphaned transactions this gateway may take from the brokers.
+   */
+  producerTopics(): Set<string> {
+    const out = new Set<string>();
+    for (const s of this.sessions.values()) {
+      if (s.clientType !== 'PRODUCER') continue;
+      for (const t of this.topics.get(s.clientId) ?? []) out.add(t);
+    }
+    return out;
+  }
+
+  /**
    * A connected producer for a transaction of `topic` sent by `producerGroup`
-   * (a client id): that client if connected, else producers of the topic in turn.
+   * (a client id): that client if connected, else producers of the topic in
+   * turn; none when the transaction has no producer group (not a gRPC send).
    */
   producerFor(producerGroup: string, topic: string): ClientSession | undefined {
+    if (!producerGroup) return undefined;
     const own = this.sessions.get(producerGroup);
     if (own?.clientType === 'PRODUCER') return own;
     const candidates = [...this.sessions.values()].filter(

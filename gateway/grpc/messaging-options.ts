@@ -23,9 +23,9 @@ export const DEFAULT_RECEIVE_BATCH_SIZE = 32;
  * allows (the broker's own maxReconsumeTimes default).
  */
 export const DEFAULT_MAX_DELIVERY_ATTEMPTS = 16;
-/** How often brokers are asked for orphaned transactions while a producer is connected. */
+/** How often brokers are asked for orphaned transactions of the connected producers' topics. */
 export const DEFAULT_ORPHAN_POLL_INTERVAL_MS = 1_000;
-/** Orphaned transactions taken from one broker per poll. */
+/** Orphaned transactions taken per topic from each of its masters per poll. */
 export const DEFAULT_ORPHAN_BATCH = 64;
 /** Producers retry a failed send after this, growing ×BACKOFF_MULTIPLIER up to PRODUCER_BACKOFF_MAX_MS. */
 export const PRODUCER_BACKOFF_INITIAL_MS = 10;

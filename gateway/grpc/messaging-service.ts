@@ -77,11 +77,7 @@ export function createMessagingService(deps: MessagingServiceDeps): MessagingSer
     logger,
     rpcTimeoutMs: options.rpcTimeoutMs,
   });
-  const transactions = new TransactionService({
-    service: deps.service,
-    brokers: deps.brokers,
-    rpcTimeoutMs: options.rpcTimeoutMs,
-  });
+  const transactions = new TransactionService({ service: deps.service });
   const registry = new ClientRegistry();
   const ctx: MessagingContext = {
     service: deps.service,
@@ -104,7 +100,6 @@ export function createMessagingService(deps: MessagingServiceDeps): MessagingSer
   const dispatcher = new OrphanDispatcher({
     registry,
     transactions,
-    cluster,
     logger,
     intervalMs: options.orphanPollIntervalMs,
     batch: options.orphanBatch,

@@ -2,11 +2,13 @@
  * The official rocketmq-client-nodejs Producer (unmodified) against a real
  * cluster through the gateway's apache.rocketmq.v2 service: normal, FIFO,
  * delay and transactional messages, including a check-back that resolves an
- * orphaned transaction over the Telemetry stream.
+ * orphaned transaction over the Telemetry stream, and leaves the check-backs
+ * of a REST producer's transaction to that producer.
  */
 import type { MessageView, TransactionChecker } from 'rocketmq-client-nodejs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callUnary } from '../../common/grpc.js';
+import { api } from '../gateway/helpers.js';
 import { brokerClient, brokerStats } from '../harness/clients.js';
 import { type Cluster, startCluster } from '../harness/cluster.js';
 import { waitFor } from '../harness/wait.js';
@@ -191,5 +193,46 @@ describe('official Node.js SDK: producer', () => {
     expect(m?.body.toString()).toBe('tx-orphan');
     expect(asked).toContain(receipt.messageId);
     await consumer.ack(m!);
+  });
+
+  it("leaves a REST producer's transaction to it: no SDK producer is asked, no check-back is spent on it", async () => {
+    const rest = api(c.http);
+    const asked: string[] = [];
+    const checker: TransactionChecker = {
+      check: async (m) => {
+        asked.push(m.messageId);
+        return TransactionResolution.ROLLBACK;
+      },
+    };
+    // Connected, with a check-back handler, publishing to another topic.
+    await sdk.producer({ topic: 'grpc-tx-elsewhere', checker });
+    const sent = await rest.post('/v1/topics/rest-tx-own/messages', {
+      body: 'rest-undecided',
+      transactional: true,
+    });
+    expect(sent.status, sent.text).toBe(200);
+    const tx = sent.json.results[0];
+    const listed = async () => {
+      const r = await rest.get('/v1/transactions/orphans?topic=rest-tx-own');
+      expect(r.status, r.text).toBe(200);
+      return r.json.transactions.length > 0 ? r.json.transactions : undefined;
+    };
+    // Each listing is one check-back; the gRPC side must have taken none in between.
+    const first = await waitFor('the orphan listed for its REST producer', listed);
+    expect(first).toEqual([
+      expect.objectContaining({ transactionId: tx.transactionId, checkTimes: 1 }),
+    ]);
+    // Let several check intervals (0.5 s) and gateway orphan polls (1 s) pass.
+    await new Promise((r) => setTimeout(r, 2_500));
+    const second = await waitFor('the orphan listed again', listed);
+    expect(second).toEqual([
+      expect.objectContaining({ transactionId: tx.transactionId, checkTimes: 2 }),
+    ]);
+    expect(asked).toEqual([]);
+    const rolledBack = await rest.post(`/v1/transactions/${tx.transactionId}/rollback`, {
+      topic: 'rest-tx-own',
+      messageId: tx.messageId,
+    });
+    expect(rolledBack.status, rolledBack.text).toBe(200);
   });
 });
