@@ -643,3 +643,44 @@ describe('apache.rocketmq.v2 protocol edges', () => {
     }
   });
 });
+
+describe('apache.rocketmq.v2 SendMessage on a SYNC_MASTER without a slave', () => {
+  let c: Cluster;
+  let client: MessagingServiceClient;
+  beforeAll(async () => {
+    // Stores every send, then answers SLAVE_NOT_AVAILABLE (HA_NOT_AVAILABLE): it has no slave.
+    c = await startCluster({ brokers: [{ role: 'SYNC_MASTER' }], gateway: true });
+    const Svc = messagingProto().grpc.apache.rocketmq.v2.MessagingService;
+    client = new Svc(`127.0.0.1:${c.gateway!.grpcPort}`, credentials.createInsecure());
+  });
+  afterAll(async () => {
+    client?.close();
+    await c?.close();
+  });
+
+  it('answers the status with the message id of the stored message, which is not sent again', async () => {
+    const m = msg('edge-sync', Buffer.from('stored-once'));
+    const sent: any = await call(client, 'SendMessage', { messages: [m] });
+    expect(sent.entries).toHaveLength(1);
+    expect(sent.entries[0]).toMatchObject({
+      status: { code: 'HA_NOT_AVAILABLE' },
+      message_id: m.system_properties.message_id,
+    });
+    expect(sent.status.code).toBe('HA_NOT_AVAILABLE');
+    const receive = (waitSeconds: number) =>
+      receiveAll(client, {
+        group: topic('edge-sync-g'),
+        message_queue: { topic: topic('edge-sync'), id: 0 },
+        batch_size: 32,
+        invisible_duration: { seconds: 60 },
+        long_polling_timeout: { seconds: waitSeconds },
+        filter_expression: { type: 'TAG', expression: '*' },
+      });
+    const got = (await receive(5)).filter((r) => r.message).map((r) => r.message);
+    expect(got.map((x) => x.system_properties.message_id)).toEqual([
+      m.system_properties.message_id,
+    ]);
+    // A resend (to the only broker there is) would be readable by now.
+    expect((await receive(1)).map((r) => r.status?.code)).toEqual(['MESSAGE_NOT_FOUND']);
+  });
+});
