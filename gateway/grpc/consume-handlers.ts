@@ -96,10 +96,10 @@ export function consumeHandlers(m: MessagingContext): ConsumeHandlers {
         }),
       );
       if (call.cancelled) {
-        // Nobody will see these: make them visible again rather than wait out the invisible time.
-        await Promise.allSettled(
-          messages.map((msg) => m.service.changeInvisible(r.topic, r.group, msg.receipt_handle, 0)),
-        );
+        // The client went away before anything was written: the next receive of
+        // the group gets these, else their broker shows them again at once,
+        // without counting a delivery attempt (as REST does).
+        m.service.unclaimed(r.topic, r.group, r.filter, messages);
         return;
       }
       m.metrics?.receiveDuration.observe({ topic: r.topic }, (performance.now() - started) / 1000);

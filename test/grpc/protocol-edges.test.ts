@@ -70,6 +70,17 @@ async function receiveAll(client: MessagingServiceClient, req: unknown): Promise
   return out;
 }
 
+/** A gateway counter from its /metrics (REST port): the sum over series whose labels contain every `labels` pair. */
+async function gatewayCounter(http: string, name: string, labels: string[]): Promise<number> {
+  const text = await (await fetch(`${http}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) || !labels.every((l) => line.includes(l))) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
 /** grpc.health.v1 Check of one service name; the status name, or the gRPC error. */
 function healthCheck(health: Client & Record<string, any>, service: string): Promise<string> {
   return new Promise((resolve, reject) =>
@@ -610,6 +621,94 @@ describe('apache.rocketmq.v2 protocol edges', () => {
     } finally {
       stream.end();
     }
+  });
+
+  it('a receive cancelled after the gateway popped hands its message to the next receive, its delivery attempt not counted', async () => {
+    const t = 'edge-cancel';
+    const g = 'edge-cancel-g';
+    const req = {
+      group: topic(g),
+      message_queue: { topic: topic(t), id: 0 },
+      batch_size: 1,
+      invisible_duration: { seconds: 60 },
+      long_polling_timeout: { seconds: 5 },
+      filter_expression: { type: 'TAG', expression: '*' },
+    };
+    const send = async (body: string): Promise<string> => {
+      const sent: any = await call(client, 'SendMessage', {
+        messages: [msg(t, Buffer.from(body))],
+      });
+      expect(sent.status.code).toBe('OK');
+      return sent.entries[0].message_id;
+    };
+    const ack = async (m: any) => {
+      const acked: any = await call(client, 'AckMessage', {
+        group: topic(g),
+        topic: topic(t),
+        entries: [
+          {
+            message_id: m.system_properties.message_id,
+            receipt_handle: m.system_properties.receipt_handle,
+          },
+        ],
+      });
+      expect(acked.status.code).toBe('OK');
+    };
+    // A first round trip: the gateway knows the topic's route before the broker freezes.
+    await send('warm-up');
+    await ack(
+      await waitFor(
+        'the warm-up message',
+        async () => (await receiveAll(client, req)).find((r) => r.message)?.message,
+      ),
+    );
+    const id = await send('popped-after-cancel');
+    const cancelled = () =>
+      gatewayCounter(c.http, 'sluice_gateway_grpc_requests_total', [
+        'method="ReceiveMessage"',
+        'code="cancelled"',
+      ]);
+    const before = await cancelled();
+    // The broker is frozen, so the gateway's pop (sent as the receive starts,
+    // never cancelled) is answered only after the client has gone.
+    const pid = c.brokers[0]!.child.pid!;
+    process.kill(pid, 'SIGSTOP');
+    let frozen = true;
+    try {
+      const first = client.ReceiveMessage(req as never, md(), { deadline: Date.now() + 20_000 });
+      const seen: unknown[] = [];
+      first.on('data', (r) => seen.push(r));
+      first.on('error', () => undefined);
+      // Frames of one connection are handled in order: once a later call on it
+      // is answered, the receive has reached its handler.
+      const hb: any = await call(client, 'Heartbeat', { client_type: 'PRODUCER' });
+      expect(hb.status.code).toBe('OK');
+      first.cancel();
+      await waitFor(
+        'the gateway saw the receive cancelled',
+        async () => (await cancelled()) > before,
+      );
+      process.kill(pid, 'SIGCONT');
+      frozen = false;
+      expect(seen).toEqual([]);
+    } finally {
+      if (frozen) process.kill(pid, 'SIGCONT');
+    }
+    // The cancelled receive's pop took the message.
+    await waitFor('the message in flight for the group', async () => {
+      const r = await fetch(`${c.http}/v1/groups/${g}/progress?topic=${t}`);
+      const queues: { inFlight: number }[] = ((await r.json()) as any).queues ?? [];
+      return queues.reduce((n, q) => n + q.inFlight, 0) === 1;
+    });
+    // Well within its 60 s invisible time, and as its first delivery.
+    const startedAt = Date.now();
+    const again = await receiveAll(client, req);
+    expect(Date.now() - startedAt).toBeLessThan(5_000);
+    expect(again[0]?.status.code).toBe('OK');
+    const m = again.find((r) => r.message)?.message;
+    expect(m?.system_properties.message_id).toBe(id);
+    expect(m?.system_properties.delivery_attempt).toBe(1);
+    await ack(m);
   });
 
   // Kills the cluster's only broker: keep this test last in the file.
