@@ -120,6 +120,7 @@ export class HaService implements ReplicationHook {
         groups: deps.groups,
         offsets: deps.offsets,
         ...(deps.consumeStates ? { states: deps.consumeStates } : {}),
+        store,
         logger,
       });
     } else {

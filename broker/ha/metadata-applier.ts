@@ -17,6 +17,9 @@
  *    applied yet sets its queue's offset (and pop state) to the reset offset,
  *    backwards too — the only way an offset moves back here. The file is
  *    then written here as well: it records which resets were applied;
+ *  - deletedTopics.json: merged by the store (MessageStore.applyDeletedTopics),
+ *    which drops or trims this slave's queues of deleted topics as the
+ *    master did and writes its own copy;
  *  - any other file: written as is (atomically) into the slave's config
  *    directory, read by its owner at the next start;
  *  - readers (timer / transaction progress): the slave's consume-state is
@@ -35,6 +38,7 @@ import type {
   SubscriptionGroupManager,
 } from '../metadata/subscription-group-manager.js';
 import type { TopicConfig, TopicConfigManager } from '../metadata/topic-config-manager.js';
+import { DELETED_TOPICS_FILE, type MessageStore, parseTopicTombstones } from '../store/index.js';
 import type { MetadataSnapshot } from './metadata-snapshot.js';
 import {
   type HandshakeOffsets,
@@ -59,6 +63,8 @@ export interface MetadataTargets {
   groups: SubscriptionGroupManager;
   offsets: ConsumerOffsetManager;
   states?: Pick<ConsumeStateStore, 'get' | 'obtain' | 'reset' | 'settle'>;
+  /** Applies the master's deleted-topic tombstones to this slave's consume queues. */
+  store?: Pick<MessageStore, 'applyDeletedTopics'>;
   logger: Logger;
 }
 
@@ -134,6 +140,12 @@ export class MetadataApplier {
           break;
         case BROADCAST_OFFSETS_FILE:
           report.offsets += this.applyBroadcastOffsets(value as BroadcastTable);
+          break;
+        case DELETED_TOPICS_FILE:
+          // The store merges and writes its own copy (it may know more than this master).
+          if (this.t.store) {
+            report.topics += await this.t.store.applyDeletedTopics(parseTopicTombstones(value));
+          }
           break;
         default:
           report.files += (await this.writeIfChanged(name, text)) ? 1 : 0;

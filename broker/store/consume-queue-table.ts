@@ -8,9 +8,15 @@ import type { Logger } from '../../common/logger.js';
 import { ConsumeQueue, CQ_WRITE_THRESHOLD_BYTES, EntryBufferPool } from './consume-queue.js';
 import type { FilePool } from './file-pool.js';
 import type { QueueExtent } from './queue-checkpoint.js';
+import type { TopicTombstone, TopicTombstones } from './topic-tombstones.js';
 
 export class ConsumeQueueTable {
   private readonly topics = new Map<string, ConsumeQueue[]>();
+  /**
+   * Topics whose dropped queues' files are being deleted: their new queues
+   * write nothing until then (they use the same directories).
+   */
+  private readonly deleting = new Map<string, Promise<void>>();
   /** Queues holding entries not yet written. */
   private readonly pending = new Set<ConsumeQueue>();
   /** Queues written since the last sync. */
@@ -23,9 +29,10 @@ export class ConsumeQueueTable {
     readonly fileBytes: number,
     private readonly logger: Logger,
     private readonly pool: FilePool,
+    private readonly tombstones: TopicTombstones,
   ) {}
 
-  /** Opens every queue found on disk. */
+  /** Opens every queue found on disk (load the tombstones first: they apply to what is found). */
   async load(): Promise<void> {
     const topics = await readdir(this.dir, { withFileTypes: true });
     for (const t of topics) {
@@ -39,6 +46,8 @@ export class ConsumeQueueTable {
         this.unsynced.add(cq); // load may have cut a partial entry
       }
     }
+    // Old entries of a deleted topic left behind (a crash before their files were deleted).
+    for (const t of this.tombstones.all()) await this.applyTombstone(t);
   }
 
   get(topic: string, queueId: number): ConsumeQueue | undefined {
@@ -62,6 +71,12 @@ export class ConsumeQueueTable {
         this.pool,
         this.buffers,
       );
+      const deleted = this.tombstones.get(topic);
+      if (deleted) {
+        // Re-created after a deletion: new offsets continue after the old ones, old records stay out.
+        cq.deletedBelow = deleted.physicalOffset;
+        cq.nextAssign = deleted.queues.get(queueId) ?? 0;
+      }
       queues[queueId] = cq;
     }
     return cq;
@@ -106,6 +121,8 @@ export class ConsumeQueueTable {
   }
 
   private async writeQueue(cq: ConsumeQueue): Promise<void> {
+    const deleting = this.deleting.get(cq.topic);
+    if (deleting) await deleting.catch(() => undefined);
     this.unsynced.add(cq);
     try {
       await cq.writePending();
@@ -166,6 +183,9 @@ export class ConsumeQueueTable {
   ): Promise<number | undefined> {
     let lowest: number | undefined;
     for (const e of expected.values()) {
+      // A queue of a deleted topic (a crash before the next checkpoint): gone on purpose.
+      const next = this.tombstones.get(e.topic)?.queues.get(e.queueId);
+      if (next !== undefined && e.maxOffset <= next) continue;
       const cq = this.get(e.topic, e.queueId);
       const have = cq && !cq.isEmpty ? cq.maxOffset : 0;
       if (have >= e.maxOffset) continue;
@@ -203,17 +223,49 @@ export class ConsumeQueueTable {
     return deleted;
   }
 
-  /** Drops a topic's queues, files included. */
-  async deleteTopic(topic: string): Promise<void> {
-    const queues = this.topics.get(topic) ?? [];
-    this.topics.delete(topic);
-    for (const cq of queues) {
-      if (!cq) continue;
-      this.pending.delete(cq);
-      this.unsynced.delete(cq);
-      await cq.destroy();
+  /**
+   * Applies a deleted topic's tombstone to its queues here: a queue holding
+   * only entries of the deleted topic (all below the tombstone's next offset)
+   * is dropped, files included; one that also holds newer entries (a slave
+   * that replicated the old ones before it learned of the deletion) keeps
+   * them and hides the old ones. Either way records below the tombstone's
+   * physical offset are refused from now on. `beforeDelete` (making the
+   * tombstone durable) runs once the queues are detached, before any file
+   * is deleted.
+   */
+  async applyTombstone(t: TopicTombstone, beforeDelete?: () => Promise<void>): Promise<void> {
+    const queues = this.topics.get(t.topic) ?? [];
+    const dropped: ConsumeQueue[] = [];
+    let kept = 0;
+    queues.forEach((cq, queueId) => {
+      if (!cq) return;
+      if (cq.deletedBelow < t.physicalOffset) cq.deletedBelow = t.physicalOffset;
+      const next = t.queues.get(queueId) ?? 0;
+      if (cq.maxOffset <= next) {
+        dropped.push(cq);
+        delete queues[queueId];
+        this.pending.delete(cq);
+        this.unsynced.delete(cq);
+      } else {
+        if (cq.minOffset < next) cq.minOffset = next;
+        kept++;
+      }
+    });
+    if (kept === 0 && !queues.some(Boolean)) this.topics.delete(t.topic);
+    const previous = this.deleting.get(t.topic);
+    const run = (async () => {
+      await previous?.catch(() => undefined);
+      await beforeDelete?.();
+      for (const cq of dropped) await cq.destroy();
+      // The topic's directory goes too unless a queue kept files in it.
+      if (kept === 0) await rm(join(this.dir, t.topic), { recursive: true, force: true });
+    })();
+    this.deleting.set(t.topic, run);
+    try {
+      await run;
+    } finally {
+      if (this.deleting.get(t.topic) === run) this.deleting.delete(t.topic);
     }
-    await rm(join(this.dir, topic), { recursive: true, force: true });
   }
 
   async close(): Promise<void> {

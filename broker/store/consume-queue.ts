@@ -152,6 +152,11 @@ export class ConsumeQueue {
   maxOffset = 0;
   /** Next queue offset to hand to an append (>= maxOffset while appends are in flight). */
   nextAssign = 0;
+  /**
+   * Records of this topic below this commitlog offset belong to a deleted
+   * topic of the same name (topic-tombstones.ts): put() refuses them.
+   */
+  deletedBelow = 0;
   private active: Buffer | undefined;
   private activeStart = 0;
   private activeCount = 0;
@@ -236,20 +241,21 @@ export class ConsumeQueue {
     tagsHi: number,
     tagsLo: number,
   ): boolean {
+    if (physicalOffset < this.deletedBelow) return false;
+    if (this.isEmpty && queueOffset !== this.maxOffset) {
+      // First entry of a queue rebuilt after retention, or of a topic re-created after a
+      // deletion: it starts where its records do.
+      this.minOffset = queueOffset;
+      this.maxOffset = queueOffset;
+      this.activeStart = queueOffset;
+    }
     if (queueOffset < this.maxOffset) return false;
     if (queueOffset > this.maxOffset) {
-      if (this.isEmpty) {
-        // First entry of a queue rebuilt after retention: it starts where the log does.
-        this.minOffset = queueOffset;
-        this.maxOffset = queueOffset;
-        this.activeStart = queueOffset;
-      } else {
-        this.logger.warn(
-          { topic: this.topic, queueId: this.queueId, from: this.maxOffset, to: queueOffset },
-          'consume queue: gap in queue offsets; filling with holes',
-        );
-        while (this.maxOffset < queueOffset) this.append(0, 0, 0, 0);
-      }
+      this.logger.warn(
+        { topic: this.topic, queueId: this.queueId, from: this.maxOffset, to: queueOffset },
+        'consume queue: gap in queue offsets; filling with holes',
+      );
+      while (this.maxOffset < queueOffset) this.append(0, 0, 0, 0);
     }
     this.append(physicalOffset, size, tagsHi, tagsLo);
     if (this.nextAssign < this.maxOffset) this.nextAssign = this.maxOffset;

@@ -14,7 +14,12 @@ export {
   newUniqueMessageId,
   UniqueIdGenerator,
 } from './message-id.js';
-export { createMessageStore, defaultDiskUsage, type StoreSeams } from './message-store.js';
+export {
+  createMessageStore,
+  DELETED_TOPICS_FILE,
+  defaultDiskUsage,
+  type StoreSeams,
+} from './message-store.js';
 export * from './store-api.js';
 export {
   DEFAULT_CLEAN_RESOURCE_INTERVAL_MS,
@@ -38,3 +43,4 @@ export {
   type StoreOptionsInput,
 } from './store-options.js';
 export { tagHash } from './tag-hash.js';
+export { parseTopicTombstones } from './topic-tombstones.js';

@@ -60,6 +60,7 @@ import type {
 } from './store-api.js';
 import { SysFlag } from './store-api.js';
 import { parseStoreOptions, type StoreOptions, type StoreOptionsInput } from './store-options.js';
+import { type TopicTombstone, TopicTombstones } from './topic-tombstones.js';
 
 /** Injectable seams (DESIGN.md §2.7). */
 export interface StoreSeams {
@@ -74,6 +75,12 @@ export interface StoreSeams {
 
 /** The queue checkpoint's file name, beside the checkpoint. */
 const QUEUE_CHECKPOINT_FILE = 'queuecheckpoint';
+/**
+ * Deleted topics' tombstones (topic-tombstones.ts), in the broker's config
+ * directory (storePathRootDir/config) so metadata replication carries them
+ * to the slaves.
+ */
+export const DELETED_TOPICS_FILE = 'deletedTopics.json';
 
 /** How often disk use is re-measured between retention passes, ms. */
 const DISK_CHECK_INTERVAL_MS = 1000;
@@ -112,6 +119,7 @@ class DefaultMessageStore implements MessageStore {
   private readonly files: FilePool;
   private readonly commitlog: CommitLog;
   private readonly queues: ConsumeQueueTable;
+  private readonly tombstones: TopicTombstones;
   private readonly index: IndexService;
   private readonly dispatcher: Dispatcher;
   private readonly flushService: FlushService;
@@ -143,11 +151,16 @@ class DefaultMessageStore implements MessageStore {
       this.logger,
       this.files,
     );
+    this.tombstones = new TopicTombstones(
+      join(o.storePathRootDir, 'config', DELETED_TOPICS_FILE),
+      this.logger,
+    );
     this.queues = new ConsumeQueueTable(
       o.storePathConsumeQueue,
       o.mapedFileSizeConsumeQueue,
       this.logger,
       this.files,
+      this.tombstones,
     );
     this.index = new IndexService(
       o.storePathIndex,
@@ -225,6 +238,7 @@ class DefaultMessageStore implements MessageStore {
 
     // 1. Open everything; find where consume queues and index need records re-dispatched.
     await this.commitlog.load();
+    await this.tombstones.load();
     await this.queues.load();
     await this.index.load();
     const minPhy = this.commitlog.minOffset;
@@ -391,7 +405,7 @@ class DefaultMessageStore implements MessageStore {
     every(o.flushIntervalConsumeQueue, () => this.flushLogics(), 'consume queue / index flush');
     every(DISK_CHECK_INTERVAL_MS, async () => this.retention.refreshDiskUsage(), 'disk check');
     if (o.cleanResourceInterval > 0)
-      every(o.cleanResourceInterval, () => this.retention.run(), 'retention');
+      every(o.cleanResourceInterval, () => this.retain(), 'retention');
   }
 
   /** Writes and syncs consume queues and index, then the checkpoint (one at a time). */
@@ -612,9 +626,55 @@ class DefaultMessageStore implements MessageStore {
   // ------------------------------------------------------------------- admin
 
   async deleteTopic(topic: string): Promise<void> {
-    await this.queues.deleteTopic(topic);
+    // Its records stay in the commitlog: a tombstone keeps them out of any queue of a
+    // re-created topic of the same name, whose offsets continue after theirs.
+    const before = this.tombstones.get(topic);
+    const queues = new Map(before?.queues);
+    for (const id of this.queues.queueIds(topic)) {
+      const next = this.queues.get(topic, id)!.nextAssign;
+      if (next > (queues.get(id) ?? 0)) queues.set(id, next);
+    }
+    const t: TopicTombstone = {
+      topic,
+      // Past every record handed to the writer, also those not written yet (still old ones).
+      physicalOffset: this.commitlog.reservedOffset,
+      queues,
+    };
+    if (queues.size === 0) {
+      // Never had a message here: nothing to keep out, nothing to continue.
+      await this.queues.applyTombstone(t);
+    } else {
+      const merged = this.tombstones.merge(t) ?? before!;
+      await this.queues.applyTombstone(merged, () => this.tombstones.save());
+      this.logger.info(
+        { topic, physicalOffset: merged.physicalOffset, queues: Object.fromEntries(merged.queues) },
+        'topic deleted from the store; a re-created one continues after its queue offsets',
+      );
+    }
     // Move the checkpoint past the topic's records so a crash recovery does not rebuild its queues.
     if (this.state === 'running') await this.flushLogics();
+  }
+
+  async applyDeletedTopics(tombstones: readonly TopicTombstone[]): Promise<number> {
+    if (this.state !== 'running') throw errors.unavailable(`message store is ${this.state}`);
+    const changed: TopicTombstone[] = [];
+    for (const t of tombstones) {
+      // No record of this log lies below it (retention here passed it): nothing to keep out.
+      if (t.physicalOffset <= this.commitlog.minOffset) continue;
+      const merged = this.tombstones.merge(t);
+      if (merged) changed.push(merged);
+    }
+    if (changed.length === 0) return 0;
+    await this.tombstones.save();
+    for (const t of changed) {
+      await this.queues.applyTombstone(t);
+      this.logger.info(
+        { topic: t.topic, physicalOffset: t.physicalOffset, queues: Object.fromEntries(t.queues) },
+        'replicated topic deletion applied to the consume queues',
+      );
+    }
+    await this.flushLogics();
+    return changed.length;
   }
 
   // ------------------------------------------------------------- replication
@@ -764,6 +824,13 @@ class DefaultMessageStore implements MessageStore {
   runRetention(): Promise<RetentionReport> {
     if (this.state !== 'running')
       return Promise.reject(errors.unavailable(`message store is ${this.state}`));
-    return this.retention.run();
+    return this.retain();
+  }
+
+  /** A retention pass; then tombstones with no deleted record left behind go too. */
+  private async retain(): Promise<RetentionReport> {
+    const report = await this.retention.run();
+    if (this.tombstones.prune(this.commitlog.minOffset) > 0) await this.tombstones.save();
+    return report;
   }
 }

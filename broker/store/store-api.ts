@@ -8,6 +8,10 @@
  * epoch milliseconds.
  */
 
+import type { TopicTombstone } from './topic-tombstones.js';
+
+export type { TopicTombstone };
+
 export type FlushDiskType = 'ASYNC_FLUSH' | 'SYNC_FLUSH';
 
 /**
@@ -261,8 +265,20 @@ export interface MessageStore {
   /** The record starting at a physical offset. */
   readAt(physicalOffset: number): Promise<StoredRecord | undefined>;
 
-  /** Drops a topic's consume queues (records stay in the commitlog until retention). */
+  /**
+   * Drops a topic's consume queues (records stay in the commitlog until
+   * retention) and keeps a tombstone (topic-tombstones.ts): a topic re-created
+   * with the same name continues each queue's offsets after the deleted
+   * one's, and no rebuild from the commitlog puts the deleted records back.
+   * The tombstones live in storePathRootDir/config/deletedTopics.json.
+   */
   deleteTopic(topic: string): Promise<void>;
+  /**
+   * Slave side: merges a master's tombstones (its deletedTopics.json, as
+   * metadata replication delivers it) and applies what is new to the consume
+   * queues here, so they end up as the master's; answers how many changed.
+   */
+  applyDeletedTopics(tombstones: readonly TopicTombstone[]): Promise<number>;
 
   /**
    * Replication, master side: raw commitlog bytes from an offset (a record

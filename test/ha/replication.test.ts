@@ -378,6 +378,55 @@ describe('replication: one SYNC_MASTER, slaves added one by one', () => {
       onSlave.close();
     }
   });
+  it('a deleted and re-created topic ends up with the same queues on the slave as on the master', async () => {
+    const slave = slaves[1]!;
+    const queues = HA_BROKER_CONFIG.defaultTopicQueueNums;
+    const ok = async (bodies: string[]) => {
+      const results = await master.send('HaGone', bodies);
+      for (const r of results) expect(r.status?.code).toBe(OK);
+      return results;
+    };
+    const old = await ok(Array.from({ length: 20 }, (_, i) => `old-${i}`));
+    await callUnary(master.client, master.client.DeleteTopic, { topic: 'HaGone' });
+    await ok(Array.from({ length: 8 }, (_, i) => `new-${i}`));
+    /** [queue, queue offset, body] of every message a pull from offset 0 gives. */
+    const contents = async (client: HaClient) => {
+      const out: Array<[number, number, string]> = [];
+      for (let q = 0; q < queues; q++) {
+        for (let offset = 0; ; ) {
+          const res = await client.pull('HaGone', q, offset, 32);
+          for (const m of res.messages) {
+            out.push([q, Number(m.queue_offset), m.message?.body.toString() ?? '']);
+          }
+          if (res.messages.length === 0 || res.next_offset <= offset) break;
+          offset = res.next_offset;
+        }
+      }
+      return out;
+    };
+    const onMaster = await contents(master);
+    expect(onMaster.map(([, , b]) => b).sort()).toEqual(
+      Array.from({ length: 8 }, (_, i) => `new-${i}`).sort(),
+    );
+    // Offsets continue after the deleted topic's.
+    for (const [q, offset] of onMaster) {
+      const before = old.filter((r) => r.queue_id === q).map((r) => Number(r.queue_offset));
+      expect(offset).toBeGreaterThan(Math.max(-1, ...before));
+    }
+    const onSlave = new HaClient(slave.addr);
+    try {
+      await waitCaughtUp(master.addr, slave.addr);
+      // The deletion reaches the slave with the metadata (deletedTopics.json).
+      await waitFor(
+        'the slave has the master queues of HaGone',
+        async () =>
+          JSON.stringify(await contents(onSlave)) === JSON.stringify(onMaster) || undefined,
+      );
+    } finally {
+      onSlave.close();
+    }
+  });
+
   it('a slave configured with haMasterAddress follows without any name server', async () => {
     // Nothing listens on the name server address it is given: the master is only known by config.
     const direct = await startSlave(3, {

@@ -545,6 +545,62 @@ describe('rebuilding from the commitlog', () => {
     );
   });
 
+  it("never rebuilds a deleted topic's records into the queues of its re-created namesake", async () => {
+    const t = tempStore('sluice-deleted-');
+    cleanups.push(t.remove);
+    const store = t.open();
+    await store.start();
+    const old = await store.appendBatch(
+      Array.from({ length: 30 }, (_, i) => message({ topic: 'R', queueId: i % 2 })),
+    );
+    await store.appendBatch([message({ topic: 'other' })]);
+    await store.deleteTopic('R');
+    const fresh = await store.appendBatch(
+      Array.from({ length: 6 }, (_, i) => message({ topic: 'R', queueId: i % 2 })),
+    );
+    expect(fresh.map((r) => r.queueOffset)).toEqual([15, 15, 16, 16, 17, 17]);
+    await store.close();
+    const oldIds = new Set(old.map((r) => r.messageId));
+    /** What a rebuilt store must show for R: only the new records, at their offsets. */
+    const expectOnlyNew = async (s: MessageStore) => {
+      for (const q of [0, 1]) {
+        expect([s.minOffset('R', q), s.maxOffset('R', q)]).toEqual([15, 18]);
+        const fromZero = await s.read('R', q, 0, 100);
+        expect(fromZero.records.map((r) => [r.queueOffset, r.messageId])).toEqual(
+          fresh.filter((_, i) => i % 2 === q).map((r) => [r.queueOffset, r.messageId]),
+        );
+        expect(fromZero.records.some((r) => oldIds.has(r.messageId))).toBe(false);
+      }
+      expect((await readAll(s, 'other', 0)).length).toBe(1);
+    };
+    const reopen = async () => {
+      const s = t.open();
+      await s.start();
+      return s;
+    };
+    // 1. The whole consume queue tree lost: rebuilt from the commitlog's start.
+    rmSync(join(t.dir, 'consumequeue'), { recursive: true });
+    let again = await reopen();
+    expect(again.stats().recovery?.dispatchedFrom).toBe(0);
+    await expectOnlyNew(again);
+    await again.close();
+    // 2. One queue lost while the other is whole (the queue checkpoint's per-queue rebuild).
+    rmSync(join(t.dir, 'consumequeue', 'R', '1'), { recursive: true });
+    again = await reopen();
+    await expectOnlyNew(again);
+    await again.close();
+    // 3. A crash with no usable checkpoint: recovery re-dispatches from the start.
+    rmSync(join(t.dir, 'consumequeue'), { recursive: true });
+    writeFileSync(join(t.dir, 'checkpoint'), Buffer.alloc(56));
+    writeFileSync(join(t.dir, 'abort'), '');
+    again = await reopen();
+    cleanups.push(() => again.close());
+    expect(again.stats().recovery?.abnormal).toBe(true);
+    await expectOnlyNew(again);
+    const [next] = await again.appendBatch([message({ topic: 'R', queueId: 0 })]);
+    expect(next!.queueOffset).toBe(18);
+  });
+
   it('starts cleanly without scanning when nothing lags', async () => {
     const t = tempStore('sluice-clean-');
     cleanups.push(t.remove);

@@ -14,13 +14,16 @@ import type { CommitLog } from '../../broker/store/commitlog.js';
 import { BLANK_MAGIC, validateRecord } from '../../broker/store/commitlog-record.js';
 import {
   type AppendResult,
+  DELETED_TOPICS_FILE,
   type DispatchEvent,
   type MessageStore,
+  parseTopicTombstones,
   SysFlag,
 } from '../../broker/store/index.js';
+import { createMessageStore } from '../../broker/store/message-store.js';
 import { Code, isSluiceError } from '../../common/errors.js';
 import { waitFor } from '../harness/wait.js';
-import { message, readAll, type TempStore, tempStore } from './helpers.js';
+import { message, readAll, SMALL, type TempStore, tempStore } from './helpers.js';
 
 let tmp: TempStore[] = [];
 let stores: MessageStore[] = [];
@@ -394,8 +397,39 @@ describe('message store: lookups', () => {
     expect(store.queueIds('gone')).toEqual([]);
     expect(readdirSync(join(dir, 'consumequeue'))).toEqual(['kept']);
     expect((await readAll(store, 'kept', 0)).length).toBe(1);
-    const [again] = await store.appendBatch([message({ topic: 'gone' })]);
-    expect(again!.queueOffset).toBe(0);
+  });
+
+  it('continues the queue offsets of a re-created topic after the deleted one and never serves its old records', async () => {
+    const { store } = await setup();
+    const old = await store.appendBatch([
+      ...Array.from({ length: 3 }, () => message({ topic: 'again', queueId: 0 })),
+      ...Array.from({ length: 2 }, () => message({ topic: 'again', queueId: 1 })),
+    ]);
+    await store.deleteTopic('again');
+    const fresh = await store.appendBatch([
+      message({ topic: 'again', queueId: 0 }),
+      message({ topic: 'again', queueId: 0 }),
+      message({ topic: 'again', queueId: 1 }),
+      message({ topic: 'again', queueId: 2 }), // a queue the deleted topic did not have
+    ]);
+    expect(fresh.map((r) => r.queueOffset)).toEqual([3, 4, 2, 0]);
+    // A consumer starting at 0 is moved to the new records; none of the old ones comes back.
+    const fromZero = await store.read('again', 0, 0, 100);
+    expect(fromZero).toMatchObject({ minOffset: 3, maxOffset: 5, nextOffset: 5 });
+    expect(fromZero.records.map((r) => [r.queueOffset, r.messageId])).toEqual([
+      [3, fresh[0]!.messageId],
+      [4, fresh[1]!.messageId],
+    ]);
+    const oldIds = new Set(old.map((r) => r.messageId));
+    for (const q of [0, 1, 2]) {
+      const got = await store.read('again', q, 0, 100);
+      expect(got.records.some((r) => oldIds.has(r.messageId))).toBe(false);
+    }
+    expect((await store.readQueueEntries('again', 1, 0, 10)).entries).toHaveLength(1);
+    // Deleted again: the second deletion continues after both generations.
+    await store.deleteTopic('again');
+    const [third] = await store.appendBatch([message({ topic: 'again', queueId: 0 })]);
+    expect(third!.queueOffset).toBe(5);
   });
 });
 
@@ -506,6 +540,65 @@ describe('message store: consume queue memory', () => {
 });
 
 describe('message store: replication hooks', () => {
+  it("gives a slave the master's queues of a deleted and re-created topic, whenever it learns of the deletion", async () => {
+    const { store: master, dir: masterDir } = await setup();
+    const copy = async (to: MessageStore) => {
+      while (to.maxPhysicalOffset() < master.maxPhysicalOffset()) {
+        const from = to.maxPhysicalOffset();
+        await to.appendRaw(from, await master.readRaw(from, 5_000));
+      }
+    };
+    const tombstones = () =>
+      parseTopicTombstones(
+        JSON.parse(readFileSync(join(masterDir, 'config', DELETED_TOPICS_FILE), 'utf8')),
+      );
+    const old = await master.appendBatch(
+      Array.from({ length: 8 }, (_, i) => message({ topic: 'D', queueId: i % 2 })),
+    );
+    // `late` replicated the old records before the deletion, `early` learns of it first.
+    const { store: firstLate, dir: lateDir } = await setup();
+    let late = firstLate;
+    await copy(late);
+    await master.deleteTopic('D');
+    const fresh = await master.appendBatch(
+      Array.from({ length: 6 }, (_, i) => message({ topic: 'D', queueId: i % 2 })),
+    );
+    expect(fresh[0]!.queueOffset).toBe(4);
+    await copy(late);
+    expect(late.minOffset('D', 0)).toBe(0); // not told yet: the old entries are there
+    expect(await late.applyDeletedTopics(tombstones())).toBe(1);
+    expect(await late.applyDeletedTopics(tombstones())).toBe(0); // idempotent
+    await late.close();
+    late = createMessageStore({ storePathRootDir: lateDir, ...SMALL }); // the old entries stay hidden
+    stores.push(late);
+    await late.start();
+
+    const t = tempStore();
+    tmp.push(t);
+    let early = t.open();
+    await early.start();
+    expect(await early.applyDeletedTopics(tombstones())).toBe(1);
+    await copy(early); // the old records arrive after the tombstone
+    await early.close();
+    early = t.open(); // and the tombstone outlives a restart
+    stores.push(early);
+    await early.start();
+
+    const oldIds = new Set(old.map((r) => r.messageId));
+    for (const q of [0, 1]) {
+      const want = await master.read('D', q, 0, 100);
+      expect(want.records.map((r) => r.queueOffset)).toEqual([4, 5, 6]);
+      for (const slave of [late, early]) {
+        const got = await slave.read('D', q, 0, 100);
+        expect([slave.minOffset('D', q), slave.maxOffset('D', q)]).toEqual([4, 7]);
+        expect(got.records.map((r) => [r.queueOffset, r.messageId])).toEqual(
+          want.records.map((r) => [r.queueOffset, r.messageId]),
+        );
+        expect(got.records.some((r) => oldIds.has(r.messageId))).toBe(false);
+      }
+    }
+  });
+
   it('knows its last record after appends, raw appends and restarts, reading only that record', async () => {
     const t = tempStore();
     tmp.push(t);

@@ -1,7 +1,12 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { AppendResult, MessageStore } from '../../broker/store/index.js';
+import {
+  type AppendResult,
+  DELETED_TOPICS_FILE,
+  type MessageStore,
+  parseTopicTombstones,
+} from '../../broker/store/index.js';
 import { Code, isSluiceError } from '../../common/errors.js';
 import { message, readAll, type TempStore, tempStore } from './helpers.js';
 
@@ -127,6 +132,22 @@ describe('retention', () => {
     expect(store.stats().commitlogSegments).toBe(3);
     // Below the ratio nothing more goes.
     expect((await store.runRetention()).deletedSegments).toBe(0);
+  });
+
+  it("drops a deleted topic's tombstone once retention deleted the records it covers", async () => {
+    const { t, store, disk } = await setup();
+    await store.appendBatch([message({ topic: 'Gone' }), message({ topic: 'Gone' })]);
+    await store.deleteTopic('Gone');
+    const file = join(t.dir, 'config', DELETED_TOPICS_FILE);
+    const tombstones = () => parseTopicTombstones(JSON.parse(readFileSync(file, 'utf8')));
+    expect(tombstones().map((x) => [x.topic, x.queues.get(0)])).toEqual([['Gone', 2]]);
+    await fill(store, 2, 'x');
+    disk.ratio = (n) => (n > 2 ? 0.8 : 0.5);
+    expect(await store.runRetention()).toMatchObject({ trigger: 'disk' });
+    expect(store.minPhysicalOffset()).toBeGreaterThan(0);
+    expect(tombstones()).toEqual([]);
+    // Nothing of the deleted topic is left to collide with: a re-created one starts afresh.
+    expect((await store.appendBatch([message({ topic: 'Gone' })]))[0]!.queueOffset).toBe(0);
   });
 
   it('never deletes the segment being written', async () => {
