@@ -11,6 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
+import { offsetMessageIdWithPrefix } from '../../common/offset-message-id.js';
 import {
   decodeAddress,
   encodeAddress,
@@ -75,40 +76,11 @@ export function newUniqueMessageId(): string {
   return defaultGenerator.next();
 }
 
+export { offsetMessageIdWithPrefix };
+
 /** Upper-case hex of the store host part of an offset message id (cache it per host). */
 export function offsetMessageIdPrefix(storeHost: string): string {
   return encodeAddress(storeHost).bytes.toString('hex').toUpperCase();
-}
-
-/** Char codes of upper-case hex digits. */
-const HEX_CODES = [48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 65, 66, 67, 68, 69, 70];
-
-/** Offset message id from a prefix made by offsetMessageIdPrefix (hot path: one flat string, no padStart). */
-export function offsetMessageIdWithPrefix(prefix: string, physicalOffset: number): string {
-  const hi = Math.floor(physicalOffset / 0x100000000);
-  const lo = physicalOffset - hi * 0x100000000;
-  const h = HEX_CODES;
-  return (
-    prefix +
-    String.fromCharCode(
-      h[(hi >>> 28) & 15]!,
-      h[(hi >>> 24) & 15]!,
-      h[(hi >>> 20) & 15]!,
-      h[(hi >>> 16) & 15]!,
-      h[(hi >>> 12) & 15]!,
-      h[(hi >>> 8) & 15]!,
-      h[(hi >>> 4) & 15]!,
-      h[hi & 15]!,
-      h[(lo >>> 28) & 15]!,
-      h[(lo >>> 24) & 15]!,
-      h[(lo >>> 20) & 15]!,
-      h[(lo >>> 16) & 15]!,
-      h[(lo >>> 12) & 15]!,
-      h[(lo >>> 8) & 15]!,
-      h[(lo >>> 4) & 15]!,
-      h[lo & 15]!,
-    )
-  );
 }
 
 /**
