@@ -14,7 +14,8 @@
  * Environment knobs: BENCH_SEND_MESSAGES, BENCH_POP_MESSAGES, BENCH_TIMERS,
  * BENCH_TIMER_WINDOW_MS, BENCH_SEND_IN_FLIGHT, BENCH_POP_CONSUMERS, BENCH_CLIENT_PROCS,
  * BENCH_IN_PROCESS (0 = skip, only = nothing else), BENCH_BROKER_ADDR (use
- * a running broker instead of starting one).
+ * a running broker instead of starting one), BENCH_COMPACT (0 = sends ask for
+ * the full `results` answer instead of the compact one the gateway uses).
  */
 import { fork } from 'node:child_process';
 import { join } from 'node:path';
@@ -32,6 +33,7 @@ import { SubscriptionGroupManager } from '../broker/metadata/subscription-group-
 import { TopicConfigManager } from '../broker/metadata/topic-config-manager.js';
 import { BROKER_SCHEMA } from '../broker/options.js';
 import { createMessageStore } from '../broker/store/index.js';
+import { compactSendResults, sendResultCodes } from '../common/compact-send-results.js';
 import { defaultsOf } from '../common/config/options.js';
 import type { BrokerClient } from '../common/generated/sluice/v1/Broker.js';
 import type { BrokerStatus__Output } from '../common/generated/sluice/v1/BrokerStatus.js';
@@ -43,6 +45,7 @@ import type { SendMessagesResponse__Output } from '../common/generated/sluice/v1
 import type { StoredMessage } from '../common/generated/sluice/v1/StoredMessage.js';
 import { callUnary, startGrpcServer } from '../common/grpc.js';
 import { silentLogger } from '../common/logger.js';
+import { offsetMessageIdWithPrefix } from '../common/offset-message-id.js';
 import { sluiceProto } from '../common/proto.js';
 import { brokerClient } from '../test/harness/clients.js';
 import { startCluster } from '../test/harness/cluster.js';
@@ -61,6 +64,8 @@ const SEND_IN_FLIGHT = env('BENCH_SEND_IN_FLIGHT', 8);
 const POP_CONSUMERS = env('BENCH_POP_CONSUMERS', 8);
 /** Load-generating processes for send and pop+ack (one Node process cannot saturate the broker). */
 const CLIENT_PROCS = env('BENCH_CLIENT_PROCS', 2);
+/** Sends ask for CompactSendResults, as the gateway does. */
+const COMPACT = process.env.BENCH_COMPACT !== '0';
 const TOPIC = 'bench_broker';
 const QUEUES = 8;
 
@@ -110,22 +115,27 @@ async function runEchoServer(): Promise<void> {
   const proto = sluiceProto();
   const ok = { code: 20000, message: 'OK', reason: '' };
   const popped = cannedMessages(POP_BATCH);
-  type Call = ServerUnaryCall<{ entries?: unknown[]; receipt_handles?: unknown[] }, unknown>;
+  type Call = ServerUnaryCall<
+    { entries?: unknown[]; receipt_handles?: unknown[]; compact_results?: boolean },
+    unknown
+  >;
   // The broker's own transport settings (startGrpcServer), so the ceiling
   // differs from the broker only in doing no work.
   const handle = await startGrpcServer('127.0.0.1', 0, [], (server) =>
     server.addService(proto.grpc.sluice.v1.Broker.service, {
-      SendMessages: (call: Call, cb: sendUnaryData<unknown>) =>
-        cb(null, {
-          results: (call.request.entries ?? []).map((_, i) => ({
-            status: ok,
-            message_id: '0A000001000000000000000000000000',
-            offset_message_id: '7F00000100002A9F0000000000001000',
-            queue_id: i % QUEUES,
-            queue_offset: i,
-            physical_offset: i,
-          })),
-        }),
+      SendMessages: (call: Call, cb: sendUnaryData<unknown>) => {
+        const results = (call.request.entries ?? []).map((_, i) => ({
+          status: ok,
+          message_id: '0A000001000000000000000000000000',
+          offset_message_id: offsetMessageIdWithPrefix('7F00000100002A9F', i),
+          queue_id: i % QUEUES,
+          queue_offset: i,
+          physical_offset: i,
+        }));
+        // The broker's own encoder, so the ceiling pays for the same answer shape.
+        const compact = call.request.compact_results ? compactSendResults(results) : undefined;
+        cb(null, compact ? { compact } : { results });
+      },
       PopMessages: (_call: Call, cb: sendUnaryData<unknown>) =>
         cb(null, { status: ok, messages: popped }),
       AckMessages: (call: Call, cb: sendUnaryData<unknown>) =>
@@ -221,11 +231,11 @@ async function sendLoad(
       const res = await callUnary<SendMessagesRequest, SendMessagesResponse__Output>(
         client,
         client.SendMessages,
-        { entries },
+        { entries, compact_results: COMPACT },
         30_000,
       );
       latencies.push(performance.now() - t0);
-      failed += res.results.filter((r) => r.status?.code !== 20000).length;
+      failed += sendResultCodes(res).filter((code) => code !== 20000).length;
     }
   };
   await Promise.all(Array.from({ length: SEND_IN_FLIGHT }, worker));

@@ -20,6 +20,7 @@
 import { Metadata } from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import { Counter, Histogram } from 'prom-client';
+import { sendResultCodes } from '../common/compact-send-results.js';
 import { Code } from '../common/errors.js';
 import type { BrokerHandlers } from '../common/generated/sluice/v1/Broker.js';
 import type { SendMessagesRequest__Output } from '../common/generated/sluice/v1/SendMessagesRequest.js';
@@ -241,10 +242,10 @@ export function createBrokerMetrics(sources: BrokerMetricSources): BrokerMetrics
       }
       if (method !== 'SendMessages') return;
       const entries = (request as SendMessagesRequest__Output).entries;
-      const results = (response as SendMessagesResponse).results ?? [];
-      results.forEach((r, i) => {
+      const codes = sendResultCodes(response as SendMessagesResponse);
+      codes.forEach((code, i) => {
         const m = entries[i]?.message;
-        if (!m || (r.status?.code ?? Code.OK) !== Code.OK) return;
+        if (!m || code !== Code.OK) return;
         messagesIn.inc({ topic: m.topic });
         bytesIn.inc({ topic: m.topic }, m.body.length);
       });

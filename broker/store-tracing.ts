@@ -27,6 +27,7 @@ import {
   SpanStatusCode,
   trace,
 } from '@opentelemetry/api';
+import { sendResultsOf } from '../common/compact-send-results.js';
 import { Code } from '../common/errors.js';
 import type { SendMessagesRequest__Output } from '../common/generated/sluice/v1/SendMessagesRequest.js';
 import type { SendMessagesResponse } from '../common/generated/sluice/v1/SendMessagesResponse.js';
@@ -103,7 +104,7 @@ export function traceStore(
     phasesByCall.set(call, phasesOf(open, options));
     handler(call, (err, value, ...rest) => {
       phasesByCall.delete(call);
-      const results = value?.results ?? [];
+      const results = value ? sendResultsOf(value) : [];
       spans.forEach((span, i) => {
         if (!span) return;
         if (err) {

@@ -4,6 +4,7 @@
  * status by unaryHandler (common/grpc.ts); batch RPCs answer per entry.
  */
 import type { ServerUnaryCall } from '@grpc/grpc-js';
+import { compactSendResults } from '../../common/compact-send-results.js';
 import { Code, errors } from '../../common/errors.js';
 import type { BrokerHandlers } from '../../common/generated/sluice/v1/Broker.js';
 import type { QueueProgress } from '../../common/generated/sluice/v1/QueueProgress.js';
@@ -54,9 +55,11 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
   ): StoredMessage[] => records.map((r) => toStoredMessage(r, name));
 
   return {
-    SendMessages: unaryHandler(async (req, call) => ({
-      results: await svc.send.send(req.entries, sendPhasesOf(call)),
-    })),
+    SendMessages: unaryHandler(async (req, call) => {
+      const results = await svc.send.send(req.entries, sendPhasesOf(call));
+      const compact = req.compact_results ? compactSendResults(results) : undefined;
+      return compact ? { compact } : { results };
+    }),
 
     PullMessages: unaryHandler((req, call) => svc.pull.pull(req, cancelSignal(call))),
 
