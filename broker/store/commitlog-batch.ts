@@ -10,6 +10,7 @@
  * offset is assigned.
  */
 import { errors } from '../../common/errors.js';
+import { offsetMessageIdWithPrefix } from '../../common/offset-message-id.js';
 import type { CommitLog, WriteJob } from './commitlog.js';
 import {
   BLANK_MIN_BYTES,
@@ -21,7 +22,6 @@ import {
   writeBlank,
   writeRecord,
 } from './commitlog-record.js';
-import { offsetMessageIdWithPrefix } from './message-id.js';
 import { type EncodedAddress, encodeAddress } from './socket-address.js';
 import { type AppendResult, type MessageInput, SysFlag } from './store-api.js';
 

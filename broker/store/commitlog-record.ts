@@ -47,8 +47,9 @@
  */
 import { crc32 } from 'node:zlib';
 import { errors } from '../../common/errors.js';
+import { offsetMessageIdWithPrefix } from '../../common/offset-message-id.js';
 import { crc32Range } from './crc32.js';
-import { offsetMessageIdPrefix, offsetMessageIdWithPrefix } from './message-id.js';
+import { offsetMessageIdPrefix } from './message-id.js';
 import { decodeAddress, type EncodedAddress, encodeAddress } from './socket-address.js';
 import { type MessageInput, type StoredRecord, SysFlag } from './store-api.js';
 import { utf8Length, writeUtf8 } from './utf8-codec.js';

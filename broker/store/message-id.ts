@@ -76,8 +76,6 @@ export function newUniqueMessageId(): string {
   return defaultGenerator.next();
 }
 
-export { offsetMessageIdWithPrefix };
-
 /** Upper-case hex of the store host part of an offset message id (cache it per host). */
 export function offsetMessageIdPrefix(storeHost: string): string {
   return encodeAddress(storeHost).bytes.toString('hex').toUpperCase();
