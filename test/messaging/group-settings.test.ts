@@ -7,21 +7,13 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BROKER_SCHEMA } from '../../broker/options.js';
-import { type LocalBroker, openLocalBroker } from './local-broker.js';
+import { closeLocalBrokers, openLocalBroker } from './local-broker.js';
 
-const opened: LocalBroker[] = [];
-async function open(...args: Parameters<typeof openLocalBroker>): Promise<LocalBroker> {
-  const b = await openLocalBroker(...args);
-  opened.push(b);
-  return b;
-}
-afterEach(async () => {
-  for (const b of opened.splice(0)) await b.close().catch(() => undefined);
-});
+afterEach(closeLocalBrokers);
 
 describe('queue choice', () => {
   it('a message group wins over an explicit queue_id', async () => {
-    const b = await open();
+    const b = await openLocalBroker();
     await b.ctx.topics.upsert({
       topic_name: 'qg',
       read_queue_nums: 8,
@@ -68,7 +60,7 @@ describe('queue choice', () => {
 
 describe('retry_max_times', () => {
   it('0 is kept and means one delivery, then the DLQ; unset means the broker default', async () => {
-    const b = await open({ fakeClock: 1_000_000 });
+    const b = await openLocalBroker({ fakeClock: 1_000_000 });
     expect(
       (await b.ctx.groups.upsert({ group_name: 'once', retry_max_times: 0 })).retry_max_times,
     ).toBe(0);
@@ -103,7 +95,7 @@ describe('receiptHandleSecret', () => {
   const warnings = async (secret?: string) => {
     const lines: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
-    await open({ logger, options: secret ? { receiptHandleSecret: secret } : {} });
+    await openLocalBroker({ logger, options: secret ? { receiptHandleSecret: secret } : {} });
     return lines.filter((l) => l.includes('receiptHandleSecret'));
   };
 

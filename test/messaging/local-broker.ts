@@ -66,6 +66,16 @@ export interface LocalBrokerOptions {
   logger?: Logger;
 }
 
+/** Brokers opened and neither closed nor crashed yet (closeLocalBrokers closes them). */
+const openBrokers = new Set<LocalBroker>();
+
+/** Closes every local broker still open: a test file's afterEach, so a failed test leaks none. */
+export async function closeLocalBrokers(): Promise<void> {
+  const brokers = [...openBrokers];
+  openBrokers.clear();
+  for (const b of brokers) await b.close().catch(() => undefined);
+}
+
 export async function openLocalBroker(o: LocalBrokerOptions = {}): Promise<LocalBroker> {
   const tmp = o.dir ? undefined : makeTempDir('sluice-msg-');
   const dir = o.dir ?? tmp!.path;
@@ -144,7 +154,7 @@ export async function openLocalBroker(o: LocalBrokerOptions = {}): Promise<Local
     transactions.close();
     await revive.close();
   };
-  return {
+  const broker: LocalBroker = {
     dir,
     store: real,
     ctx,
@@ -203,12 +213,14 @@ export async function openLocalBroker(o: LocalBrokerOptions = {}): Promise<Local
       return results;
     },
     async crash() {
+      openBrokers.delete(broker);
       await stop();
       await realStates.release();
       await offsets.close();
       await real.close();
     },
     async close() {
+      openBrokers.delete(broker);
       await stop();
       await realStates.close();
       await offsets.close();
@@ -216,4 +228,6 @@ export async function openLocalBroker(o: LocalBrokerOptions = {}): Promise<Local
       tmp?.remove();
     },
   };
+  openBrokers.add(broker);
+  return broker;
 }

@@ -6,20 +6,12 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeReceiptHandle } from '../../common/receipt-handle.js';
-import { type LocalBroker, openLocalBroker } from './local-broker.js';
+import { closeLocalBrokers, type LocalBroker, openLocalBroker } from './local-broker.js';
 
 const OK = 20000;
 const EXPIRED = 40013;
 
-const opened: LocalBroker[] = [];
-async function open(...args: Parameters<typeof openLocalBroker>): Promise<LocalBroker> {
-  const b = await openLocalBroker(...args);
-  opened.push(b);
-  return b;
-}
-afterEach(async () => {
-  for (const b of opened.splice(0)) await b.close().catch(() => undefined);
-});
+afterEach(closeLocalBrokers);
 
 const pop = (
   b: LocalBroker,
@@ -38,7 +30,7 @@ const pop = (
 
 describe('revive pass right after a restart', () => {
   it('does not hand out offsets being revived; one retry record per attempt; acks work', async () => {
-    const first = await open({ fakeClock: 1_000_000 });
+    const first = await openLocalBroker({ fakeClock: 1_000_000 });
     const dir = first.dir;
     await first.ctx.topics.upsert({
       topic_name: 'rv',
@@ -53,10 +45,9 @@ describe('revive pass right after a restart', () => {
     const popped = await pop(first, 'rv', { invisibleMs: 5_000 });
     expect(popped).toHaveLength(5);
     await first.crash();
-    opened.splice(opened.indexOf(first), 1);
 
     // Down past the invisible time: after the restart every delivery is due at once.
-    const b = await open({ dir, fakeClock: 1_000_000 + 60_000 });
+    const b = await openLocalBroker({ dir, fakeClock: 1_000_000 + 60_000 });
     const readAt = b.gate('readAt');
     const pass = b.revive.pass(); // the first pass, paused while it reads the records
     await readAt.entered;
@@ -86,7 +77,7 @@ describe('revive pass right after a restart', () => {
   });
 
   it('refuses a late ack of a delivery that is being revived', async () => {
-    const b = await open({ fakeClock: 5_000_000 });
+    const b = await openLocalBroker({ fakeClock: 5_000_000 });
     await b.sendOk('rv2', [{ body: Buffer.from('x') }]);
     const [m] = await pop(b, 'rv2', { invisibleMs: 1_000 });
     b.clock.now += 2_000;
@@ -103,7 +94,7 @@ describe('revive pass right after a restart', () => {
   });
 
   it('does not settle an offset that an offset reset handed out again meanwhile', async () => {
-    const b = await open({ fakeClock: 7_000_000 });
+    const b = await openLocalBroker({ fakeClock: 7_000_000 });
     await b.sendOk('rv3', [{ body: Buffer.from('y') }]);
     await pop(b, 'rv3', { invisibleMs: 1_000 });
     b.clock.now += 2_000;
@@ -123,7 +114,7 @@ describe('revive pass right after a restart', () => {
 
 describe('offset reset during a pop', () => {
   it('waits for the reading pop; the next pop starts at the reset point', async () => {
-    const b = await open();
+    const b = await openLocalBroker();
     await b.ctx.topics.upsert({
       topic_name: 'rs',
       read_queue_nums: 1,
@@ -157,7 +148,7 @@ describe('offset reset during a pop', () => {
   });
 
   it('UpdateConsumerOffsets-style resets of a FIFO queue wait for its pop too', async () => {
-    const b = await open();
+    const b = await openLocalBroker();
     await b.ctx.topics.upsert({
       topic_name: 'rsf',
       read_queue_nums: 1,
@@ -203,7 +194,7 @@ describe('long poll and an arrival during its read', () => {
     ms.map((m) => Buffer.from(m.message!.body).toString());
 
   it('a filtered pull wakes at once', async () => {
-    const b = await open();
+    const b = await openLocalBroker();
     await b.ctx.topics.upsert({
       topic_name: 'lp1',
       read_queue_nums: 1,
@@ -247,7 +238,7 @@ describe('long poll and an arrival during its read', () => {
   };
 
   it('a filtered concurrent pop wakes at once', async () => {
-    const b = await open();
+    const b = await openLocalBroker();
     await b.ctx.topics.upsert({
       topic_name: 'lp2',
       read_queue_nums: 1,
@@ -263,7 +254,7 @@ describe('long poll and an arrival during its read', () => {
   });
 
   it('a filtered FIFO pop wakes at once', async () => {
-    const b = await open();
+    const b = await openLocalBroker();
     await b.ctx.groups.upsert({ group_name: 'gf', consume_message_orderly: true });
     await b.ctx.topics.upsert({
       topic_name: 'lp3',

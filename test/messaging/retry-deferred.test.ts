@@ -7,13 +7,10 @@
  * topic idle for deferredRetryIdleUnderPressureMs makes room.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { type LocalBroker, openLocalBroker } from './local-broker.js';
+import { closeLocalBrokers, type LocalBroker, openLocalBroker } from './local-broker.js';
 
 const OK = 20000;
-const opened: LocalBroker[] = [];
-afterEach(async () => {
-  for (const b of opened.splice(0)) await b.close().catch(() => undefined);
-});
+afterEach(closeLocalBrokers);
 
 const pop = (b: LocalBroker, topic: string, invisibleMs = 1_000) =>
   b.pop.pop({ group: 'g', topic, queueId: -1, max: 32, invisibleMs, waitMs: 0, filter: '*' });
@@ -41,7 +38,6 @@ describe('retries of a topic the group no longer pops', () => {
       fakeClock: 10_000_000,
       limits: { deferredRetryTtlMs: 60_000 },
     });
-    opened.push(b);
     await retriesOfTwoTopics(b, 2);
     // Only ta is popped from now on: tb's retries are kept aside.
     const ta = await pop(b, 'ta', 30_000);
@@ -77,7 +73,6 @@ describe('retries of a topic the group no longer pops', () => {
       fakeClock: 20_000_000,
       limits: { deferredRetryTtlMs: 60_000 },
     });
-    opened.push(b);
     await retriesOfTwoTopics(b, 1);
     expect(bodies(await pop(b, 'ta', 30_000))).toEqual(['ta0']);
     b.clock.now += 45_000;
@@ -89,7 +84,6 @@ describe('retries of a topic the group no longer pops', () => {
 
   it('holds at most maxDeferredRetries aside', async () => {
     const b = await openLocalBroker({ fakeClock: 30_000_000, limits: { maxDeferredRetries: 3 } });
-    opened.push(b);
     await retriesOfTwoTopics(b, 5);
     // The retry queue is interleaved ta0..ta4 then tb0..tb4; a pop of tb reads past ta's.
     const first = await pop(b, 'tb', 30_000);
@@ -107,7 +101,6 @@ describe('retries of a topic the group no longer pops', () => {
       fakeClock: 40_000_000,
       limits: { maxDeferredRetries: 3, deferredRetryIdleUnderPressureMs: 60_000 },
     });
-    opened.push(b);
     await retriesOfTwoTopics(b, 5);
     // A pop of tb reads ta0..ta2 aside and stops there: the cap is reached.
     const tb = [...(await pop(b, 'tb', 30_000))];
@@ -127,7 +120,6 @@ describe('retries of a topic the group no longer pops', () => {
 
   it('below the cap, a day is the default before kept-aside retries are dead-lettered', async () => {
     const b = await openLocalBroker({ fakeClock: 50_000_000 });
-    opened.push(b);
     await retriesOfTwoTopics(b, 1);
     expect(bodies(await pop(b, 'ta', 30_000))).toEqual(['ta0']);
     b.clock.now += 6 * 60 * 60_000;

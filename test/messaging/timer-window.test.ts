@@ -8,12 +8,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { TimerIndex } from '../../broker/messaging/timer-index.js';
 import { waitFor } from '../harness/wait.js';
-import { type LocalBroker, openLocalBroker } from './local-broker.js';
+import { closeLocalBrokers, openLocalBroker } from './local-broker.js';
 
-const opened: LocalBroker[] = [];
-afterEach(async () => {
-  for (const b of opened.splice(0)) await b.close().catch(() => undefined);
-});
+afterEach(closeLocalBrokers);
 
 const MAX_IN_MEMORY = 100;
 const options = { timerWindowMs: 10_000, timerMaxInMemory: MAX_IN_MEMORY };
@@ -35,7 +32,6 @@ describe('timer window', () => {
   it('delivers 500 timers spread over 25 s on time with at most 100 in memory, across a crash', async () => {
     const t0 = Date.now();
     let b = await openLocalBroker({ fakeClock: t0, start: true, options });
-    opened.push(b);
     await b.ctx.topics.upsert({
       topic_name: 'tw',
       read_queue_nums: 1,
@@ -61,9 +57,7 @@ describe('timer window', () => {
       if (now === t0 + 32_000) {
         // Crash mid-way: the window is loaded again from disk at start.
         await b.crash();
-        opened.splice(opened.indexOf(b), 1);
         b = await openLocalBroker({ dir: b.dir, fakeClock: now, start: true, options });
-        opened.push(b);
       }
       b.clock.now = now;
       const due = Array.from({ length: N }, (_, i) => dueOf(i)).filter((d) => d <= now).length;

@@ -7,20 +7,12 @@
  * state. Also the default check-back limit (transactionCheckMax = 15).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { type LocalBroker, openLocalBroker } from './local-broker.js';
+import { closeLocalBrokers, type LocalBroker, openLocalBroker } from './local-broker.js';
 
 const OK = 20000;
 const INVALID_TRANSACTION_ID = 40008;
 
-const opened: LocalBroker[] = [];
-async function open(...args: Parameters<typeof openLocalBroker>): Promise<LocalBroker> {
-  const b = await openLocalBroker(...args);
-  opened.push(b);
-  return b;
-}
-afterEach(async () => {
-  for (const b of opened.splice(0)) await b.close().catch(() => undefined);
-});
+afterEach(closeLocalBrokers);
 
 const end = (b: LocalBroker, transactionId: string, commit: boolean) =>
   b.transactions.end([
@@ -29,7 +21,7 @@ const end = (b: LocalBroker, transactionId: string, commit: boolean) =>
 
 /** Opens a broker, sends one transactional message and starts its commit; crashes at `at`. */
 async function crashDuringCommit(at: 'put' | 'appendBatch') {
-  const b = await open({ fakeClock: Date.now(), start: true });
+  const b = await openLocalBroker({ fakeClock: Date.now(), start: true });
   await b.ctx.topics.upsert({ topic_name: 'tx', read_queue_nums: 1, write_queue_nums: 1, perm: 6 });
   const [half] = await b.sendOk('tx', [
     { body: Buffer.from('once'), transactional: true, producer_group: 'pg' },
@@ -38,8 +30,7 @@ async function crashDuringCommit(at: 'put' | 'appendBatch') {
   void end(b, half!.transaction_id!, true); // never answered: the broker dies first
   await gate.entered;
   await b.crash();
-  opened.splice(opened.indexOf(b), 1);
-  const again = await open({ dir: b.dir, fakeClock: Date.now(), start: true });
+  const again = await openLocalBroker({ dir: b.dir, fakeClock: Date.now(), start: true });
   return { b: again, transactionId: half!.transaction_id! };
 }
 
@@ -64,7 +55,7 @@ describe('transaction commit across a crash', () => {
   }
 
   it('answers a repeated commit or rollback from durable state after a restart', async () => {
-    const b = await open({ fakeClock: Date.now(), start: true });
+    const b = await openLocalBroker({ fakeClock: Date.now(), start: true });
     await b.ctx.topics.upsert({
       topic_name: 'tx',
       read_queue_nums: 1,
@@ -78,8 +69,7 @@ describe('transaction commit across a crash', () => {
     expect((await end(b, c!.transaction_id!, true))[0]!.code).toBe(OK);
     expect((await end(b, r!.transaction_id!, false))[0]!.code).toBe(OK);
     await b.crash();
-    opened.splice(opened.indexOf(b), 1);
-    const again = await open({ dir: b.dir, fakeClock: Date.now(), start: true });
+    const again = await openLocalBroker({ dir: b.dir, fakeClock: Date.now(), start: true });
     const codes = await again.transactions.end([
       {
         topic: 'tx',
@@ -130,7 +120,7 @@ describe('transaction commit across a crash', () => {
 
 describe('check-back limit', () => {
   it('offers an undecided half 15 times by default, then discards it', async () => {
-    const b = await open({ fakeClock: Date.now(), start: true });
+    const b = await openLocalBroker({ fakeClock: Date.now(), start: true });
     expect(b.ctx.options.transactionCheckMax).toBe(15);
     const { transactionTimeOut, transactionCheckInterval } = b.ctx.options;
     const [half] = await b.sendOk('tx', [{ body: Buffer.from('undecided'), transactional: true }]);
