@@ -14,8 +14,9 @@
  * Environment knobs: BENCH_SEND_MESSAGES, BENCH_POP_MESSAGES, BENCH_TIMERS,
  * BENCH_TIMER_WINDOW_MS, BENCH_SEND_IN_FLIGHT, BENCH_POP_CONSUMERS, BENCH_CLIENT_PROCS,
  * BENCH_IN_PROCESS (0 = skip, only = nothing else), BENCH_BROKER_ADDR (use
- * a running broker instead of starting one), BENCH_COMPACT (0 = sends ask for
- * the full `results` answer instead of the compact one the gateway uses).
+ * a running broker instead of starting one), BENCH_COMPACT (0 = sends and
+ * pops ask for the full `results` / `messages` answers instead of the compact
+ * ones the gateway uses).
  */
 import { fork } from 'node:child_process';
 import { join } from 'node:path';
@@ -33,6 +34,7 @@ import { SubscriptionGroupManager } from '../broker/metadata/subscription-group-
 import { TopicConfigManager } from '../broker/metadata/topic-config-manager.js';
 import { BROKER_SCHEMA } from '../broker/options.js';
 import { createMessageStore } from '../broker/store/index.js';
+import { compactMessages, messagesOf } from '../common/compact-messages.js';
 import { compactSendResults, sendResultCodes } from '../common/compact-send-results.js';
 import { defaultsOf } from '../common/config/options.js';
 import type { BrokerClient } from '../common/generated/sluice/v1/Broker.js';
@@ -116,7 +118,12 @@ async function runEchoServer(): Promise<void> {
   const ok = { code: 20000, message: 'OK', reason: '' };
   const popped = cannedMessages(POP_BATCH);
   type Call = ServerUnaryCall<
-    { entries?: unknown[]; receipt_handles?: unknown[]; compact_results?: boolean },
+    {
+      entries?: unknown[];
+      receipt_handles?: unknown[];
+      compact_results?: boolean;
+      compact_messages?: boolean;
+    },
     unknown
   >;
   // The broker's own transport settings (startGrpcServer), so the ceiling
@@ -136,8 +143,14 @@ async function runEchoServer(): Promise<void> {
         const compact = call.request.compact_results ? compactSendResults(results) : undefined;
         cb(null, compact ? { compact } : { results });
       },
-      PopMessages: (_call: Call, cb: sendUnaryData<unknown>) =>
-        cb(null, { status: ok, messages: popped }),
+      // The broker's own encoder when asked, as for SendMessages.
+      PopMessages: (call: Call, cb: sendUnaryData<unknown>) =>
+        cb(
+          null,
+          call.request.compact_messages
+            ? { status: ok, compact: compactMessages(popped) }
+            : { status: ok, messages: popped },
+        ),
       AckMessages: (call: Call, cb: sendUnaryData<unknown>) =>
         cb(null, { results: (call.request.receipt_handles ?? []).map(() => ok) }),
     }),
@@ -266,18 +279,20 @@ async function popAckLoad(
           max_messages: POP_BATCH,
           invisible_ms: 60_000,
           max_wait_ms: 0,
+          compact_messages: COMPACT,
         },
         30_000,
       );
-      if (res.messages.length === 0) {
+      const messages = messagesOf(res);
+      if (messages.length === 0) {
         empty++;
         continue;
       }
-      got += res.messages.length;
+      got += messages.length;
       await callUnary(client, client.AckMessages, {
         consumer_group: group,
         topic: TOPIC,
-        receipt_handles: res.messages.map((m) => m.receipt_handle),
+        receipt_handles: messages.map((m) => m.receipt_handle),
       });
       latencies.push(performance.now() - t0);
     }
@@ -305,20 +320,22 @@ async function timerLoad(client: BrokerClient) {
           max_messages: 256,
           invisible_ms: 60_000,
           max_wait_ms: 200,
+          compact_messages: COMPACT,
         },
         30_000,
       );
+      const messages = messagesOf(res);
       const now = Date.now();
-      for (const m of res.messages) {
+      for (const m of messages) {
         const due = Number(Buffer.from(m.message!.body).toString('utf8').trim());
         lateness.push(now - due);
         if (now < due) early++;
       }
-      if (res.messages.length > 0) {
+      if (messages.length > 0) {
         await callUnary(client, client.AckMessages, {
           consumer_group: 'bench_timer',
           topic: `${TOPIC}_timer`,
-          receipt_handles: res.messages.map((m) => m.receipt_handle),
+          receipt_handles: messages.map((m) => m.receipt_handle),
         });
       }
     }

@@ -20,12 +20,12 @@
 import { Metadata } from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import { Counter, Histogram } from 'prom-client';
+import { bodyLengthsOf, type MessagesAnswer } from '../common/compact-messages.js';
 import { sendResultCodes } from '../common/compact-send-results.js';
 import { Code } from '../common/errors.js';
 import type { BrokerHandlers } from '../common/generated/sluice/v1/Broker.js';
 import type { SendMessagesRequest__Output } from '../common/generated/sluice/v1/SendMessagesRequest.js';
 import type { SendMessagesResponse } from '../common/generated/sluice/v1/SendMessagesResponse.js';
-import type { StoredMessage } from '../common/generated/sluice/v1/StoredMessage.js';
 import { type RpcMetrics, rpcMetrics } from '../common/metrics/grpc-handlers.js';
 import { counterOf, createRegistry, gaugeOf } from '../common/metrics/registry.js';
 import { DLQ_TOPIC_PREFIX, RETRY_TOPIC_PREFIX } from '../common/names.js';
@@ -232,11 +232,11 @@ export function createBrokerMetrics(sources: BrokerMetricSources): BrokerMetrics
     onCall(method, request, response) {
       if (method === 'PopMessages' || method === 'PullMessages') {
         const topic = (request as { topic: string }).topic;
-        const messages = (response as { messages?: StoredMessage[] }).messages ?? [];
-        if (messages.length === 0) return;
+        const lengths = bodyLengthsOf(response as MessagesAnswer);
+        if (lengths.length === 0) return;
         let bytes = 0;
-        for (const m of messages) bytes += m.message?.body?.length ?? 0;
-        messagesOut.inc({ topic }, messages.length);
+        for (const n of lengths) bytes += n;
+        messagesOut.inc({ topic }, lengths.length);
         bytesOut.inc({ topic }, bytes);
         return;
       }

@@ -4,6 +4,7 @@
  * status by unaryHandler (common/grpc.ts); batch RPCs answer per entry.
  */
 import type { ServerUnaryCall } from '@grpc/grpc-js';
+import { compactMessages } from '../../common/compact-messages.js';
 import { compactSendResults } from '../../common/compact-send-results.js';
 import { Code, errors } from '../../common/errors.js';
 import type { BrokerHandlers } from '../../common/generated/sluice/v1/Broker.js';
@@ -80,13 +81,12 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
       } finally {
         wait.end();
       }
-      return {
-        status:
-          messages.length > 0
-            ? { code: Code.OK, message: 'OK' }
-            : { code: Code.MESSAGE_NOT_FOUND, message: 'no message available' },
-        messages,
-      };
+      const status =
+        messages.length > 0
+          ? { code: Code.OK, message: 'OK' }
+          : { code: Code.MESSAGE_NOT_FOUND, message: 'no message available' };
+      const compact = req.compact_messages ? compactMessages(messages) : undefined;
+      return compact ? { status, compact } : { status, messages };
     }),
 
     WakePops: unaryHandler(async (req) => {

@@ -24,6 +24,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { anyAddrOf, masterAddrOf } from '../../common/broker-addrs.js';
+import { messagesOf } from '../../common/compact-messages.js';
 import { expandSendResults } from '../../common/compact-send-results.js';
 import {
   Code,
@@ -705,9 +706,10 @@ export class GatewayService {
         max_wait_ms: waitMs,
         filter: { type: 'TAG', expression: opts.filter },
         attempt_id: attemptId,
+        compact_messages: true,
       },
       waitMs + this.deps.rpcTimeoutMs + LONG_POLL_SLACK_MS,
-    ).then((res) => res.messages);
+    ).then(messagesOf);
   }
 
   /** Hands messages no consumer saw back to their brokers: visible now, attempt not counted. */

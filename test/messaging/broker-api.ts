@@ -2,10 +2,12 @@
  * A typed, promise-based client of the broker's internal gRPC API for the
  * messaging tests (real broker processes, no gateway).
  */
+import { messagesOf } from '../../common/compact-messages.js';
 import type { BrokerClient } from '../../common/generated/sluice/v1/Broker.js';
 import type { EndTransactionEntry } from '../../common/generated/sluice/v1/EndTransactionEntry.js';
 import type { Message } from '../../common/generated/sluice/v1/Message.js';
 import type { OrphanedTransaction__Output } from '../../common/generated/sluice/v1/OrphanedTransaction.js';
+import type { PopMessagesResponse__Output } from '../../common/generated/sluice/v1/PopMessagesResponse.js';
 import type { PullMessagesRequest } from '../../common/generated/sluice/v1/PullMessagesRequest.js';
 import type { PullMessagesResponse__Output } from '../../common/generated/sluice/v1/PullMessagesResponse.js';
 import type { QueueProgress__Output } from '../../common/generated/sluice/v1/QueueProgress.js';
@@ -25,6 +27,10 @@ export interface PopOptions {
   waitMs?: number;
   filter?: string;
   queueId?: number;
+  /** Ask for the compact answer (as the gateway does); the result is expanded either way. */
+  compact?: boolean;
+  /** Called with the raw answer, before expansion. */
+  onAnswer?: (res: PopMessagesResponse__Output) => void;
 }
 
 export class BrokerApi {
@@ -71,7 +77,7 @@ export class BrokerApi {
 
   async pop(group: string, topic: string, o: PopOptions = {}): Promise<StoredMessage__Output[]> {
     const waitMs = o.waitMs ?? 0;
-    const res = await this.call<unknown, { messages: StoredMessage__Output[] }>(
+    const res = await this.call<unknown, PopMessagesResponse__Output>(
       'PopMessages',
       {
         consumer_group: group,
@@ -81,10 +87,12 @@ export class BrokerApi {
         invisible_ms: o.invisibleMs ?? 30_000,
         max_wait_ms: waitMs,
         filter: { type: 'TAG', expression: o.filter ?? '*' },
+        compact_messages: o.compact ?? false,
       },
       waitMs + 10_000,
     );
-    return res.messages;
+    o.onAnswer?.(res);
+    return messagesOf(res);
   }
 
   async ack(group: string, topic: string, handles: string[]): Promise<Status__Output[]> {

@@ -42,6 +42,41 @@ describe('pop / ack / change-invisible', () => {
     expect(await api.pop('g', 'pa1', { waitMs: 0 })).toEqual([]);
   });
 
+  it('a compact pop answer carries the same messages as a full one', async () => {
+    await api.sendOk('pa-compact', [
+      { body: Buffer.from('plain') },
+      {
+        body: Buffer.from('héllo ✓'),
+        tag: 'TagA',
+        keys: ['k1', 'k2'],
+        properties: { p: 'v', ünï: 'çödé' },
+        traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+      },
+      { body: Buffer.alloc(0), keys: ['k1'], properties: { p: 'v' } },
+    ]);
+    const forms: { compact: boolean; sawCompact?: boolean }[] = [
+      { compact: true },
+      { compact: false },
+    ];
+    const popped = await Promise.all(
+      forms.map(async (f) => {
+        const got = await popAtLeast(api, `gc-${f.compact}`, 'pa-compact', 3, {
+          compact: f.compact,
+          onAnswer: (res) => {
+            if (res.messages.length > 0 || res.compact) f.sawCompact = res.compact !== null;
+          },
+        });
+        return got
+          .map((m) => ({ ...m, receipt_handle: '' }))
+          .sort((a, b) => a.physical_offset - b.physical_offset);
+      }),
+    );
+    expect(forms.map((f) => f.sawCompact)).toEqual([true, false]);
+    expect(popped[0]).toHaveLength(3);
+    expect(popped[0]).toEqual(popped[1]);
+    expect(popped[0]!.map(body)).toEqual(['plain', 'héllo ✓', '']);
+  });
+
   it('redelivers after the invisible time through %RETRY% with deliveryAttempt + 1, never before', async () => {
     await api.sendOk('pa2', [{ body: Buffer.from('again'), keys: ['k1'], properties: { p: 'v' } }]);
     const [first] = await popAtLeast(api, 'g', 'pa2', 1, { invisibleMs: 1_000 });
