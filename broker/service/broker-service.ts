@@ -62,7 +62,11 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
       return compact ? { compact } : { results };
     }),
 
-    PullMessages: unaryHandler((req, call) => svc.pull.pull(req, cancelSignal(call))),
+    PullMessages: unaryHandler(async (req, call) => {
+      const res = await svc.pull.pull(req, cancelSignal(call));
+      const compact = req.compact_messages ? compactMessages(res.messages ?? []) : undefined;
+      return compact ? { ...res, messages: [], compact } : res;
+    }),
 
     PopMessages: unaryHandler(async (req, call) => {
       const wait = popWaits.begin(req.attempt_id, cancelSignal(call));

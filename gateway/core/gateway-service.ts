@@ -887,6 +887,7 @@ export class GatewayService {
       max_wait_ms: opts.waitMs,
       filter: { type: 'TAG', expression: opts.filter },
       commit_offset: -1,
+      compact_messages: true,
     };
     let servedBy = t.addr;
     const pullFrom = (addr: string) =>
@@ -937,6 +938,7 @@ export class GatewayService {
         min_offset: 0,
         max_offset: 0,
         suggest_which_broker_id: 0,
+        compact: null,
       };
     } finally {
       if (opts.waitMs > 0) this.longPollsWaiting--;
@@ -947,7 +949,7 @@ export class GatewayService {
     return {
       broker: t.brokerName,
       brokerId: (await this.deps.routes.nodeIdOf(topic, t.brokerName, servedBy)) ?? 0,
-      messages: res.messages,
+      messages: messagesOf(res),
       nextOffset: res.next_offset,
       minOffset: res.min_offset,
       maxOffset: res.max_offset,

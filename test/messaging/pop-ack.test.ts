@@ -5,6 +5,7 @@
  * dead-lettering, and consumer progress.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { messagesOf } from '../../common/compact-messages.js';
 import { decodeReceiptHandle, encodeReceiptHandle } from '../../common/receipt-handle.js';
 import { type Cluster, startCluster } from '../harness/cluster.js';
 import { BrokerApi, body, OK, popAtLeast } from './broker-api.js';
@@ -75,6 +76,25 @@ describe('pop / ack / change-invisible', () => {
     expect(popped[0]).toHaveLength(3);
     expect(popped[0]).toEqual(popped[1]);
     expect(popped[0]!.map(body)).toEqual(['plain', 'héllo ✓', '']);
+
+    // Pulls answer in the same two forms, queue by queue.
+    for (const queueId of new Set(popped[0]!.map((m) => m.queue_id))) {
+      const pull = (compact: boolean) =>
+        api.pull({
+          topic: 'pa-compact',
+          queue_id: queueId,
+          offset: 0,
+          max_messages: 32,
+          compact_messages: compact,
+        });
+      const [compact, full] = await Promise.all([pull(true), pull(false)]);
+      expect(compact.compact).not.toBeNull();
+      expect(compact.messages).toEqual([]);
+      expect(full.compact).toBeNull();
+      expect(full.messages.length).toBeGreaterThan(0);
+      expect(messagesOf(compact)).toEqual(full.messages);
+      expect(compact.next_offset).toBe(full.next_offset);
+    }
   });
 
   it('redelivers after the invisible time through %RETRY% with deliveryAttempt + 1, never before', async () => {

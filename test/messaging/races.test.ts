@@ -213,6 +213,7 @@ describe('long poll and an arrival during its read', () => {
         consumer_group: '',
         commit_offset: -1,
         from_stored_offset: false,
+        compact_messages: false,
         broadcast: false,
         client_id: '',
       }),
