@@ -76,6 +76,8 @@ interface Figure {
   messages: number;
   ms: number;
   latencies: number[];
+  /** Broker process CPU time during the phase, µs (broker phases only). */
+  brokerCpuMicros?: number;
 }
 
 function pct(sorted: number[], p: number): number {
@@ -501,11 +503,22 @@ async function main(): Promise<void> {
     await sendLoad(echoClient, 10_000, 'warm-up');
 
     const brokerAddr = external ?? cluster!.brokers[0]!.addr;
+    // Broker CPU time spent on a phase, µs (from GetBrokerStatus).
+    const brokerCpu = async () =>
+      Number(
+        (await callUnary<Empty, BrokerStatus__Output>(broker, broker.GetBrokerStatus, {})).stats
+          .cpuMicros,
+      );
+    const measured = async (job: Omit<ClientJob, 'total'>, total: number): Promise<Figure> => {
+      const before = await brokerCpu();
+      const f = await distributed(job, total);
+      return { ...f, brokerCpuMicros: (await brokerCpu()) - before };
+    };
     const echoSend = await distributed(
       { addr: echo.addr, kind: 'send', name: 'grpc-js echo (send)', group: '' },
       Math.min(SEND_MESSAGES, 320_000),
     );
-    const send = await distributed(
+    const send = await measured(
       { addr: brokerAddr, kind: 'send', name: 'send 128 × 1 KiB', group: '' },
       SEND_MESSAGES,
     );
@@ -513,7 +526,7 @@ async function main(): Promise<void> {
       { addr: echo.addr, kind: 'pop', name: 'grpc-js echo (pop+ack)', group: 'g' },
       Math.min(POP_MESSAGES, 160_000),
     );
-    const pop = await distributed(
+    const pop = await measured(
       { addr: brokerAddr, kind: 'pop', name: 'pop + ack 32', group: 'bench_pop' },
       POP_MESSAGES,
     );
@@ -533,6 +546,8 @@ async function main(): Promise<void> {
         'call p99 ms',
         'ceiling msgs/s',
         '% of ceiling',
+        'broker CPU µs/msg',
+        'broker-bound msgs/s per core',
       ],
     ];
     const row = (f: Figure, ceiling?: Figure) => {
@@ -545,6 +560,8 @@ async function main(): Promise<void> {
         pct(l, 99).toFixed(2),
         ceiling ? rate(ceiling).toFixed(0) : '',
         ceiling ? `${((100 * rate(f)) / rate(ceiling)).toFixed(0)}%` : '',
+        f.brokerCpuMicros ? (f.brokerCpuMicros / f.messages).toFixed(2) : '',
+        f.brokerCpuMicros ? ((1e6 * f.messages) / f.brokerCpuMicros).toFixed(0) : '',
       ]);
     };
     row(echoSend);
@@ -565,7 +582,7 @@ async function main(): Promise<void> {
       `broker RSS after send/pop: ${(Number(stats1.stats.rssBytes) / 2 ** 20).toFixed(0)} MiB, after timers: ${(Number(stats2.stats.rssBytes) / 2 ** 20).toFixed(0)} MiB; broker-side timer max lateness ${stats2.stats.timerMaxLatenessMs} ms\n`,
     );
     process.stdout.write(
-      '(2 shared cores: client, broker and echo server compete; expect noise)\n',
+      '(2 shared cores: client, broker and echo server compete; expect noise. broker-bound msgs/s per core: the rate one core of broker CPU alone would carry at the CPU each message cost the broker in this run, with the load generators elsewhere)\n',
     );
   } finally {
     broker.close();

@@ -47,6 +47,11 @@ export interface BrokerServices {
   setPermission(perm: number): Promise<void>;
 }
 
+function cpuMicros(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+}
+
 export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
   const { ctx } = svc;
   const name = ctx.options.brokerName;
@@ -345,6 +350,8 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
           transactionsDiscarded: String(svc.transactions.stats().discarded),
           longPollsWaiting: String(ctx.notifier.waiting),
           rssBytes: String(process.memoryUsage().rss),
+          // User + system CPU time of the broker process since start, µs.
+          cpuMicros: String(cpuMicros()),
           uptimeSeconds: process.uptime().toFixed(0),
           brokerVersionDesc: `Sluice ${SLUICE_VERSION}`,
           ...(svc.status?.() ?? {}),

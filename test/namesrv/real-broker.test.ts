@@ -488,7 +488,10 @@ describe('with real brokers', () => {
       brokers[0]!.addr,
       '--json',
     ]);
-    expect(JSON.parse(brokerStatus.stdout)[brokers[0]!.addr].brokerName).toBe('broker-a');
+    const statusA = JSON.parse(brokerStatus.stdout)[brokers[0]!.addr];
+    expect(statusA.brokerName).toBe('broker-a');
+    // The broker's CPU time so far, µs: a live process has used some.
+    expect(Number(statusA.cpuMicros)).toBeGreaterThan(0);
     const config = await mqadmin(['getBrokerConfig', '-n', ns, '-c', 'DefaultCluster']);
     expect(config.stdout).toMatch(/^brokerName\s+= broker-b$/m);
 
