@@ -26,11 +26,24 @@ import { BROKER_SCHEMA } from '../options.js';
 import { sendPhasesOf } from '../store-tracing.js';
 import { PopWaits } from './pop-waits.js';
 
-/** An AbortSignal that fires when the client cancels the call (long polls stop waiting). */
-function cancelSignal(call: ServerUnaryCall<unknown, unknown>): AbortSignal {
+/**
+ * Runs `work` with an AbortSignal that fires when the client cancels the call
+ * (long polls stop waiting). grpc-js emits `cancelled` after every call, also
+ * one it answered, so the listener goes once `work` settles: aborting then
+ * would only build an AbortError per pop.
+ */
+async function untilCancelled<T>(
+  call: ServerUnaryCall<unknown, unknown>,
+  work: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
   const ac = new AbortController();
-  call.once('cancelled', () => ac.abort());
-  return ac.signal;
+  const onCancel = () => ac.abort();
+  call.once('cancelled', onCancel);
+  try {
+    return await work(ac.signal);
+  } finally {
+    call.removeListener('cancelled', onCancel);
+  }
 }
 
 export interface BrokerServices {
@@ -68,28 +81,29 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
     }),
 
     PullMessages: unaryHandler(async (req, call) => {
-      const res = await svc.pull.pull(req, cancelSignal(call));
+      const res = await untilCancelled(call, (signal) => svc.pull.pull(req, signal));
       const compact = req.compact_messages ? compactMessages(res.messages ?? []) : undefined;
       return compact ? { ...res, messages: [], compact } : res;
     }),
 
     PopMessages: unaryHandler(async (req, call) => {
-      const wait = popWaits.begin(req.attempt_id, cancelSignal(call));
-      let messages: StoredMessage[];
-      try {
-        messages = await svc.pop.pop({
-          group: req.consumer_group,
-          topic: req.topic,
-          queueId: req.queue_id,
-          max: req.max_messages,
-          invisibleMs: req.invisible_ms,
-          waitMs: req.max_wait_ms,
-          filter: req.filter?.expression ?? '',
-          signal: wait.signal,
-        });
-      } finally {
-        wait.end();
-      }
+      const messages = await untilCancelled(call, async (cancelled) => {
+        const wait = popWaits.begin(req.attempt_id, cancelled);
+        try {
+          return await svc.pop.pop({
+            group: req.consumer_group,
+            topic: req.topic,
+            queueId: req.queue_id,
+            max: req.max_messages,
+            invisibleMs: req.invisible_ms,
+            waitMs: req.max_wait_ms,
+            filter: req.filter?.expression ?? '',
+            signal: wait.signal,
+          });
+        } finally {
+          wait.end();
+        }
+      });
       const status =
         messages.length > 0
           ? { code: Code.OK, message: 'OK' }

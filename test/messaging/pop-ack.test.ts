@@ -7,7 +7,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { messagesOf } from '../../common/compact-messages.js';
 import { decodeReceiptHandle, encodeReceiptHandle } from '../../common/receipt-handle.js';
+import { brokerStats } from '../harness/clients.js';
 import { type Cluster, startCluster } from '../harness/cluster.js';
+import { waitFor } from '../harness/wait.js';
 import { BrokerApi, body, OK, popAtLeast } from './broker-api.js';
 
 describe('pop / ack / change-invisible', () => {
@@ -95,6 +97,39 @@ describe('pop / ack / change-invisible', () => {
       expect(messagesOf(compact)).toEqual(full.messages);
       expect(compact.next_offset).toBe(full.next_offset);
     }
+  });
+
+  it('a long-poll pop the client cancels stops waiting on the broker and takes nothing', async () => {
+    const waiting = async () => Number((await brokerStats(c.brokers[0]!.addr)).longPollsWaiting);
+    await api.sendOk('pa-cancel', [{ body: Buffer.from('seed') }]);
+    const [seed] = await popAtLeast(api, 'g', 'pa-cancel', 1);
+    await api.ack('g', 'pa-cancel', [seed!.receipt_handle]);
+    expect(await waiting()).toBe(0);
+
+    const call = api.client.PopMessages(
+      {
+        consumer_group: 'g',
+        topic: 'pa-cancel',
+        queue_id: -1,
+        max_messages: 1,
+        invisible_ms: 60_000,
+        max_wait_ms: 20_000,
+      },
+      { deadline: Date.now() + 30_000 },
+      () => undefined,
+    );
+    await waitFor('the pop to wait on the broker', async () => (await waiting()) > 0);
+    const cancelledAt = Date.now();
+    call.cancel();
+    await waitFor('the broker to stop waiting', async () => (await waiting()) === 0);
+    expect(Date.now() - cancelledAt).toBeLessThan(5_000);
+
+    // The cancelled pop took nothing: the next message is a first delivery now.
+    await api.sendOk('pa-cancel', [{ body: Buffer.from('after') }]);
+    const got = await api.pop('g', 'pa-cancel', { waitMs: 2_000 });
+    expect(got.map(body)).toEqual(['after']);
+    expect(got[0]!.delivery_attempt).toBe(1);
+    await api.ack('g', 'pa-cancel', [got[0]!.receipt_handle]);
   });
 
   it('redelivers after the invisible time through %RETRY% with deliveryAttempt + 1, never before', async () => {
