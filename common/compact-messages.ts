@@ -161,8 +161,7 @@ function malformed(why: string): Error {
  * INTERNAL_ERROR when the columns do not agree (a broker bug, never a client's).
  */
 export function expandMessages(c: CompactMessages__Output): StoredMessage__Output[] {
-  const text = c.text ?? '';
-  const textLengths = c.text_lengths ?? [];
+  const { text, text_lengths: textLengths, bodies, body_lengths: bodyLengths } = c;
   const dict = new Array<string>(textLengths.length);
   let at = 0;
   for (let k = 0; k < textLengths.length; k++) {
@@ -171,16 +170,12 @@ export function expandMessages(c: CompactMessages__Output): StoredMessage__Outpu
     at += len;
   }
   if (at !== text.length) throw malformed('text lengths do not add up');
-  const str = (refs: number[] | undefined, i: number): string => {
-    const s = dict[refs?.[i] ?? -1];
+  const str = (refs: number[], i: number): string => {
+    const s = dict[refs[i] ?? -1];
     if (s === undefined) throw malformed(`dictionary index out of range at message ${i}`);
     return s;
   };
 
-  const raw = c.bodies ?? Buffer.alloc(0);
-  if (typeof raw === 'string') throw malformed('bodies given as a string');
-  const bodies = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-  const bodyLengths = c.body_lengths ?? [];
   const n = bodyLengths.length;
   const columns = [
     c.topics,
@@ -208,12 +203,11 @@ export function expandMessages(c: CompactMessages__Output): StoredMessage__Outpu
     c.key_counts,
     c.property_counts,
   ];
-  if (columns.some((col) => (col?.length ?? 0) !== n))
-    throw malformed('columns of different lengths');
+  if (columns.some((col) => col.length !== n)) throw malformed('columns of different lengths');
 
   const out = new Array<StoredMessage__Output>(n);
-  const keyRefs = c.keys ?? [];
-  const propertyRefs = c.properties ?? [];
+  const keyRefs = c.keys;
+  const propertyRefs = c.properties;
   let bodyAt = 0;
   let keyAt = 0;
   let propertyAt = 0;
@@ -222,11 +216,11 @@ export function expandMessages(c: CompactMessages__Output): StoredMessage__Outpu
     if (bodyLength < 0 || bodyAt + bodyLength > bodies.length) throw malformed('bodies too short');
     const body = bodies.subarray(bodyAt, bodyAt + bodyLength);
     bodyAt += bodyLength;
-    const keyCount = c.key_counts![i]!;
+    const keyCount = c.key_counts[i]!;
     if (keyCount < 0 || keyAt + keyCount > keyRefs.length) throw malformed('keys too short');
     const keys = new Array<string>(keyCount);
     for (let k = 0; k < keyCount; k++) keys[k] = str(keyRefs, keyAt++);
-    const propertyCount = c.property_counts![i]!;
+    const propertyCount = c.property_counts[i]!;
     if (propertyCount < 0 || propertyAt + 2 * propertyCount > propertyRefs.length) {
       throw malformed('properties too short');
     }
@@ -243,25 +237,25 @@ export function expandMessages(c: CompactMessages__Output): StoredMessage__Outpu
         keys,
         properties,
         message_group: str(c.message_groups, i),
-        delivery_timestamp_ms: c.delivery_timestamps_ms![i]!,
-        delay_level: c.delay_levels![i]!,
-        transactional: c.transactional![i]!,
+        delivery_timestamp_ms: c.delivery_timestamps_ms[i]!,
+        delay_level: c.delay_levels[i]!,
+        transactional: c.transactional[i]!,
         message_id: str(c.message_ids, i),
-        born_timestamp_ms: c.born_timestamps_ms![i]!,
+        born_timestamp_ms: c.born_timestamps_ms[i]!,
         born_host: str(c.born_hosts, i),
         producer_group: str(c.producer_groups, i),
         traceparent: str(c.traceparents, i),
         tracestate: str(c.tracestates, i),
       },
-      queue_id: c.queue_ids![i]!,
-      queue_offset: c.queue_offsets![i]!,
-      physical_offset: c.physical_offsets![i]!,
-      store_timestamp_ms: c.store_timestamps_ms![i]!,
+      queue_id: c.queue_ids[i]!,
+      queue_offset: c.queue_offsets[i]!,
+      physical_offset: c.physical_offsets[i]!,
+      store_timestamp_ms: c.store_timestamps_ms[i]!,
       store_host: str(c.store_hosts, i),
       offset_message_id: str(c.offset_message_ids, i),
-      delivery_attempt: c.delivery_attempts![i]!,
+      delivery_attempt: c.delivery_attempts[i]!,
       receipt_handle: str(c.receipt_handles, i),
-      reconsume_times: c.reconsume_times![i]!,
+      reconsume_times: c.reconsume_times[i]!,
       broker_name: str(c.broker_names, i),
     };
   }
