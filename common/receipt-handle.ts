@@ -8,7 +8,7 @@
  * payload). `topic` is the topic the message was read from (a %RETRY% topic
  * for redeliveries), so an ack names exactly one consume-queue slot.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import crypto, { createHmac, timingSafeEqual } from 'node:crypto';
 import { errors } from './errors.js';
 
 export interface ReceiptHandle {
@@ -29,8 +29,57 @@ export interface ReceiptHandle {
 const VERSION = 1;
 const MAC_BYTES = 16;
 
+/** SHA-256 block size, bytes (the HMAC key pad width). */
+const BLOCK_BYTES = 64;
+/** Payload characters the preallocated inner buffer takes (as UTF-8); longer ones use createHmac. */
+const MAX_FAST_PAYLOAD_CHARS = 4096;
+
+/**
+ * HMAC-SHA256 as two one-shot hashes over key pads computed once per secret
+ * (RFC 2104): H((K ^ opad) || H((K ^ ipad) || m)). createHmac builds a keyed
+ * object per call, which made receipt handles ~10% of the broker's CPU under
+ * pop+ack; this costs about three quarters of that. Falls back to createHmac
+ * where crypto.hash is missing (Node < 20.12).
+ */
+class FastHmac {
+  private readonly inner = Buffer.alloc(BLOCK_BYTES + 3 * MAX_FAST_PAYLOAD_CHARS);
+  private readonly outer = Buffer.alloc(BLOCK_BYTES + 32);
+
+  constructor(readonly secret: string) {
+    let key: Buffer = Buffer.from(secret, 'utf8');
+    if (key.length > BLOCK_BYTES) key = createHmacKeyDigest(key);
+    for (let i = 0; i < BLOCK_BYTES; i++) {
+      const k = key[i] ?? 0;
+      this.inner[i] = k ^ 0x36;
+      this.outer[i] = k ^ 0x5c;
+    }
+  }
+
+  /**
+   * First MAC_BYTES of HMAC-SHA256(secret, payload as UTF-8), as createHmac
+   * computes it: a payload from a forged handle may hold any characters.
+   */
+  mac(payload: string): Buffer {
+    const hash = crypto.hash;
+    if (typeof hash !== 'function' || payload.length > MAX_FAST_PAYLOAD_CHARS) {
+      return createHmac('sha256', this.secret).update(payload).digest().subarray(0, MAC_BYTES);
+    }
+    const n = this.inner.write(payload, BLOCK_BYTES, 'utf8');
+    hash('sha256', this.inner.subarray(0, BLOCK_BYTES + n), 'buffer').copy(this.outer, BLOCK_BYTES);
+    return hash('sha256', this.outer, 'buffer').subarray(0, MAC_BYTES);
+  }
+}
+
+function createHmacKeyDigest(key: Buffer): Buffer {
+  return crypto.createHash('sha256').update(key).digest();
+}
+
+/** The pads of the secret last used (a process uses one secret). */
+let lastHmac: FastHmac | undefined;
+
 function mac(secret: string, payload: string): Buffer {
-  return createHmac('sha256', secret).update(payload).digest().subarray(0, MAC_BYTES);
+  if (lastHmac?.secret !== secret) lastHmac = new FastHmac(secret);
+  return lastHmac.mac(payload);
 }
 
 export function encodeReceiptHandle(h: ReceiptHandle, secret: string): string {

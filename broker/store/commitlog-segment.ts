@@ -61,12 +61,19 @@ export class CommitLogSegment {
     });
   }
 
-  /** Positioned read at segment-relative `pos`; answers bytes read (fewer at end of file). */
-  async read(buf: Buffer, off: number, len: number, pos: number): Promise<number> {
+  /**
+   * Positioned read at segment-relative `pos`; answers bytes read (fewer at end
+   * of file). `hot`: the bytes are likely in the page cache, so read them on
+   * this thread when the descriptor is open (see CommitLog.read).
+   */
+  async read(buf: Buffer, off: number, len: number, pos: number, hot = false): Promise<number> {
     if (this.file.isDeleted) {
       throw errors.illegalOffset(`commitlog segment ${this.start} is not readable (deleted)`);
     }
-    return this.file.read(buf, off, len, pos);
+    return (
+      (hot ? this.file.readNow(buf, off, len, pos) : undefined) ??
+      this.file.read(buf, off, len, pos)
+    );
   }
 
   /** fdatasync of what was written since the last one (and, for a new file, its directory entry). */

@@ -13,6 +13,7 @@
  * forward and each job's callback runs after every earlier one's.
  */
 import { readdir } from 'node:fs/promises';
+import { totalmem } from 'node:os';
 import { errors } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import { BufferRing, type RingRegion } from './buffer-ring.js';
@@ -44,6 +45,16 @@ const MAX_WRITE_BYTES = 1024 * 1024;
 const MAX_WRITES_IN_FLIGHT = 2;
 /** Buffers in one writev at most (IOV_MAX on Linux). */
 const MAX_WRITE_BUFFERS = 1024;
+/**
+ * Reads of the newest this-many commitlog bytes are served on the event loop
+ * (pread from the page cache, a few µs per 32 KiB) rather than through the
+ * thread pool, whose round trip costs 10–30 µs of CPU per read here and made
+ * ~12% of the broker's CPU under pop+ack. Like RocketMQ's
+ * accessMessageInMemoryMaxRatio (40% of physical memory): data that recent is
+ * taken to be in memory; should it not be, one read blocks the loop for one
+ * disk read (~100 µs on NVMe) instead of failing.
+ */
+export const HOT_READ_BYTES = Math.floor(totalmem() * 0.4);
 /** Encode ring for append batches. */
 export const DEFAULT_ENCODE_RING_BYTES = 16 * 1024 * 1024;
 
@@ -468,12 +479,16 @@ export class CommitLog {
     }
   }
 
-  /** Positioned read of physical range [offset, offset + len) inside one segment. */
+  /**
+   * Positioned read of physical range [offset, offset + len) inside one
+   * segment; the newest HOT_READ_BYTES are read on the event loop.
+   */
   async read(offset: number, buf: Buffer, bufOffset: number, len: number): Promise<number> {
     const seg = this.segmentFor(offset);
     if (!seg) throw errors.illegalOffset(`physical offset ${offset} is not in the commitlog`);
     const n = Math.min(len, seg.end - offset);
-    return seg.read(buf, bufOffset, n, offset - seg.start);
+    const hot = this.writtenOffset - offset <= HOT_READ_BYTES;
+    return seg.read(buf, bufOffset, n, offset - seg.start, hot);
   }
 
   /**

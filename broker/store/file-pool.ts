@@ -29,6 +29,7 @@ import {
   ftruncate,
   openFile,
   readAt,
+  readAtSync,
   writeAt,
   writevAt,
 } from './positioned-io.js';
@@ -189,6 +190,18 @@ export class PooledFile {
   /** Positioned read (see positioned-io readAt). */
   read(buf: Buffer, off: number, len: number, pos: number): Promise<number> {
     return this.use((fd) => readAt(fd, buf, off, len, pos));
+  }
+
+  /**
+   * Positioned read on the calling thread (readAtSync), when the descriptor is
+   * open; undefined when it is not (the caller reads with read() instead,
+   * which opens it).
+   */
+  readNow(buf: Buffer, off: number, len: number, pos: number): number | undefined {
+    if (this.state !== 'live' || this.fd < 0) return undefined;
+    const n = readAtSync(this.fd, buf, off, len, pos);
+    if (!this.pinned && this.users === 0) this.pool.touched(this);
+    return n;
   }
 
   /** Positioned write of one buffer. */

@@ -1,8 +1,10 @@
 /**
  * Positioned file I/O on raw descriptors (libuv thread pool, callback API
  * wrapped in promises: cheaper per call than FileHandle). Every read and write
- * names its file position, so nothing depends on a shared file cursor, and
- * nothing here blocks the event loop.
+ * names its file position, so nothing depends on a shared file cursor. Only
+ * readAtSync blocks the event loop; it is for data the page cache holds (see
+ * CommitLog.read), where one pread costs a few µs and the thread-pool round
+ * trip of an async read costs several times that in CPU.
  */
 import fs from 'node:fs';
 import { errors } from '../../common/errors.js';
@@ -39,6 +41,17 @@ export async function readAt(
   let done = 0;
   while (done < len) {
     const n = await readOnce(fd, buf, off + done, len - done, pos + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+/** readAt without the thread pool: blocks until the bytes are copied. */
+export function readAtSync(fd: number, buf: Buffer, off: number, len: number, pos: number): number {
+  let done = 0;
+  while (done < len) {
+    const n = fs.readSync(fd, buf, off + done, len - done, pos + done);
     if (n === 0) break;
     done += n;
   }

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Code, SluiceError } from '../../common/errors.js';
 import {
@@ -52,5 +53,27 @@ describe('receipt handles', () => {
     for (const bad of ['', 'abc', '.', 'x.y', `${'a'.repeat(3000)}.b`]) {
       expect(codeOf(() => decodeReceiptHandle(bad, 'k1'))).toBe(Code.INVALID_RECEIPT_HANDLE);
     }
+  });
+
+  it('signs with HMAC-SHA256 of the payload, truncated to 16 bytes, for any secret length', () => {
+    // Short, exactly one SHA-256 block, longer than a block (hashed first), non-ASCII.
+    for (const secret of ['k', 'x'.repeat(64), 's'.repeat(200), 'clé-ü-秘密']) {
+      const text = encodeReceiptHandle(handle, secret);
+      const [payload, mac] = text.split('.') as [string, string];
+      const expected = createHmac('sha256', secret).update(payload).digest().subarray(0, 16);
+      expect(Buffer.from(mac, 'base64url').equals(expected)).toBe(true);
+      expect(decodeReceiptHandle(text, secret)).toEqual(handle);
+    }
+  });
+
+  it('refuses a payload with a character swapped for a non-ASCII look-alike', () => {
+    // U+0141 truncates to 'A' (0x41) in latin1: the MAC must cover the UTF-8 bytes.
+    const secret = 'k1';
+    const text = encodeReceiptHandle({ ...handle, group: 'AAAA' }, secret);
+    const at = text.indexOf('A');
+    expect(at).toBeLessThan(text.indexOf('.'));
+    expect(at).toBeGreaterThanOrEqual(0);
+    const forged = `${text.slice(0, at)}\u0141${text.slice(at + 1)}`;
+    expect(codeOf(() => decodeReceiptHandle(forged, secret))).toBe(Code.INVALID_RECEIPT_HANDLE);
   });
 });
