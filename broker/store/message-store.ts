@@ -194,7 +194,13 @@ class DefaultMessageStore implements MessageStore {
       this.logger,
     );
     this.reader = new QueueReader(this.commitlog, this.queues, this.logger);
-    this.lookup = new RecordLookup(this.commitlog, this.index, this.logger);
+    const tombstones = this.tombstones;
+    this.lookup = new RecordLookup(
+      this.commitlog,
+      this.index,
+      this.logger,
+      (r) => r.physicalOffset < (tombstones.get(r.topic)?.physicalOffset ?? 0),
+    );
     const queues = this.queues;
     this.encoder = {
       storeAddress: encodeAddress(o.storeHost),

@@ -1,7 +1,9 @@
 /**
  * Finds single records: at a physical offset, by key or client id (through the
  * index, hash matches re-checked on the record), or by offset message id
- * (decoded to a physical offset: no index).
+ * (decoded to a physical offset: no index). Lookups by key and id never answer
+ * a record of a deleted topic (`deleted`, from the topic's tombstone), also
+ * not when a topic of the same name has been created since.
  */
 import type { Logger } from '../../common/logger.js';
 import type { CommitLog } from './commitlog.js';
@@ -18,6 +20,8 @@ export class RecordLookup {
     private readonly commitlog: CommitLog,
     private readonly index: IndexService,
     private readonly logger: Logger,
+    /** Whether a record belongs to a deleted generation of its topic. */
+    private readonly deleted: (r: StoredRecord) => boolean = () => false,
   ) {}
 
   async lookupByKey(
@@ -39,6 +43,7 @@ export class RecordLookup {
       if (
         r &&
         r.topic === topic &&
+        !this.deleted(r) &&
         r.keys.includes(key) &&
         r.storeTimestamp >= beginMs &&
         r.storeTimestamp <= endMs
@@ -59,7 +64,8 @@ export class RecordLookup {
       if (
         r &&
         r.offsetMessageId === messageId.toUpperCase() &&
-        (topic === undefined || r.topic === topic)
+        (topic === undefined || r.topic === topic) &&
+        !this.deleted(r)
       )
         return r;
     }
@@ -67,7 +73,7 @@ export class RecordLookup {
     const candidates = await this.index.lookup(topic, messageId, 16, 0, Number.MAX_SAFE_INTEGER);
     for (const phy of candidates) {
       const r = await this.readAt(phy);
-      if (r && r.topic === topic && r.messageId === messageId) return r;
+      if (r && r.topic === topic && r.messageId === messageId && !this.deleted(r)) return r;
     }
     return undefined;
   }

@@ -252,7 +252,11 @@ export interface MessageStore {
   /** First queue offset whose store timestamp is >= timestampMs (maxOffset if none). */
   offsetByTime(topic: string, queueId: number, timestampMs: number): Promise<number>;
 
-  /** Records whose KEYS contain key, newest first, at most max. */
+  /**
+   * Records whose KEYS contain key, newest first, at most max. Neither this
+   * nor lookupById answers records of a deleted topic (or of a deleted
+   * generation of a re-created one); readAt answers any record.
+   */
   lookupByKey(
     topic: string,
     key: string,

@@ -402,12 +402,13 @@ describe('message store: lookups', () => {
   it('continues the queue offsets of a re-created topic after the deleted one and never serves its old records', async () => {
     const { store } = await setup();
     const old = await store.appendBatch([
-      ...Array.from({ length: 3 }, () => message({ topic: 'again', queueId: 0 })),
+      message({ topic: 'again', queueId: 0, keys: ['k-again'] }),
+      ...Array.from({ length: 2 }, () => message({ topic: 'again', queueId: 0 })),
       ...Array.from({ length: 2 }, () => message({ topic: 'again', queueId: 1 })),
     ]);
     await store.deleteTopic('again');
     const fresh = await store.appendBatch([
-      message({ topic: 'again', queueId: 0 }),
+      message({ topic: 'again', queueId: 0, keys: ['k-again'] }),
       message({ topic: 'again', queueId: 0 }),
       message({ topic: 'again', queueId: 1 }),
       message({ topic: 'again', queueId: 2 }), // a queue the deleted topic did not have
@@ -426,6 +427,20 @@ describe('message store: lookups', () => {
       expect(got.records.some((r) => oldIds.has(r.messageId))).toBe(false);
     }
     expect((await store.readQueueEntries('again', 1, 0, 10)).entries).toHaveLength(1);
+    // Lookups by key and id see only the new generation.
+    const byKey = await store.lookupByKey('again', 'k-again', 10);
+    expect(byKey.map((r) => r.messageId)).toEqual([fresh[0]!.messageId]);
+    expect(await store.lookupById('again', old[0]!.messageId)).toBeUndefined();
+    expect(await store.lookupById('again', old[0]!.offsetMessageId)).toBeUndefined();
+    expect(await store.lookupById(undefined, old[0]!.offsetMessageId)).toBeUndefined();
+    expect((await store.lookupById('again', fresh[0]!.messageId))?.physicalOffset).toBe(
+      fresh[0]!.physicalOffset,
+    );
+    expect((await store.lookupById(undefined, fresh[0]!.offsetMessageId))?.messageId).toBe(
+      fresh[0]!.messageId,
+    );
+    // The raw read by physical offset still reaches the old record (retention decides).
+    expect((await store.readAt(old[0]!.physicalOffset))?.messageId).toBe(old[0]!.messageId);
     // Deleted again: the second deletion continues after both generations.
     await store.deleteTopic('again');
     const [third] = await store.appendBatch([message({ topic: 'again', queueId: 0 })]);
