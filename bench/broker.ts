@@ -14,9 +14,9 @@
  * Environment knobs: BENCH_SEND_MESSAGES, BENCH_POP_MESSAGES, BENCH_TIMERS,
  * BENCH_TIMER_WINDOW_MS, BENCH_SEND_IN_FLIGHT, BENCH_POP_CONSUMERS, BENCH_CLIENT_PROCS,
  * BENCH_IN_PROCESS (0 = skip, only = nothing else), BENCH_BROKER_ADDR (use
- * a running broker instead of starting one), BENCH_COMPACT (0 = sends and
- * pops ask for the full `results` / `messages` answers instead of the compact
- * ones the gateway uses).
+ * a running broker instead of starting one), BENCH_COMPACT (0 = sends carry
+ * `entries` and ask for `results`, pops ask for `messages`, instead of the
+ * compact forms the gateway uses).
  */
 import { fork } from 'node:child_process';
 import { join } from 'node:path';
@@ -34,7 +34,12 @@ import { SubscriptionGroupManager } from '../broker/metadata/subscription-group-
 import { TopicConfigManager } from '../broker/metadata/topic-config-manager.js';
 import { BROKER_SCHEMA } from '../broker/options.js';
 import { createMessageStore } from '../broker/store/index.js';
-import { compactMessages, messagesOf } from '../common/compact-messages.js';
+import {
+  compactMessages,
+  compactSendEntries,
+  messagesOf,
+  sendEntriesOf,
+} from '../common/compact-messages.js';
 import { compactSendResults, sendResultCodes } from '../common/compact-send-results.js';
 import { defaultsOf } from '../common/config/options.js';
 import type { BrokerClient } from '../common/generated/sluice/v1/Broker.js';
@@ -42,7 +47,10 @@ import type { BrokerStatus__Output } from '../common/generated/sluice/v1/BrokerS
 import type { Empty } from '../common/generated/sluice/v1/Empty.js';
 import type { PopMessagesRequest } from '../common/generated/sluice/v1/PopMessagesRequest.js';
 import type { PopMessagesResponse__Output } from '../common/generated/sluice/v1/PopMessagesResponse.js';
-import type { SendMessagesRequest } from '../common/generated/sluice/v1/SendMessagesRequest.js';
+import type {
+  SendMessagesRequest,
+  SendMessagesRequest__Output,
+} from '../common/generated/sluice/v1/SendMessagesRequest.js';
 import type { SendMessagesResponse__Output } from '../common/generated/sluice/v1/SendMessagesResponse.js';
 import type { StoredMessage } from '../common/generated/sluice/v1/StoredMessage.js';
 import { callUnary, startGrpcServer } from '../common/grpc.js';
@@ -66,7 +74,7 @@ const SEND_IN_FLIGHT = env('BENCH_SEND_IN_FLIGHT', 8);
 const POP_CONSUMERS = env('BENCH_POP_CONSUMERS', 8);
 /** Load-generating processes for send and pop+ack (one Node process cannot saturate the broker). */
 const CLIENT_PROCS = env('BENCH_CLIENT_PROCS', 2);
-/** Sends ask for CompactSendResults, as the gateway does. */
+/** Sends carry compact entries and ask for compact results, pops for compact messages, as the gateway does. */
 const COMPACT = process.env.BENCH_COMPACT !== '0';
 const TOPIC = 'bench_broker';
 const QUEUES = 8;
@@ -133,7 +141,9 @@ async function runEchoServer(): Promise<void> {
   const handle = await startGrpcServer('127.0.0.1', 0, [], (server) =>
     server.addService(proto.grpc.sluice.v1.Broker.service, {
       SendMessages: (call: Call, cb: sendUnaryData<unknown>) => {
-        const results = (call.request.entries ?? []).map((_, i) => ({
+        // Expands compact entries as the broker does, so the ceiling pays for that too.
+        const entries = sendEntriesOf(call.request as SendMessagesRequest__Output);
+        const results = entries.map((_, i) => ({
           status: ok,
           message_id: '0A000001000000000000000000000000',
           offset_message_id: offsetMessageIdWithPrefix('7F00000100002A9F', i),
@@ -246,11 +256,15 @@ async function sendLoad(
       const res = await callUnary<SendMessagesRequest, SendMessagesResponse__Output>(
         client,
         client.SendMessages,
-        { entries, compact_results: COMPACT },
+        COMPACT
+          ? { compact_entries: compactSendEntries(entries), compact_results: true }
+          : { entries },
         30_000,
       );
       latencies.push(performance.now() - t0);
-      failed += sendResultCodes(res).filter((code) => code !== 20000).length;
+      const codes = sendResultCodes(res);
+      if (codes.length !== n) throw new Error(`${codes.length} results for ${n} entries`);
+      failed += codes.filter((code) => code !== 20000).length;
     }
   };
   await Promise.all(Array.from({ length: SEND_IN_FLIGHT }, worker));

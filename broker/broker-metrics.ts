@@ -20,7 +20,7 @@
 import { Metadata } from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import { Counter, Histogram } from 'prom-client';
-import { bodyLengthsOf, type MessagesAnswer } from '../common/compact-messages.js';
+import { bodyLengthsOf, type MessagesAnswer, sendEntriesOf } from '../common/compact-messages.js';
 import { sendResultCodes } from '../common/compact-send-results.js';
 import { Code } from '../common/errors.js';
 import type { BrokerHandlers } from '../common/generated/sluice/v1/Broker.js';
@@ -241,7 +241,8 @@ export function createBrokerMetrics(sources: BrokerMetricSources): BrokerMetrics
         return;
       }
       if (method !== 'SendMessages') return;
-      const entries = (request as SendMessagesRequest__Output).entries;
+      // Expanded by the handler already (a no-op here).
+      const entries = sendEntriesOf(request as SendMessagesRequest__Output);
       const codes = sendResultCodes(response as SendMessagesResponse);
       codes.forEach((code, i) => {
         const m = entries[i]?.message;

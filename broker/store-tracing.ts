@@ -27,8 +27,10 @@ import {
   SpanStatusCode,
   trace,
 } from '@opentelemetry/api';
+import { sendEntriesOf } from '../common/compact-messages.js';
 import { sendResultsOf } from '../common/compact-send-results.js';
 import { Code } from '../common/errors.js';
+import type { SendEntry__Output } from '../common/generated/sluice/v1/SendEntry.js';
 import type { SendMessagesRequest__Output } from '../common/generated/sluice/v1/SendMessagesRequest.js';
 import type { SendMessagesResponse } from '../common/generated/sluice/v1/SendMessagesResponse.js';
 import { MESSAGING_SYSTEM, MessagingAttr } from '../common/telemetry/attributes.js';
@@ -74,7 +76,12 @@ export function traceStore(
   handler: SendHandler,
 ): SendHandler {
   return (call, callback) => {
-    const entries = call.request?.entries ?? [];
+    let entries: SendEntry__Output[] = [];
+    try {
+      entries = call.request ? sendEntriesOf(call.request) : [];
+    } catch {
+      // Malformed compact_entries: the handler answers BAD_REQUEST; nothing to trace.
+    }
     const rpc = trace.getSpanContext(extractTraceMetadata(call.metadata));
     const links: Link[] = rpc ? [{ context: rpc }] : [];
     const t = tracer();

@@ -15,11 +15,13 @@
  * the very objects a `messages` answer decodes to (defaults filled in, as
  * the loader gives them).
  */
-import { errors } from './errors.js';
+import { Code, errors, SluiceError } from './errors.js';
 import type {
   CompactMessages,
   CompactMessages__Output,
 } from './generated/sluice/v1/CompactMessages.js';
+import type { SendEntry, SendEntry__Output } from './generated/sluice/v1/SendEntry.js';
+import type { SendMessagesRequest__Output } from './generated/sluice/v1/SendMessagesRequest.js';
 import type { StoredMessage, StoredMessage__Output } from './generated/sluice/v1/StoredMessage.js';
 
 /** Builds the dictionary of a batch: each distinct string once, in first-use order. */
@@ -283,4 +285,51 @@ export function messagesOf(res: {
 export function bodyLengthsOf(res: MessagesAnswer): number[] {
   if (res.compact) return res.compact.body_lengths ?? [];
   return (res.messages ?? []).map((m) => m.message?.body?.length ?? 0);
+}
+
+/**
+ * SendMessages entries as CompactMessages (SendMessagesRequest.compact_entries):
+ * the message columns and queue_ids, the stored-message columns left at their
+ * defaults. Undefined when the batch is empty or some entry does not fit (see
+ * compactMessages): send `entries` then.
+ */
+export function compactSendEntries(
+  entries: readonly SendEntry[],
+): CompactMessages__Output | undefined {
+  if (entries.length === 0) return undefined;
+  const messages = new Array<StoredMessage>(entries.length);
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    messages[i] = { message: e.message, queue_id: e.queue_id };
+  }
+  return compactMessages(messages);
+}
+
+/**
+ * A SendMessages request's entries, whichever form they came in. Expands
+ * compact_entries into `entries` in place, once, so every later reader of the
+ * request (handler, tracing, metrics) sees the same entries. Columns that do
+ * not agree are the caller's error: BAD_REQUEST.
+ */
+export function sendEntriesOf(req: SendMessagesRequest__Output): SendEntry__Output[] {
+  const compact = req.compact_entries;
+  if (compact) {
+    let expanded: StoredMessage__Output[];
+    try {
+      expanded = expandMessages(compact);
+    } catch (err) {
+      if (err instanceof SluiceError && err.code === Code.INTERNAL_ERROR) {
+        throw errors.badRequest(`compact_entries: ${err.message}`);
+      }
+      throw err;
+    }
+    const entries = new Array<SendEntry__Output>(expanded.length);
+    for (let i = 0; i < expanded.length; i++) {
+      const s = expanded[i]!;
+      entries[i] = { message: s.message, queue_id: s.queue_id };
+    }
+    req.entries = entries;
+    req.compact_entries = null;
+  }
+  return req.entries;
 }

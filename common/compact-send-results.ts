@@ -14,12 +14,18 @@
  * objects a `results` answer decodes to (defaults filled in, as the loader
  * gives them).
  */
+import { compactSendEntries } from './compact-messages.js';
 import { Code, errors } from './errors.js';
 import type {
   CompactSendResults,
   CompactSendResults__Output,
 } from './generated/sluice/v1/CompactSendResults.js';
-import type { SendMessagesResponse } from './generated/sluice/v1/SendMessagesResponse.js';
+import type { SendEntry } from './generated/sluice/v1/SendEntry.js';
+import type { SendMessagesRequest } from './generated/sluice/v1/SendMessagesRequest.js';
+import type {
+  SendMessagesResponse,
+  SendMessagesResponse__Output,
+} from './generated/sluice/v1/SendMessagesResponse.js';
 import type { SendResult, SendResult__Output } from './generated/sluice/v1/SendResult.js';
 import type { Status__Output } from './generated/sluice/v1/Status.js';
 import { offsetMessageIdWithPrefix } from './offset-message-id.js';
@@ -183,4 +189,25 @@ export function sendResultsOf(res: SendMessagesResponse): SendResult[] {
 export function sendResultCodes(res: SendMessagesResponse): number[] {
   if (res.compact) return res.compact.codes ?? [];
   return (res.results ?? []).map((r) => r.status?.code ?? Code.OK);
+}
+
+/**
+ * One SendMessages call in the cheapest form both ends understand: entries as
+ * compact_entries, results asked as compact_results, answered as SendResults
+ * (either form). A broker that predates compact_entries sees no entries,
+ * stores nothing and answers no results: the batch then goes again as
+ * `entries` (so the first call cannot have stored any of it).
+ */
+export async function sendEntries(
+  rpc: (req: SendMessagesRequest) => Promise<SendMessagesResponse__Output>,
+  entries: SendEntry[],
+): Promise<SendResult__Output[]> {
+  const compact = compactSendEntries(entries);
+  if (compact) {
+    const res = await rpc({ compact_entries: compact, compact_results: true });
+    const results = res.compact ? expandSendResults(res.compact) : res.results;
+    if (results.length > 0) return results;
+  }
+  const res = await rpc({ entries, compact_results: true });
+  return res.compact ? expandSendResults(res.compact) : res.results;
 }

@@ -4,7 +4,7 @@
  * status by unaryHandler (common/grpc.ts); batch RPCs answer per entry.
  */
 import type { ServerUnaryCall } from '@grpc/grpc-js';
-import { compactMessages } from '../../common/compact-messages.js';
+import { compactMessages, sendEntriesOf } from '../../common/compact-messages.js';
 import { compactSendResults } from '../../common/compact-send-results.js';
 import { Code, errors } from '../../common/errors.js';
 import type { BrokerHandlers } from '../../common/generated/sluice/v1/Broker.js';
@@ -75,7 +75,7 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
 
   return {
     SendMessages: unaryHandler(async (req, call) => {
-      const results = await svc.send.send(req.entries, sendPhasesOf(call));
+      const results = await svc.send.send(sendEntriesOf(req), sendPhasesOf(call));
       const compact = req.compact_results ? compactSendResults(results) : undefined;
       return compact ? { compact } : { results };
     }),

@@ -25,7 +25,7 @@
 import { randomBytes } from 'node:crypto';
 import { anyAddrOf, masterAddrOf } from '../../common/broker-addrs.js';
 import { messagesOf } from '../../common/compact-messages.js';
-import { expandSendResults } from '../../common/compact-send-results.js';
+import { sendEntries } from '../../common/compact-send-results.js';
 import {
   Code,
   errors,
@@ -253,17 +253,19 @@ export class GatewayService {
 
   /**
    * The RPC the batcher issues: one SendMessages call with every coalesced
-   * entry. Asks for compact results (far cheaper to encode and decode) and
-   * expands them to the SendResults a `results` answer holds; a broker that
-   * answers `results` (older, or a batch the compact form cannot express)
-   * is read as before.
+   * entry, as compact entries asking for compact results (far cheaper to
+   * encode and decode; see sendEntries for older brokers).
    */
   sendRpc(addr: string, entries: SendEntry[]): Promise<SendResult__Output[]> {
-    return this.call<SendMessagesRequest, SendMessagesResponse__Output>(
-      addr,
-      (c) => c.SendMessages,
-      { entries, compact_results: true },
-    ).then((res) => (res.compact ? expandSendResults(res.compact) : res.results));
+    return sendEntries(
+      (req) =>
+        this.call<SendMessagesRequest, SendMessagesResponse__Output>(
+          addr,
+          (c) => c.SendMessages,
+          req,
+        ),
+      entries,
+    );
   }
 
   private call<Req, Res>(

@@ -3,7 +3,15 @@
  * polling, tag filters, clustering and broadcasting offsets, reset by time)
  * and queries (by id, key, queue offset).
  */
+import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compactSendEntries } from '../../common/compact-messages.js';
+import { sendEntries } from '../../common/compact-send-results.js';
+import type { SendEntry } from '../../common/generated/sluice/v1/SendEntry.js';
+import type { SendMessagesRequest } from '../../common/generated/sluice/v1/SendMessagesRequest.js';
+import type { SendMessagesResponse__Output } from '../../common/generated/sluice/v1/SendMessagesResponse.js';
+import { callUnary, startGrpcServer } from '../../common/grpc.js';
+import { sluiceProto } from '../../common/proto.js';
 import { type Cluster, startCluster } from '../harness/cluster.js';
 import { BrokerApi, body, OK, popAtLeast } from './broker-api.js';
 
@@ -37,6 +45,95 @@ describe('send, pull and queries', () => {
     expect(res.map((r) => r.status!.code)).toEqual([OK, 41301, 40007, 40004, OK, 40002]);
     expect(res[0]!.message_id).toMatch(/^[0-9A-F]{32}$/);
     expect(res[0]!.offset_message_id).not.toBe('');
+  });
+
+  it('stores compact entries exactly as it stores entries; refuses malformed columns, storing nothing', async () => {
+    const entries = (tag: string): SendEntry[] =>
+      ['a', 'ünï', ''].map((b, i) => ({
+        message: {
+          topic: 'sp-compact',
+          body: Buffer.from(b),
+          tag,
+          keys: [`key-${i}`],
+          properties: { color: i % 2 ? 'red' : 'blue' },
+          message_group: '',
+          born_timestamp_ms: 1_764_000_000_000 + i,
+          born_host: '10.0.0.9:4000',
+        },
+        queue_id: 0,
+      }));
+    const rpc = (req: SendMessagesRequest) =>
+      callUnary<SendMessagesRequest, SendMessagesResponse__Output>(
+        api.client,
+        api.client.SendMessages,
+        req,
+      );
+    let calls = 0;
+    const viaCompact = await sendEntries((req) => {
+      calls++;
+      expect(req.compact_entries).toBeDefined();
+      return rpc(req);
+    }, entries('C'));
+    expect(calls).toBe(1);
+    expect(viaCompact.map((r) => r.status!.code)).toEqual([OK, OK, OK]);
+    const full = (await rpc({ entries: entries('F') })).results;
+    expect(full.map((r) => r.status!.code)).toEqual([OK, OK, OK]);
+
+    const stored = await api.readAll('sp-compact', 0);
+    expect(stored).toHaveLength(6);
+    const fields = (m: (typeof stored)[number]) => {
+      const { body: b, topic, keys, properties, born_timestamp_ms, born_host } = m.message!;
+      return { body: b.toString(), topic, keys, properties, born_timestamp_ms, born_host };
+    };
+    expect(stored.slice(0, 3).map(fields)).toEqual(stored.slice(3).map(fields));
+    expect(stored.map((m) => m.message!.tag)).toEqual(['C', 'C', 'C', 'F', 'F', 'F']);
+    expect(stored[1]!.message!.body.toString()).toBe('ünï');
+    expect(stored.slice(0, 3).map((m) => m.message!.message_id)).toEqual(
+      viaCompact.map((r) => r.message_id),
+    );
+
+    const broken = compactSendEntries(entries('X'))!;
+    broken.body_lengths[0]! += 1;
+    await expect(rpc({ compact_entries: broken })).rejects.toMatchObject({ code: 40000 });
+    expect(await api.readAll('sp-compact', 0)).toHaveLength(6);
+  });
+
+  it('a broker that ignores compact entries gets the batch again as entries', async () => {
+    // A broker from before compact_entries: it reads `entries` only.
+    const seen: number[] = [];
+    const old = await startGrpcServer('127.0.0.1', 0, [], (server) =>
+      server.addService(sluiceProto().grpc.sluice.v1.Broker.service, {
+        SendMessages: (
+          call: ServerUnaryCall<{ entries: SendEntry[] }, unknown>,
+          cb: sendUnaryData<unknown>,
+        ) => {
+          seen.push(call.request.entries.length);
+          cb(null, {
+            results: call.request.entries.map((_, i) => ({
+              status: { code: OK, message: 'OK' },
+              message_id: `ID${i}`,
+            })),
+          });
+        },
+      }),
+    );
+    const client = new BrokerApi(`127.0.0.1:${old.port}`).client;
+    try {
+      const results = await sendEntries(
+        (req) =>
+          callUnary<SendMessagesRequest, SendMessagesResponse__Output>(
+            client,
+            client.SendMessages,
+            req,
+          ),
+        [1, 2].map((i) => ({ message: { topic: 't', body: Buffer.from(`m${i}`) }, queue_id: -1 })),
+      );
+      expect(seen).toEqual([0, 2]);
+      expect(results.map((r) => r.message_id)).toEqual(['ID0', 'ID1']);
+    } finally {
+      client.close();
+      await old.close();
+    }
   });
 
   it('spreads messages round robin over the queues; a message group pins one queue', async () => {

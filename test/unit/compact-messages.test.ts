@@ -9,8 +9,10 @@ import { describe, expect, it } from 'vitest';
 import {
   bodyLengthsOf,
   compactMessages,
+  compactSendEntries,
   expandMessages,
   messagesOf,
+  sendEntriesOf,
 } from '../../common/compact-messages.js';
 import { Code, SluiceError } from '../../common/errors.js';
 import type { CompactMessages__Output } from '../../common/generated/sluice/v1/CompactMessages.js';
@@ -18,6 +20,11 @@ import type {
   PopMessagesResponse,
   PopMessagesResponse__Output,
 } from '../../common/generated/sluice/v1/PopMessagesResponse.js';
+import type { SendEntry } from '../../common/generated/sluice/v1/SendEntry.js';
+import type {
+  SendMessagesRequest,
+  SendMessagesRequest__Output,
+} from '../../common/generated/sluice/v1/SendMessagesRequest.js';
 import type { StoredMessage } from '../../common/generated/sluice/v1/StoredMessage.js';
 import { sluiceProto } from '../../common/proto.js';
 
@@ -149,5 +156,65 @@ describe('compact messages', () => {
     expect(bodyLengthsOf({ messages: batch })).toEqual(sizes);
     expect(bodyLengthsOf({ compact: compactMessages(batch) })).toEqual(sizes);
     expect(bodyLengthsOf({})).toEqual([]);
+  });
+});
+
+/** Encode and decode a SendMessages request with the loader's own serializers. */
+function requestOverTheWire(req: SendMessagesRequest): SendMessagesRequest__Output {
+  const m = (
+    sluiceProto().definition['sluice.v1.Broker'] as Record<string, MethodDefinition<object, object>>
+  ).SendMessages!;
+  return m.requestDeserialize(m.requestSerialize(req)) as SendMessagesRequest__Output;
+}
+
+describe('compact send entries', () => {
+  const entries = (): SendEntry[] => [
+    ...Array.from({ length: 12 }, (_, i) => ({
+      message: stored(i).message,
+      queue_id: i % 3 === 0 ? -1 : i % 4,
+    })),
+    { message: { topic: 'orders', body: Buffer.alloc(0) } },
+  ];
+
+  it('expand to exactly the entries a full request decodes to', () => {
+    const compact = compactSendEntries(entries());
+    expect(compact).toBeDefined();
+    const full = requestOverTheWire({ entries: entries() });
+    const viaCompact = requestOverTheWire({ compact_entries: compact, compact_results: true });
+    expect(viaCompact.entries).toEqual([]);
+    const got = sendEntriesOf(viaCompact);
+    expect(got).toEqual(full.entries);
+    // Expanded in place, once: later readers of the request see the same entries.
+    expect(viaCompact.compact_entries).toBeNull();
+    expect(viaCompact.entries).toBe(got);
+    expect(sendEntriesOf(viaCompact)).toBe(got);
+    expect(sendEntriesOf(full)).toBe(full.entries);
+    // Spot checks, so that equality of two wrong decodings cannot pass.
+    expect(got[0]!.queue_id).toBe(-1);
+    expect(got[1]!.queue_id).toBe(1);
+    expect(got[1]!.message!.properties).toEqual({ p: 'v', n1: 'ünï 1' });
+    expect(got[2]!.message!.delivery_timestamp_ms).toBe(1_800_000_000_123);
+    expect(got[4]!.message!.producer_group).toBe('tx-producers');
+    expect(got[5]!.message!.keys).toEqual(['k1', 'k5']);
+    expect(got[12]!.message!.body.length).toBe(0);
+  });
+
+  it('an empty batch or an entry without a message goes as entries', () => {
+    expect(compactSendEntries([])).toBeUndefined();
+    expect(compactSendEntries([{ queue_id: 1 }])).toBeUndefined();
+  });
+
+  it("columns that do not agree are the caller's bad request", () => {
+    const req = requestOverTheWire({ compact_entries: compactSendEntries(entries()) });
+    req.compact_entries!.body_lengths[0]! += 1;
+    let thrown: unknown;
+    try {
+      sendEntriesOf(req);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(SluiceError);
+    expect((thrown as SluiceError).code).toBe(Code.BAD_REQUEST);
+    expect((thrown as SluiceError).message).toMatch(/^compact_entries: .*bodies/);
   });
 });
