@@ -82,20 +82,31 @@ function mac(secret: string, payload: string): Buffer {
   return lastHmac.mac(payload);
 }
 
+/** JSON string literals of the names handles carry, so each is escaped once (bounded: cleared when full). */
+const quotedNames = new Map<string, string>();
+const MAX_QUOTED_NAMES = 4096;
+/** Scratch for a payload's UTF-8 bytes on their way to base64url (payloads are far smaller). */
+const payloadScratch = Buffer.allocUnsafe(8192);
+
+function quoted(name: string): string {
+  let q = quotedNames.get(name);
+  if (q === undefined) {
+    if (quotedNames.size >= MAX_QUOTED_NAMES) quotedNames.clear();
+    q = JSON.stringify(name);
+    quotedNames.set(name, q);
+  }
+  return q;
+}
+
 export function encodeReceiptHandle(h: ReceiptHandle, secret: string): string {
-  const payload = Buffer.from(
-    JSON.stringify([
-      VERSION,
-      h.brokerName,
-      h.topic,
-      h.queueId,
-      h.offset,
-      h.popTime,
-      h.invisibleMs,
-      h.attempt,
-      h.group,
-    ]),
-  ).toString('base64url');
+  // The JSON array [VERSION, brokerName, topic, queueId, offset, popTime,
+  // invisibleMs, attempt, group], built without JSON.stringify on the hot
+  // path (safe integers print the same either way).
+  const json = `[${VERSION},${quoted(h.brokerName)},${quoted(h.topic)},${h.queueId},${h.offset},${h.popTime},${h.invisibleMs},${h.attempt},${quoted(h.group)}]`;
+  const payload =
+    json.length * 3 <= payloadScratch.length
+      ? payloadScratch.toString('base64url', 0, payloadScratch.write(json, 0, 'utf8'))
+      : Buffer.from(json).toString('base64url');
   return `${payload}.${mac(secret, payload).toString('base64url')}`;
 }
 

@@ -33,6 +33,24 @@ describe('receipt handles', () => {
     expect(decodeReceiptHandle(text, 'k1')).toEqual(handle);
   });
 
+  it('carries the fields as a base64url JSON array, names escaped', () => {
+    const odd = { ...handle, topic: 'q"uote\\ü', group: 'g-\u2028' };
+    const text = encodeReceiptHandle(odd, 'k1');
+    const payload = text.slice(0, text.indexOf('.'));
+    expect(JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'))).toEqual([
+      1,
+      'broker-a',
+      'q"uote\\ü',
+      3,
+      12345,
+      1_700_000_000_000,
+      30_000,
+      2,
+      'g-\u2028',
+    ]);
+    expect(decodeReceiptHandle(text, 'k1')).toEqual(odd);
+  });
+
   it('refuses a handle signed with another secret', () => {
     const text = encodeReceiptHandle(handle, 'k1');
     expect(codeOf(() => decodeReceiptHandle(text, 'k2'))).toBe(Code.INVALID_RECEIPT_HANDLE);
