@@ -192,6 +192,14 @@ export function sendResultCodes(res: SendMessagesResponse): number[] {
 }
 
 /**
+ * Batches smaller than this go as `entries`: 24 one-element columns cost more
+ * than a few nested messages. Measured here with the loader's serializers
+ * (1 KiB bodies, encode + decode per call): 1 entry 6 µs full vs 12 µs
+ * compact, 4 entries 11 vs 14, 16 entries 40 vs 29, 100 entries 313 vs 169.
+ */
+export const COMPACT_SEND_ENTRIES_FROM = 8;
+
+/**
  * One SendMessages call in the cheapest form both ends understand: entries as
  * compact_entries, results asked as compact_results, answered as SendResults
  * (either form). A broker that predates compact_entries sees no entries,
@@ -202,7 +210,8 @@ export async function sendEntries(
   rpc: (req: SendMessagesRequest) => Promise<SendMessagesResponse__Output>,
   entries: SendEntry[],
 ): Promise<SendResult__Output[]> {
-  const compact = compactSendEntries(entries);
+  const compact =
+    entries.length >= COMPACT_SEND_ENTRIES_FROM ? compactSendEntries(entries) : undefined;
   if (compact) {
     const res = await rpc({ compact_entries: compact, compact_results: true });
     const results = res.compact ? expandSendResults(res.compact) : res.results;

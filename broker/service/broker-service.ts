@@ -4,7 +4,7 @@
  * status by unaryHandler (common/grpc.ts); batch RPCs answer per entry.
  */
 import type { ServerUnaryCall } from '@grpc/grpc-js';
-import { compactMessages, sendEntriesOf } from '../../common/compact-messages.js';
+import { compactAnswerOf, sendEntriesOf } from '../../common/compact-messages.js';
 import { compactSendResults } from '../../common/compact-send-results.js';
 import { Code, errors } from '../../common/errors.js';
 import type { BrokerHandlers } from '../../common/generated/sluice/v1/Broker.js';
@@ -82,7 +82,7 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
 
     PullMessages: unaryHandler(async (req, call) => {
       const res = await untilCancelled(call, (signal) => svc.pull.pull(req, signal));
-      const compact = req.compact_messages ? compactMessages(res.messages ?? []) : undefined;
+      const compact = compactAnswerOf(req.compact_messages, res.messages ?? []);
       return compact ? { ...res, messages: [], compact } : res;
     }),
 
@@ -108,7 +108,7 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
         messages.length > 0
           ? { code: Code.OK, message: 'OK' }
           : { code: Code.MESSAGE_NOT_FOUND, message: 'no message available' };
-      const compact = req.compact_messages ? compactMessages(messages) : undefined;
+      const compact = compactAnswerOf(req.compact_messages, messages);
       return compact ? { status, compact } : { status, messages };
     }),
 

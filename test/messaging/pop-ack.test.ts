@@ -46,17 +46,21 @@ describe('pop / ack / change-invisible', () => {
   });
 
   it('a compact pop answer carries the same messages as a full one', async () => {
-    await api.sendOk('pa-compact', [
-      { body: Buffer.from('plain') },
-      {
-        body: Buffer.from('héllo ✓'),
-        tag: 'TagA',
-        keys: ['k1', 'k2'],
-        properties: { p: 'v', ünï: 'çödé' },
-        traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
-      },
-      { body: Buffer.alloc(0), keys: ['k1'], properties: { p: 'v' } },
-    ]);
+    await api.sendOk(
+      'pa-compact',
+      [
+        { body: Buffer.from('plain') },
+        {
+          body: Buffer.from('héllo ✓'),
+          tag: 'TagA',
+          keys: ['k1', 'k2'],
+          properties: { p: 'v', ünï: 'çödé' },
+          traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+        },
+        { body: Buffer.alloc(0), keys: ['k1'], properties: { p: 'v' } },
+      ],
+      0, // one queue: each answer holds several messages (single ones go as `messages`)
+    );
     const forms: { compact: boolean; sawCompact?: boolean }[] = [
       { compact: true },
       { compact: false },
@@ -97,6 +101,16 @@ describe('pop / ack / change-invisible', () => {
       expect(messagesOf(compact)).toEqual(full.messages);
       expect(compact.next_offset).toBe(full.next_offset);
     }
+    // A one-message answer goes as `messages` even when compact was asked for.
+    const one = await api.pull({
+      topic: 'pa-compact',
+      queue_id: 0,
+      offset: 0,
+      max_messages: 1,
+      compact_messages: true,
+    });
+    expect(one.compact).toBeNull();
+    expect(one.messages.map(body)).toEqual(['plain']);
   });
 
   it('a long-poll pop the client cancels stops waiting on the broker and takes nothing', async () => {

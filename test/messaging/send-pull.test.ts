@@ -6,7 +6,7 @@
 import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compactSendEntries } from '../../common/compact-messages.js';
-import { sendEntries } from '../../common/compact-send-results.js';
+import { COMPACT_SEND_ENTRIES_FROM, sendEntries } from '../../common/compact-send-results.js';
 import type { SendEntry } from '../../common/generated/sluice/v1/SendEntry.js';
 import type { SendMessagesRequest } from '../../common/generated/sluice/v1/SendMessagesRequest.js';
 import type { SendMessagesResponse__Output } from '../../common/generated/sluice/v1/SendMessagesResponse.js';
@@ -49,7 +49,7 @@ describe('send, pull and queries', () => {
 
   it('stores compact entries exactly as it stores entries; refuses malformed columns, storing nothing', async () => {
     const entries = (tag: string): SendEntry[] =>
-      ['a', 'ünï', ''].map((b, i) => ({
+      ['a', 'ünï', '', 'b', 'c', 'd', 'e', 'f', 'g'].map((b, i) => ({
         message: {
           topic: 'sp-compact',
           body: Buffer.from(b),
@@ -75,27 +75,30 @@ describe('send, pull and queries', () => {
       return rpc(req);
     }, entries('C'));
     expect(calls).toBe(1);
-    expect(viaCompact.map((r) => r.status!.code)).toEqual([OK, OK, OK]);
+    expect(viaCompact.map((r) => r.status!.code)).toEqual(Array(9).fill(OK));
     const full = (await rpc({ entries: entries('F') })).results;
-    expect(full.map((r) => r.status!.code)).toEqual([OK, OK, OK]);
+    expect(full.map((r) => r.status!.code)).toEqual(Array(9).fill(OK));
 
     const stored = await api.readAll('sp-compact', 0);
-    expect(stored).toHaveLength(6);
+    expect(stored).toHaveLength(18);
     const fields = (m: (typeof stored)[number]) => {
       const { body: b, topic, keys, properties, born_timestamp_ms, born_host } = m.message!;
       return { body: b.toString(), topic, keys, properties, born_timestamp_ms, born_host };
     };
-    expect(stored.slice(0, 3).map(fields)).toEqual(stored.slice(3).map(fields));
-    expect(stored.map((m) => m.message!.tag)).toEqual(['C', 'C', 'C', 'F', 'F', 'F']);
+    expect(stored.slice(0, 9).map(fields)).toEqual(stored.slice(9).map(fields));
+    expect(stored.map((m) => m.message!.tag)).toEqual([
+      ...Array(9).fill('C'),
+      ...Array(9).fill('F'),
+    ]);
     expect(stored[1]!.message!.body.toString()).toBe('ünï');
-    expect(stored.slice(0, 3).map((m) => m.message!.message_id)).toEqual(
+    expect(stored.slice(0, 9).map((m) => m.message!.message_id)).toEqual(
       viaCompact.map((r) => r.message_id),
     );
 
     const broken = compactSendEntries(entries('X'))!;
     broken.body_lengths[0]! += 1;
     await expect(rpc({ compact_entries: broken })).rejects.toMatchObject({ code: 40000 });
-    expect(await api.readAll('sp-compact', 0)).toHaveLength(6);
+    expect(await api.readAll('sp-compact', 0)).toHaveLength(18);
   });
 
   it('a broker that ignores compact entries gets the batch again as entries', async () => {
@@ -119,17 +122,28 @@ describe('send, pull and queries', () => {
     );
     const client = new BrokerApi(`127.0.0.1:${old.port}`).client;
     try {
-      const results = await sendEntries(
-        (req) =>
-          callUnary<SendMessagesRequest, SendMessagesResponse__Output>(
-            client,
-            client.SendMessages,
-            req,
-          ),
-        [1, 2].map((i) => ({ message: { topic: 't', body: Buffer.from(`m${i}`) }, queue_id: -1 })),
+      const send = (n: number) =>
+        sendEntries(
+          (req) =>
+            callUnary<SendMessagesRequest, SendMessagesResponse__Output>(
+              client,
+              client.SendMessages,
+              req,
+            ),
+          Array.from({ length: n }, (_, i) => ({
+            message: { topic: 't', body: Buffer.from(`m${i}`) },
+            queue_id: -1,
+          })),
+        );
+      const results = await send(COMPACT_SEND_ENTRIES_FROM);
+      expect(seen).toEqual([0, COMPACT_SEND_ENTRIES_FROM]);
+      expect(results.map((r) => r.message_id)).toEqual(
+        Array.from({ length: COMPACT_SEND_ENTRIES_FROM }, (_, i) => `ID${i}`),
       );
-      expect(seen).toEqual([0, 2]);
-      expect(results.map((r) => r.message_id)).toEqual(['ID0', 'ID1']);
+      // Smaller batches go as entries at once.
+      seen.length = 0;
+      expect(await send(2)).toHaveLength(2);
+      expect(seen).toEqual([2]);
     } finally {
       client.close();
       await old.close();
