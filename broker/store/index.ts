@@ -20,6 +20,7 @@ export {
   defaultDiskUsage,
   type StoreSeams,
 } from './message-store.js';
+export { writevAtSync } from './positioned-io.js';
 export * from './store-api.js';
 export {
   DEFAULT_CLEAN_RESOURCE_INTERVAL_MS,

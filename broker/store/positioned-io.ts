@@ -2,9 +2,10 @@
  * Positioned file I/O on raw descriptors (libuv thread pool, callback API
  * wrapped in promises: cheaper per call than FileHandle). Every read and write
  * names its file position, so nothing depends on a shared file cursor. Only
- * readAtSync blocks the event loop; it is for data the page cache holds (see
- * CommitLog.read), where one pread costs a few µs and the thread-pool round
- * trip of an async read costs several times that in CPU.
+ * the *Sync functions block the event loop; they are for small page-cache
+ * copies (see CommitLog.read, the consume-state journal), where one syscall
+ * costs a few µs and the thread-pool round trip of an async one costs several
+ * times that in CPU.
  */
 import fs from 'node:fs';
 import { errors } from '../../common/errors.js';
@@ -85,6 +86,29 @@ export async function writevAt(fd: number, bufs: Buffer[], pos: number): Promise
     if (n === 0) throw errors.internal(`writev wrote nothing at file position ${pos + written}`);
     written += n;
   }
+}
+
+/** writevAt without the thread pool: blocks until every byte is written (loops on short writes). */
+export function writevAtSync(fd: number, bufs: Buffer[], pos: number): number {
+  let total = 0;
+  for (const b of bufs) total += b.length;
+  let written = fs.writevSync(fd, bufs, pos);
+  while (written < total) {
+    let skip = written;
+    const rest: Buffer[] = [];
+    for (const b of bufs) {
+      if (skip >= b.length) {
+        skip -= b.length;
+        continue;
+      }
+      rest.push(skip > 0 ? b.subarray(skip) : b);
+      skip = 0;
+    }
+    const n = fs.writevSync(fd, rest, pos + written);
+    if (n === 0) throw errors.internal(`writev wrote nothing at file position ${pos + written}`);
+    written += n;
+  }
+  return total;
 }
 
 export function writeAt(fd: number, buf: Buffer, pos: number): Promise<void> {

@@ -223,6 +223,24 @@ describe('ConsumeStateStore', () => {
     await c.close();
   });
 
+  it('journals thousands of records queued in one turn (more buffers than IOV_MAX) and replays them all', async () => {
+    const tmp = makeTempDir();
+    dirs.push(tmp);
+    const a = await open(tmp.path);
+    const st = a.obtain('g', 't', 2, () => 0);
+    // 3,000 records queued in one turn of the event loop: one flush of 3,000 buffers.
+    const writes: Promise<void>[] = [];
+    for (let i = 0; i < 3000; i++) writes.push(a.put(st, [entry(i)]));
+    await Promise.all(writes);
+    await a.release();
+    const b = await open(tmp.path);
+    const st2 = b.get('g', 't', 2)!;
+    expect(st2.inflight.size).toBe(3000);
+    expect(st2.inflight.has(0)).toBe(true);
+    expect(st2.inflight.has(2999)).toBe(true);
+    await b.close();
+  });
+
   it('compacts into a snapshot and deletes old journals without losing state', async () => {
     const tmp = makeTempDir();
     dirs.push(tmp);
