@@ -50,11 +50,18 @@ const MAX_WRITE_BUFFERS = 1024;
  * (pread from the page cache, a few µs per 32 KiB) rather than through the
  * thread pool, whose round trip costs 10–30 µs of CPU per read here and made
  * ~12% of the broker's CPU under pop+ack. Like RocketMQ's
- * accessMessageInMemoryMaxRatio (40% of physical memory): data that recent is
+ * accessMessageInMemoryMaxRatio (40% of physical memory, or of the cgroup's
+ * memory limit when that is smaller): data that recent is
  * taken to be in memory; should it not be, one read blocks the loop for one
  * disk read (~100 µs on NVMe) instead of failing.
  */
-export const HOT_READ_BYTES = Math.floor(totalmem() * 0.4);
+export const HOT_READ_BYTES = Math.floor(memoryOfThisProcess() * 0.4);
+
+/** Physical memory, or the cgroup's limit when smaller (a container sees the host's totalmem). */
+function memoryOfThisProcess(): number {
+  const limit = process.constrainedMemory?.() ?? 0;
+  return limit > 0 ? Math.min(limit, totalmem()) : totalmem();
+}
 /** Encode ring for append batches. */
 export const DEFAULT_ENCODE_RING_BYTES = 16 * 1024 * 1024;
 
