@@ -38,6 +38,21 @@ class Dictionary {
   readonly lengths: number[] = [];
   private readonly index = new Map<string, number>();
 
+  /**
+   * A new entry without looking it up: for values that are almost always
+   * distinct when set (receipt handles, message ids), where the lookup would
+   * hash a long string for nothing. A repeated value then travels twice:
+   * correct, only larger.
+   */
+  fresh(s: string | undefined): number {
+    const v = s ?? '';
+    if (v === '') return this.ref(v); // empty ones (sends) share one entry
+    const k = this.lengths.length;
+    this.text += v;
+    this.lengths.push(v.length);
+    return k;
+  }
+
   ref(s: string | undefined): number {
     const v = s ?? '';
     let k = this.index.get(v);
@@ -126,14 +141,14 @@ export function compactMessages(
     c.topics[i] = dict.ref(m.topic);
     c.tags[i] = dict.ref(m.tag);
     c.message_groups[i] = dict.ref(m.message_group);
-    c.message_ids[i] = dict.ref(m.message_id);
+    c.message_ids[i] = dict.fresh(m.message_id);
     c.born_hosts[i] = dict.ref(m.born_host);
     c.producer_groups[i] = dict.ref(m.producer_group);
     c.traceparents[i] = dict.ref(m.traceparent);
     c.tracestates[i] = dict.ref(m.tracestate);
     c.store_hosts[i] = dict.ref(s.store_host);
-    c.offset_message_ids[i] = dict.ref(s.offset_message_id);
-    c.receipt_handles[i] = dict.ref(s.receipt_handle);
+    c.offset_message_ids[i] = dict.fresh(s.offset_message_id);
+    c.receipt_handles[i] = dict.fresh(s.receipt_handle);
     c.broker_names[i] = dict.ref(s.broker_name);
     c.delivery_timestamps_ms[i] = deliveryAt;
     c.born_timestamps_ms[i] = bornAt;

@@ -95,8 +95,10 @@ describe('compact messages', () => {
     expect(expanded[6]!.physical_offset).toBe(Number.MAX_SAFE_INTEGER);
     expect(expanded[4]!.message!.transactional).toBe(true);
     expect(expanded[12]!.message!.body.length).toBe(0);
-    // Shared strings travel once.
+    // Shared strings travel once; so does the empty string of unset ids.
     expect(compact!.text.split('broker-a')).toHaveLength(2);
+    const emptyRefs = compact!.text_lengths.filter((n) => n === 0);
+    expect(emptyRefs).toHaveLength(1);
   });
 
   it('is smaller on the wire than the full answer for a pop of 32 × 1 KiB', () => {
