@@ -65,47 +65,50 @@ function writevOnce(fd: number, bufs: Buffer[], pos: number): Promise<number> {
   });
 }
 
-/** Writes all buffers back to back at file position `pos` (one writev; loops on short writes). */
-export async function writevAt(fd: number, bufs: Buffer[], pos: number): Promise<void> {
+/** The bytes of `bufs` past the first `written` (after a short write). */
+function unwritten(bufs: Buffer[], written: number): Buffer[] {
+  let skip = written;
+  const rest: Buffer[] = [];
+  for (const b of bufs) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    rest.push(skip > 0 ? b.subarray(skip) : b);
+    skip = 0;
+  }
+  return rest;
+}
+
+function bytesOf(bufs: Buffer[]): number {
   let total = 0;
   for (const b of bufs) total += b.length;
+  return total;
+}
+
+function wroteNothing(pos: number): Error {
+  return errors.internal(`writev wrote nothing at file position ${pos}`);
+}
+
+/** Writes all buffers back to back at file position `pos` (one writev; loops on short writes). */
+export async function writevAt(fd: number, bufs: Buffer[], pos: number): Promise<void> {
+  const total = bytesOf(bufs);
   let written = await writevOnce(fd, bufs, pos);
+  // Short writes are rare on regular files (disk full, signals): continue from where it stopped.
   while (written < total) {
-    // Rare on regular files (disk full, signals): continue from where it stopped.
-    let skip = written;
-    const rest: Buffer[] = [];
-    for (const b of bufs) {
-      if (skip >= b.length) {
-        skip -= b.length;
-        continue;
-      }
-      rest.push(skip > 0 ? b.subarray(skip) : b);
-      skip = 0;
-    }
-    const n = await writevOnce(fd, rest, pos + written);
-    if (n === 0) throw errors.internal(`writev wrote nothing at file position ${pos + written}`);
+    const n = await writevOnce(fd, unwritten(bufs, written), pos + written);
+    if (n === 0) throw wroteNothing(pos + written);
     written += n;
   }
 }
 
-/** writevAt without the thread pool: blocks until every byte is written (loops on short writes). */
+/** writevAt without the thread pool: blocks until every byte is written; answers the byte count. */
 export function writevAtSync(fd: number, bufs: Buffer[], pos: number): number {
-  let total = 0;
-  for (const b of bufs) total += b.length;
+  const total = bytesOf(bufs);
   let written = fs.writevSync(fd, bufs, pos);
   while (written < total) {
-    let skip = written;
-    const rest: Buffer[] = [];
-    for (const b of bufs) {
-      if (skip >= b.length) {
-        skip -= b.length;
-        continue;
-      }
-      rest.push(skip > 0 ? b.subarray(skip) : b);
-      skip = 0;
-    }
-    const n = fs.writevSync(fd, rest, pos + written);
-    if (n === 0) throw errors.internal(`writev wrote nothing at file position ${pos + written}`);
+    const n = fs.writevSync(fd, unwritten(bufs, written), pos + written);
+    if (n === 0) throw wroteNothing(pos + written);
     written += n;
   }
   return total;
