@@ -47,7 +47,7 @@ class FastHmac {
 
   constructor(readonly secret: string) {
     let key: Buffer = Buffer.from(secret, 'utf8');
-    if (key.length > BLOCK_BYTES) key = createHmacKeyDigest(key);
+    if (key.length > BLOCK_BYTES) key = sha256Of(key); // RFC 2104: long keys are hashed first
     for (let i = 0; i < BLOCK_BYTES; i++) {
       const k = key[i] ?? 0;
       this.inner[i] = k ^ 0x36;
@@ -70,7 +70,7 @@ class FastHmac {
   }
 }
 
-function createHmacKeyDigest(key: Buffer): Buffer {
+function sha256Of(key: Buffer): Buffer {
   return crypto.createHash('sha256').update(key).digest();
 }
 
