@@ -135,7 +135,12 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
           | ((c: ServerUnaryCall<unknown, unknown>, cb: sendUnaryData<unknown>) => void)
           | undefined;
         if (h) h(call, callback);
-        else callback(toGrpcError(errors.unavailable('broker is starting')) as ServiceError);
+        else if (callback) {
+          callback(toGrpcError(errors.unavailable('broker is starting')) as ServiceError);
+        } else {
+          // A streaming call (no callback): end it with the same status.
+          call.emit('error', toGrpcError(errors.unavailable('broker is starting')));
+        }
       },
     ]),
   );
@@ -203,6 +208,7 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
     timer,
     transactions,
     status: () => ha.stats(),
+    served: () => handlers,
     setPermission: async (next) => {
       perm = next;
       await permWriter.save();

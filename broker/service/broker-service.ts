@@ -25,6 +25,7 @@ import type { TransactionService } from '../messaging/transaction-service.js';
 import { BROKER_SCHEMA } from '../options.js';
 import { sendPhasesOf } from '../store-tracing.js';
 import { PopWaits } from './pop-waits.js';
+import { sendStreamHandler } from './send-stream.js';
 
 /**
  * Runs `work` with an AbortSignal that fires when the client cancels the call
@@ -58,6 +59,13 @@ export interface BrokerServices {
   status?: () => Record<string, string>;
   /** Persists a new broker-wide permission and re-registers. */
   setPermission(perm: number): Promise<void>;
+  /**
+   * The handlers as finally served (tracing and metrics wrappers included);
+   * SendMessagesStream runs each request through their SendMessages, so
+   * streamed sends are traced and counted like unary ones. Default: the
+   * handlers brokerHandlers returns. Undefined answer: not serving yet.
+   */
+  served?: () => BrokerHandlers | undefined;
 }
 
 function cpuMicros(): number {
@@ -73,12 +81,16 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
     records: Awaited<ReturnType<typeof ctx.store.lookupByKey>>,
   ): StoredMessage[] => records.map((r) => toStoredMessage(r, name));
 
-  return {
+  const handlers: BrokerHandlers = {
     SendMessages: unaryHandler(async (req, call) => {
       const results = await svc.send.send(sendEntriesOf(req), sendPhasesOf(call));
       const compact = req.compact_results ? compactSendResults(results) : undefined;
       return compact ? { compact } : { results };
     }),
+
+    SendMessagesStream: sendStreamHandler(() =>
+      svc.served ? svc.served()?.SendMessages : handlers.SendMessages,
+    ),
 
     PullMessages: unaryHandler(async (req, call) => {
       const res = await untilCancelled(call, (signal) => svc.pull.pull(req, signal));
@@ -381,4 +393,5 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
       ),
     })),
   };
+  return handlers;
 }

@@ -3,9 +3,11 @@ import { connectivityState, credentials } from '@grpc/grpc-js';
 import type { BrokerClient } from '../../common/generated/sluice/v1/Broker.js';
 import { GRPC_CHANNEL_OPTIONS } from '../../common/grpc.js';
 import { sluiceProto } from '../../common/proto.js';
+import { SendStream } from './send-stream.js';
 
 export class BrokerPool {
   private readonly clients = new Map<string, BrokerClient>();
+  private readonly streams = new Map<string, SendStream>();
 
   get(addr: string): BrokerClient {
     let c = this.clients.get(addr);
@@ -17,6 +19,16 @@ export class BrokerPool {
     return c;
   }
 
+  /** The SendMessagesStream to `addr` (on the same channel as get(addr)). */
+  sendStream(addr: string): SendStream {
+    let s = this.streams.get(addr);
+    if (!s) {
+      s = new SendStream(this.get(addr), addr);
+      this.streams.set(addr, s);
+    }
+    return s;
+  }
+
   /** True when the client for `addr` has a working connection now (asks it to connect if idle). */
   connected(addr: string): boolean {
     const c = this.clients.get(addr);
@@ -24,6 +36,8 @@ export class BrokerPool {
   }
 
   close(): void {
+    for (const s of this.streams.values()) s.close();
+    this.streams.clear();
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
   }

@@ -73,6 +73,7 @@ import type { NamesrvClient } from './namesrv-client.js';
 import { ReceiveStash } from './receive-stash.js';
 import type { BrokerTarget, RouteResolver } from './route-resolver.js';
 import { SendBatcher } from './send-batcher.js';
+import { sendOverStream } from './send-stream.js';
 
 /** Extra time a long poll's RPC gets beyond its wait. */
 const LONG_POLL_SLACK_MS = 5_000;
@@ -257,14 +258,21 @@ export class GatewayService {
    * encode and decode; see sendEntries for older brokers).
    */
   sendRpc(addr: string, entries: SendEntry[]): Promise<SendResult__Output[]> {
-    return sendEntries(
-      (req) =>
+    return sendEntries((req) => this.sendCall(addr, req), entries);
+  }
+
+  /** One SendMessages request, on the broker's SendMessagesStream when it has one (send-stream.ts). */
+  private sendCall(addr: string, req: SendMessagesRequest): Promise<SendMessagesResponse__Output> {
+    return sendOverStream(
+      this.deps.brokers.sendStream(addr),
+      (r) =>
         this.call<SendMessagesRequest, SendMessagesResponse__Output>(
           addr,
           (c) => c.SendMessages,
-          req,
+          r,
         ),
-      entries,
+      req,
+      this.deps.rpcTimeoutMs,
     );
   }
 
