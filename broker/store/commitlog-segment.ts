@@ -52,13 +52,30 @@ export class CommitLogSegment {
   }
 
   /** Writes buffers back to back at segment-relative position `pos` (one writev). */
-  write(bufs: Buffer[], pos: number, bytes: number): Promise<void> {
-    // An open (pinned) segment hands the writev to the thread pool within this
-    // call: it must reach the thread pool before the caller's queued callbacks run.
-    return this.file.writev(bufs, pos).then(() => {
-      if (pos + bytes > this.length) this.length = pos + bytes;
-      if (this.length >= this.capacity) this.file.unpin();
-    });
+  /**
+   * Writes `bufs` at segment-relative `pos`. `now`: on this thread when the
+   * file is open (see CommitLog's SYNC_WRITE_MAX_BYTES); the promise is then
+   * settled already. Otherwise an open (pinned) segment hands the writev to
+   * the thread pool within this call: it must reach the thread pool before
+   * the caller's queued callbacks run.
+   */
+  write(bufs: Buffer[], pos: number, bytes: number, now = false): Promise<void> {
+    if (now) {
+      try {
+        if (this.file.writevNow(bufs, pos)) {
+          this.wrote(pos, bytes);
+          return Promise.resolve();
+        }
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    return this.file.writev(bufs, pos).then(() => this.wrote(pos, bytes));
+  }
+
+  private wrote(pos: number, bytes: number): void {
+    if (pos + bytes > this.length) this.length = pos + bytes;
+    if (this.length >= this.capacity) this.file.unpin();
   }
 
   /**

@@ -43,6 +43,23 @@ const MAX_WRITE_BYTES = 1024 * 1024;
  * (mostly the body CRC), not by the gap between writes.
  */
 const MAX_WRITES_IN_FLIGHT = 2;
+/**
+ * Writes of at most this many bytes go to the page cache on the event loop
+ * (writev: ~20–60 µs per 128 KiB here) instead of through the thread pool,
+ * whose round trip (wake a worker, then wake the loop) sat in every send's
+ * answer while both processes of a gateway → broker hop were mostly idle.
+ * Measured here, gateway single-message sends (64 connections): +8–20%
+ * req/s. Bigger writes still go to the thread pool, as RocketMQ's own
+ * appends copy into the page cache on the sending thread up to a batch.
+ */
+const SYNC_WRITE_MAX_BYTES = 256 * 1024;
+/**
+ * A write on the event loop that took longer than this (dirty-page
+ * throttling, a stalled disk) blocked every other call for as long: writes
+ * then go through the thread pool for SYNC_WRITE_BACKOFF_MS.
+ */
+const SYNC_WRITE_STALL_MS = 5;
+const SYNC_WRITE_BACKOFF_MS = 10_000;
 /** Buffers in one writev at most (IOV_MAX on Linux). */
 const MAX_WRITE_BUFFERS = 1024;
 /**
@@ -126,6 +143,8 @@ export class CommitLog {
   private failing = false;
   private repair: Promise<void> | undefined;
   private idleWaiters: Array<() => void> = [];
+  /** performance.now() from which writes may go on the event loop again (after a stall). */
+  private syncWritesFrom = 0;
   /** Set when a failed write could not be rolled back; appends are refused from then on. */
   broken: Error | undefined;
   /** Told when a failed write cuts the log back (bytes past `offset` are gone, durable or not). */
@@ -332,7 +351,17 @@ export class CommitLog {
       );
     } else {
       this.submittedOffset = w.position + w.bytes;
-      write = seg.write(w.bufs, w.position - seg.start, w.bytes);
+      const started = performance.now();
+      const now = w.bytes <= SYNC_WRITE_MAX_BYTES && started >= this.syncWritesFrom;
+      write = seg.write(w.bufs, w.position - seg.start, w.bytes, now);
+      const tookMs = now ? performance.now() - started : 0;
+      if (tookMs > SYNC_WRITE_STALL_MS) {
+        this.syncWritesFrom = performance.now() + SYNC_WRITE_BACKOFF_MS;
+        this.logger.warn(
+          { tookMs: Math.round(tookMs), bytes: w.bytes },
+          `a commitlog write blocked the event loop; writing through the thread pool for ${SYNC_WRITE_BACKOFF_MS / 1000} s`,
+        );
+      }
     }
     w.settled = write.then(
       () => {

@@ -32,6 +32,7 @@ import {
   readAtSync,
   writeAt,
   writevAt,
+  writevAtSync,
 } from './positioned-io.js';
 
 /** Busy or unsynced files one trim() passes over at most before giving up. */
@@ -202,6 +203,18 @@ export class PooledFile {
     const n = readAtSync(this.fd, buf, off, len, pos);
     if (!this.pinned && this.users === 0) this.pool.touched(this);
     return n;
+  }
+
+  /**
+   * writev on the calling thread (writevAtSync) when the descriptor is open,
+   * answering true once every byte is written; false when it is not open
+   * (nothing written: the caller uses writev()).
+   */
+  writevNow(bufs: Buffer[], pos: number): boolean {
+    if (this.state !== 'live' || this.fd < 0) return false;
+    writevAtSync(this.fd, bufs, pos);
+    this.writes++;
+    return true;
   }
 
   /** Positioned write of one buffer. */

@@ -237,6 +237,41 @@ describe('message store: append and read', () => {
     expect(records[2]!.body.toString()).toBe('after');
   });
 
+  it('writes small batches on the event loop, big ones through the thread pool; a write that blocks the loop sends writes to the thread pool', async () => {
+    // One segment holds it all (the big batch is 80 × ~4 KiB, over SYNC_WRITE_MAX_BYTES).
+    const { store } = await setup({ mapedFileSizeCommitLog: 4 * 1024 * 1024 });
+    await store.appendBatch([message()]);
+    const { commitlog } = store as unknown as { commitlog: CommitLog };
+    const segment = commitlog.segments[0]!;
+    const realWrite = segment.write.bind(segment);
+    const onLoop: boolean[] = [];
+    let stallNext = false;
+    segment.write = (bufs, pos, bytes, now) => {
+      onLoop.push(now === true);
+      const p = realWrite(bufs, pos, bytes, now);
+      if (stallNext) {
+        stallNext = false;
+        // As a write held up by dirty-page throttling would.
+        const until = performance.now() + 8;
+        while (performance.now() < until);
+      }
+      return p;
+    };
+    await store.appendBatch([message({ body: Buffer.from('small') })]);
+    await store.appendBatch(
+      Array.from({ length: 80 }, () => message({ body: Buffer.alloc(4000, 0x61) })),
+    );
+    expect(onLoop).toEqual([true, false]);
+    stallNext = true;
+    await store.appendBatch([message({ body: Buffer.from('stalls') })]);
+    await store.appendBatch([message({ body: Buffer.from('after the stall') })]);
+    expect(onLoop).toEqual([true, false, true, false]);
+    const bodies = (await readAll(store, 'T', 0)).map((r) => r.body.toString());
+    expect(bodies.at(-2)).toBe('stalls');
+    expect(bodies.at(-1)).toBe('after the stall');
+    expect(bodies).toHaveLength(84);
+  });
+
   it('fails a batch spanning two segments whole when its second write fails: none of it stays in the log', async () => {
     const t = tempStore();
     tmp.push(t);
