@@ -25,7 +25,7 @@ import type { TransactionService } from '../messaging/transaction-service.js';
 import { BROKER_SCHEMA } from '../options.js';
 import { sendPhasesOf } from '../store-tracing.js';
 import { PopWaits } from './pop-waits.js';
-import { sendStreamHandler } from './send-stream.js';
+import { SendStreams } from './send-stream.js';
 
 /**
  * Runs `work` with an AbortSignal that fires when the client cancels the call
@@ -60,12 +60,11 @@ export interface BrokerServices {
   /** Persists a new broker-wide permission and re-registers. */
   setPermission(perm: number): Promise<void>;
   /**
-   * The handlers as finally served (tracing and metrics wrappers included);
-   * SendMessagesStream runs each request through their SendMessages, so
-   * streamed sends are traced and counted like unary ones. Default: the
-   * handlers brokerHandlers returns. Undefined answer: not serving yet.
+   * SendMessagesStream, over the SendMessages handler as finally served
+   * (tracing and metrics wrappers included, so streamed sends are traced and
+   * counted like unary ones). Default: over the handlers brokerHandlers returns.
    */
-  served?: () => BrokerHandlers | undefined;
+  sendStreams?: SendStreams;
 }
 
 function cpuMicros(): number {
@@ -88,9 +87,7 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
       return compact ? { compact } : { results };
     }),
 
-    SendMessagesStream: sendStreamHandler(() =>
-      svc.served ? svc.served()?.SendMessages : handlers.SendMessages,
-    ),
+    SendMessagesStream: (svc.sendStreams ?? new SendStreams(() => handlers.SendMessages)).handler,
 
     PullMessages: unaryHandler(async (req, call) => {
       const res = await untilCancelled(call, (signal) => svc.pull.pull(req, signal));

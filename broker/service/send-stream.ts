@@ -4,8 +4,9 @@
  * Each request runs through the broker's SendMessages handler as served
  * (tracing and metrics wrappers included), as if it were a unary call, and
  * its answer — results, or the error the unary call would have failed with —
- * goes back with the request's id. The stream itself only ends when the
- * caller ends it (after the answers in flight) or the connection goes.
+ * goes back with the request's id. The stream ends when the caller ends it
+ * or the broker stops (each after the answers in flight), or when the
+ * connection goes.
  *
  * Memory stays bounded: past MAX_IN_FLIGHT unanswered requests the stream
  * stops reading, so HTTP/2 flow control holds the caller back.
@@ -37,26 +38,65 @@ function errorAnswer(id: number, err: unknown): SendStreamResponse {
 }
 
 /**
- * The stream handler over `unary()`, the SendMessages handler as served
- * (undefined while the broker is starting: requests then get UNAVAILABLE).
+ * The SendMessagesStream handler over `unary()`, the SendMessages handler as
+ * served (undefined while the broker is starting: requests then get
+ * UNAVAILABLE), and the broker's way to end its streams when it stops.
  */
-export function sendStreamHandler(
-  unary: () => SendHandler | undefined,
-): (stream: ServerDuplexStream<SendStreamRequest__Output, SendStreamResponse>) => void {
-  return (stream) => {
+export class SendStreams {
+  /** Per open stream: ends it once idle, then calls `done`. */
+  private readonly open = new Set<(done?: () => void) => void>();
+  private draining = false;
+
+  constructor(private readonly unary: () => SendHandler | undefined) {}
+
+  /**
+   * Stops taking requests: those still arriving are answered UNAVAILABLE
+   * (retriable; nothing stored), each stream ends once its answers in flight
+   * are out, so the server's graceful shutdown is not held up by them.
+   * Resolves when every stream has ended.
+   */
+  drain(timeoutMs = 2_000): Promise<void> {
+    this.draining = true;
+    const ended = [...this.open].map((end) => new Promise<void>((resolve) => end(resolve)));
+    return Promise.race([
+      Promise.all(ended).then(() => undefined),
+      new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref()),
+    ]);
+  }
+
+  readonly handler = (
+    stream: ServerDuplexStream<SendStreamRequest__Output, SendStreamResponse>,
+  ): void => {
     let inFlight = 0;
     let readEnded = false;
+    const whenEnded: Array<() => void> = [];
+    const finish = () => {
+      if (!stream.writableEnded) stream.end();
+      this.open.delete(endWhenIdle);
+      for (const w of whenEnded.splice(0)) w();
+    };
+    // Ends the stream once nothing is in flight (now, or after the last answer).
+    const endWhenIdle = (done?: () => void) => {
+      if (done) whenEnded.push(done);
+      readEnded = true;
+      if (inFlight === 0) finish();
+    };
+    this.open.add(endWhenIdle);
     const answer = (res: SendStreamResponse) => {
       inFlight--;
       if (!stream.cancelled && !stream.destroyed && !stream.writableEnded) stream.write(res);
       if (inFlight < SEND_STREAM_MAX_IN_FLIGHT && stream.isPaused()) stream.resume();
-      if (readEnded && inFlight === 0 && !stream.writableEnded) stream.end();
+      if (readEnded && inFlight === 0) finish();
     };
     stream.on('data', (req: SendStreamRequest__Output) => {
       inFlight++;
       if (inFlight >= SEND_STREAM_MAX_IN_FLIGHT) stream.pause();
       const id = req.id;
-      const handler = unary();
+      const handler = this.unary();
+      if (this.draining) {
+        answer(errorAnswer(id, errors.unavailable('broker is stopping')));
+        return;
+      }
       if (!handler) {
         answer(errorAnswer(id, errors.unavailable('broker is starting')));
         return;
@@ -79,11 +119,12 @@ export function sendStreamHandler(
         answer(errorAnswer(id, err));
       }
     });
-    stream.on('end', () => {
-      readEnded = true;
-      if (inFlight === 0 && !stream.writableEnded) stream.end();
-    });
+    stream.on('end', () => endWhenIdle());
     // A cancelled or broken stream: its answers have nowhere to go.
     stream.on('error', () => undefined);
+    stream.on('close', () => {
+      this.open.delete(endWhenIdle);
+      for (const w of whenEnded.splice(0)) w();
+    });
   };
 }

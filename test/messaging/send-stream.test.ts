@@ -80,6 +80,27 @@ describe('SendMessagesStream', () => {
     expect(stored.map((m) => m.message!.body.toString()).sort()).toEqual(['a', 'b', 'c', 'd']);
   });
 
+  it('a stopping broker ends its send streams after their answers: the stop is not held up, the next send fails over', async () => {
+    const own = await startCluster({ brokers: [{}] });
+    const ownApi = new BrokerApi(own.brokers[0]!.addr);
+    try {
+      const stream = new SendStream(ownApi.client, ownApi.addr);
+      const sent = await stream.send({ entries: entriesOf('ss-stop', [Buffer.from('x')]) }, 5_000);
+      expect(sent.results.map((r) => r.status!.code)).toEqual([OK]);
+      // Graceful stop (SIGTERM): without the drain, the open stream would hold
+      // the gRPC server's shutdown for its whole 2 s grace.
+      const started = Date.now();
+      await own.brokers[0]!.stop();
+      expect(Date.now() - started).toBeLessThan(1_900);
+      await expect(
+        stream.send({ entries: entriesOf('ss-stop', [Buffer.from('y')]) }, 5_000),
+      ).rejects.toMatchObject({ code: Code.HA_NOT_AVAILABLE, retriable: true });
+    } finally {
+      ownApi.close();
+      await own.close();
+    }
+  });
+
   it('refuses a stream request that carries no SendMessagesRequest, by its id', async () => {
     const call = api.client.SendMessagesStream();
     const answer = new Promise<SendStreamResponse__Output>((resolve, reject) => {
