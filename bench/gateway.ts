@@ -678,9 +678,10 @@ async function latencyPhases(base: string, brokerAddr: string): Promise<void> {
     'p99 < 5 ms',
     pass(steady.p99 < 5 && steady.errors === 0),
   );
-  // The gateway's own hop to the broker at the same rate: one unary
-  // SendMessages per message, what the gateway's batcher issues when sends
-  // arrive 0.5 ms apart; a reference for what one gRPC hop costs here.
+  // The broker alone at the same rate, one unary SendMessages per message from
+  // a grpc-js client: what the gateway's hop cost before it sent over
+  // SendMessagesStream (each unary call's garbage made the caller's
+  // young-generation pauses the latency tail).
   const hop = brokerClient(brokerAddr);
   const hopBody = Buffer.from(payload);
   try {
@@ -695,7 +696,7 @@ async function latencyPhases(base: string, brokerAddr: string): Promise<void> {
       steadySeconds,
     );
     row(
-      'reference: broker alone, unary SendMessages at steady 2k msgs/s',
+      'reference: broker alone, unary SendMessages at steady 2k msgs/s (the gateway sends over SendMessagesStream)',
       `p50 ${direct.p50.toFixed(2)} ms, p99 ${direct.p99.toFixed(2)} ms (${direct.errors} errors)`,
     );
   } finally {
