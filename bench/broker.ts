@@ -3,7 +3,8 @@
  *
  * Starts a real name server and broker (ASYNC_FLUSH) as child processes and
  * measures through the internal gRPC API, from CLIENT_PROCS load processes:
- *   1. send: 128 × 1 KiB per call, SEND_IN_FLIGHT calls in flight per process;
+ *   1. send: 128 × 1 KiB per call, SEND_IN_FLIGHT calls in flight per process,
+ *      as unary SendMessages calls and over SendMessagesStream (as the gateway sends);
  *   2. pop + ack: batches of 32, POP_CONSUMERS consumers per process;
  *   3. timers: TIMERS messages due within one window (default one minute),
  *      each delivery's lateness = receive time - due time (early = negative).
@@ -21,7 +22,7 @@
 import { fork } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
+import type { ServerDuplexStream, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import { ArrivalNotifier } from '../broker/messaging/arrival-notifier.js';
 import type { BrokerContext } from '../broker/messaging/broker-context.js';
 import { ConsumeStateStore } from '../broker/messaging/consume-state-store.js';
@@ -52,11 +53,13 @@ import type {
   SendMessagesRequest__Output,
 } from '../common/generated/sluice/v1/SendMessagesRequest.js';
 import type { SendMessagesResponse__Output } from '../common/generated/sluice/v1/SendMessagesResponse.js';
+import type { SendStreamRequest__Output } from '../common/generated/sluice/v1/SendStreamRequest.js';
 import type { StoredMessage } from '../common/generated/sluice/v1/StoredMessage.js';
 import { callUnary, startGrpcServer } from '../common/grpc.js';
 import { silentLogger } from '../common/logger.js';
 import { offsetMessageIdWithPrefix } from '../common/offset-message-id.js';
 import { sluiceProto } from '../common/proto.js';
+import { SendStream } from '../gateway/core/send-stream.js';
 import { brokerClient } from '../test/harness/clients.js';
 import { startCluster } from '../test/harness/cluster.js';
 import { makeTempDir } from '../test/harness/tmp.js';
@@ -127,6 +130,22 @@ async function runEchoServer(): Promise<void> {
   const proto = sluiceProto();
   const ok = { code: 20000, message: 'OK', reason: '' };
   const popped = cannedMessages(POP_BATCH);
+  // A SendMessages answer without storing: expands compact entries as the
+  // broker does and answers in the broker's own encoding, so the ceiling pays
+  // for both.
+  const echoAnswer = (request: SendMessagesRequest__Output) => {
+    const entries = sendEntriesOf(request);
+    const results = entries.map((_, i) => ({
+      status: ok,
+      message_id: '0A000001000000000000000000000000',
+      offset_message_id: offsetMessageIdWithPrefix('7F00000100002A9F', i),
+      queue_id: i % QUEUES,
+      queue_offset: i,
+      physical_offset: i,
+    }));
+    const compact = request.compact_results ? compactSendResults(results) : undefined;
+    return compact ? { compact } : { results };
+  };
   type Call = ServerUnaryCall<
     {
       entries?: unknown[];
@@ -140,20 +159,13 @@ async function runEchoServer(): Promise<void> {
   // differs from the broker only in doing no work.
   const handle = await startGrpcServer('127.0.0.1', 0, [], (server) =>
     server.addService(proto.grpc.sluice.v1.Broker.service, {
-      SendMessages: (call: Call, cb: sendUnaryData<unknown>) => {
-        // Expands compact entries as the broker does, so the ceiling pays for that too.
-        const entries = sendEntriesOf(call.request as SendMessagesRequest__Output);
-        const results = entries.map((_, i) => ({
-          status: ok,
-          message_id: '0A000001000000000000000000000000',
-          offset_message_id: offsetMessageIdWithPrefix('7F00000100002A9F', i),
-          queue_id: i % QUEUES,
-          queue_offset: i,
-          physical_offset: i,
-        }));
-        // The broker's own encoder, so the ceiling pays for the same answer shape.
-        const compact = call.request.compact_results ? compactSendResults(results) : undefined;
-        cb(null, compact ? { compact } : { results });
+      SendMessages: (call: Call, cb: sendUnaryData<unknown>) =>
+        cb(null, echoAnswer(call.request as SendMessagesRequest__Output)),
+      SendMessagesStream: (stream: ServerDuplexStream<SendStreamRequest__Output, unknown>) => {
+        stream.on('data', (req: SendStreamRequest__Output) =>
+          stream.write({ id: req.id, response: echoAnswer(req.request!) }),
+        );
+        stream.on('end', () => stream.end());
       },
       // The broker's own encoder when asked, as for SendMessages.
       PopMessages: (call: Call, cb: sendUnaryData<unknown>) =>
@@ -172,7 +184,8 @@ async function runEchoServer(): Promise<void> {
 
 interface ClientJob {
   addr: string;
-  kind: 'send' | 'pop';
+  /** send-stream: sends over SendMessagesStream. */
+  kind: 'send' | 'send-stream' | 'pop';
   total: number;
   name: string;
   group: string;
@@ -182,9 +195,9 @@ interface ClientJob {
 async function runClient(job: ClientJob): Promise<void> {
   const client = brokerClient(job.addr);
   const f =
-    job.kind === 'send'
-      ? await sendLoad(client, job.total, job.name)
-      : await popAckLoad(client, job.total, job.name, job.group);
+    job.kind === 'pop'
+      ? await popAckLoad(client, job.total, job.name, job.group)
+      : await sendLoad(client, job.total, job.name, undefined, job.kind === 'send-stream');
   client.close();
   process.send?.(f);
 }
@@ -233,7 +246,10 @@ async function sendLoad(
   total: number,
   name: string,
   dueAt?: (i: number) => number,
+  /** Send over SendMessagesStream instead of unary calls. */
+  streamed = false,
 ) {
+  const stream = streamed ? new SendStream(client, 'bench') : undefined;
   const body = Buffer.alloc(BODY_BYTES, 97);
   const latencies: number[] = [];
   let next = 0;
@@ -253,14 +269,17 @@ async function sendLoad(
         queue_id: -1,
       }));
       const t0 = performance.now();
-      const res = await callUnary<SendMessagesRequest, SendMessagesResponse__Output>(
-        client,
-        client.SendMessages,
-        COMPACT
-          ? { compact_entries: compactSendEntries(entries), compact_results: true }
-          : { entries },
-        30_000,
-      );
+      const req: SendMessagesRequest = COMPACT
+        ? { compact_entries: compactSendEntries(entries), compact_results: true }
+        : { entries };
+      const res = stream
+        ? await stream.send(req, 30_000)
+        : await callUnary<SendMessagesRequest, SendMessagesResponse__Output>(
+            client,
+            client.SendMessages,
+            req,
+            30_000,
+          );
       latencies.push(performance.now() - t0);
       const codes = sendResultCodes(res);
       if (codes.length !== n) throw new Error(`${codes.length} results for ${n} entries`);
@@ -268,6 +287,7 @@ async function sendLoad(
     }
   };
   await Promise.all(Array.from({ length: SEND_IN_FLIGHT }, worker));
+  stream?.close();
   if (failed > 0) throw new Error(`${failed} sends failed`);
   return { name, messages: total, ms: performance.now() - start, latencies } satisfies Figure;
 }
@@ -536,6 +556,19 @@ async function main(): Promise<void> {
       { addr: brokerAddr, kind: 'send', name: 'send 128 × 1 KiB', group: '' },
       SEND_MESSAGES,
     );
+    const echoSendStream = await distributed(
+      { addr: echo.addr, kind: 'send-stream', name: 'grpc-js echo (send, stream)', group: '' },
+      Math.min(SEND_MESSAGES, 320_000),
+    );
+    const sendStream = await measured(
+      {
+        addr: brokerAddr,
+        kind: 'send-stream',
+        name: 'send 128 × 1 KiB over SendMessagesStream',
+        group: '',
+      },
+      SEND_MESSAGES,
+    );
     const echoPop = await distributed(
       { addr: echo.addr, kind: 'pop', name: 'grpc-js echo (pop+ack)', group: 'g' },
       Math.min(POP_MESSAGES, 160_000),
@@ -580,6 +613,8 @@ async function main(): Promise<void> {
     };
     row(echoSend);
     row(send, echoSend);
+    row(echoSendStream);
+    row(sendStream, echoSendStream);
     row(echoPop);
     row(pop, echoPop);
     row(timers.sent);
