@@ -4,8 +4,9 @@
  * Starts a real name server and broker (ASYNC_FLUSH) as child processes and
  * measures through the internal gRPC API, from CLIENT_PROCS load processes:
  *   1. send: 128 × 1 KiB per call, SEND_IN_FLIGHT calls in flight per process,
- *      as unary SendMessages calls and over SendMessagesStream (as the gateway sends);
- *   2. pop + ack: batches of 32, POP_CONSUMERS consumers per process;
+ *      as unary SendMessages calls and over the Calls stream (as the gateway sends);
+ *   2. pop + ack: batches of 32, POP_CONSUMERS consumers per process, as
+ *      unary calls and over the Calls stream (as the gateway pops and acks);
  *   3. timers: TIMERS messages due within one window (default one minute),
  *      each delivery's lateness = receive time - due time (early = negative).
  * Beside each figure it prints the grpc-js ceiling measured in the same run: the
@@ -45,6 +46,7 @@ import { compactSendResults, sendResultCodes } from '../common/compact-send-resu
 import { defaultsOf } from '../common/config/options.js';
 import type { BrokerClient } from '../common/generated/sluice/v1/Broker.js';
 import type { BrokerStatus__Output } from '../common/generated/sluice/v1/BrokerStatus.js';
+import type { CallRequest__Output } from '../common/generated/sluice/v1/CallRequest.js';
 import type { Empty } from '../common/generated/sluice/v1/Empty.js';
 import type { PopMessagesRequest } from '../common/generated/sluice/v1/PopMessagesRequest.js';
 import type { PopMessagesResponse__Output } from '../common/generated/sluice/v1/PopMessagesResponse.js';
@@ -53,13 +55,12 @@ import type {
   SendMessagesRequest__Output,
 } from '../common/generated/sluice/v1/SendMessagesRequest.js';
 import type { SendMessagesResponse__Output } from '../common/generated/sluice/v1/SendMessagesResponse.js';
-import type { SendStreamRequest__Output } from '../common/generated/sluice/v1/SendStreamRequest.js';
 import type { StoredMessage } from '../common/generated/sluice/v1/StoredMessage.js';
 import { callUnary, startGrpcServer } from '../common/grpc.js';
 import { silentLogger } from '../common/logger.js';
 import { offsetMessageIdWithPrefix } from '../common/offset-message-id.js';
 import { sluiceProto } from '../common/proto.js';
-import { SendStream } from '../gateway/core/send-stream.js';
+import { BrokerCalls } from '../gateway/core/broker-calls.js';
 import { brokerClient } from '../test/harness/clients.js';
 import { startCluster } from '../test/harness/cluster.js';
 import { makeTempDir } from '../test/harness/tmp.js';
@@ -146,6 +147,10 @@ async function runEchoServer(): Promise<void> {
     const compact = request.compact_results ? compactSendResults(results) : undefined;
     return compact ? { compact } : { results };
   };
+  // The broker's own encoder when asked, as for SendMessages.
+  const popAnswer = (compact: boolean) =>
+    compact ? { status: ok, compact: compactMessages(popped) } : { status: ok, messages: popped };
+  const ackAnswer = (handles: readonly unknown[]) => ({ results: handles.map(() => ok) });
   type Call = ServerUnaryCall<
     {
       entries?: unknown[];
@@ -161,22 +166,19 @@ async function runEchoServer(): Promise<void> {
     server.addService(proto.grpc.sluice.v1.Broker.service, {
       SendMessages: (call: Call, cb: sendUnaryData<unknown>) =>
         cb(null, echoAnswer(call.request as SendMessagesRequest__Output)),
-      SendMessagesStream: (stream: ServerDuplexStream<SendStreamRequest__Output, unknown>) => {
-        stream.on('data', (req: SendStreamRequest__Output) =>
-          stream.write({ id: req.id, response: echoAnswer(req.request!) }),
-        );
+      Calls: (stream: ServerDuplexStream<CallRequest__Output, unknown>) => {
+        stream.on('data', (req: CallRequest__Output) => {
+          const id = req.id;
+          if (req.send) stream.write({ id, send: echoAnswer(req.send) });
+          else if (req.pop) stream.write({ id, pop: popAnswer(req.pop.compact_messages) });
+          else if (req.ack) stream.write({ id, ack: ackAnswer(req.ack.receipt_handles) });
+        });
         stream.on('end', () => stream.end());
       },
-      // The broker's own encoder when asked, as for SendMessages.
       PopMessages: (call: Call, cb: sendUnaryData<unknown>) =>
-        cb(
-          null,
-          call.request.compact_messages
-            ? { status: ok, compact: compactMessages(popped) }
-            : { status: ok, messages: popped },
-        ),
+        cb(null, popAnswer(call.request.compact_messages === true)),
       AckMessages: (call: Call, cb: sendUnaryData<unknown>) =>
-        cb(null, { results: (call.request.receipt_handles ?? []).map(() => ok) }),
+        cb(null, ackAnswer(call.request.receipt_handles ?? [])),
     }),
   );
   process.send?.({ port: handle.port });
@@ -184,8 +186,8 @@ async function runEchoServer(): Promise<void> {
 
 interface ClientJob {
   addr: string;
-  /** send-stream: sends over SendMessagesStream. */
-  kind: 'send' | 'send-stream' | 'pop';
+  /** …-stream: over the Calls stream instead of unary calls. */
+  kind: 'send' | 'send-stream' | 'pop' | 'pop-stream';
   total: number;
   name: string;
   group: string;
@@ -195,8 +197,8 @@ interface ClientJob {
 async function runClient(job: ClientJob): Promise<void> {
   const client = brokerClient(job.addr);
   const f =
-    job.kind === 'pop'
-      ? await popAckLoad(client, job.total, job.name, job.group)
+    job.kind === 'pop' || job.kind === 'pop-stream'
+      ? await popAckLoad(client, job.total, job.name, job.group, job.kind === 'pop-stream')
       : await sendLoad(client, job.total, job.name, undefined, job.kind === 'send-stream');
   client.close();
   process.send?.(f);
@@ -246,10 +248,10 @@ async function sendLoad(
   total: number,
   name: string,
   dueAt?: (i: number) => number,
-  /** Send over SendMessagesStream instead of unary calls. */
+  /** Send over the Calls stream instead of unary calls. */
   streamed = false,
 ) {
-  const stream = streamed ? new SendStream(client, 'bench') : undefined;
+  const stream = streamed ? new BrokerCalls(client, 'bench') : undefined;
   const body = Buffer.alloc(BODY_BYTES, 97);
   const latencies: number[] = [];
   let next = 0;
@@ -273,7 +275,7 @@ async function sendLoad(
         ? { compact_entries: compactSendEntries(entries), compact_results: true }
         : { entries };
       const res = stream
-        ? await stream.send(req, 30_000)
+        ? await stream.call('send', req, 30_000)
         : await callUnary<SendMessagesRequest, SendMessagesResponse__Output>(
             client,
             client.SendMessages,
@@ -297,7 +299,10 @@ async function popAckLoad(
   total: number,
   name: string,
   group: string,
+  /** Pop and ack over the Calls stream instead of unary calls. */
+  streamed = false,
 ): Promise<Figure> {
+  const stream = streamed ? new BrokerCalls(client, 'bench') : undefined;
   const latencies: number[] = [];
   let got = 0;
   let empty = 0;
@@ -305,35 +310,47 @@ async function popAckLoad(
   const worker = async () => {
     while (got < total && empty < 20) {
       const t0 = performance.now();
-      const res = await callUnary<PopMessagesRequest, PopMessagesResponse__Output>(
-        client,
-        client.PopMessages,
-        {
-          consumer_group: group,
-          topic: TOPIC,
-          queue_id: -1,
-          max_messages: POP_BATCH,
-          invisible_ms: 60_000,
-          max_wait_ms: 0,
-          compact_messages: COMPACT,
-        },
-        30_000,
-      );
+      const popReq: PopMessagesRequest = {
+        consumer_group: group,
+        topic: TOPIC,
+        queue_id: -1,
+        max_messages: POP_BATCH,
+        invisible_ms: 60_000,
+        max_wait_ms: 0,
+        compact_messages: COMPACT,
+      };
+      const res = stream
+        ? await stream.call('pop', popReq, 30_000)
+        : await callUnary<PopMessagesRequest, PopMessagesResponse__Output>(
+            client,
+            client.PopMessages,
+            popReq,
+            30_000,
+          );
       const messages = messagesOf(res);
       if (messages.length === 0) {
         empty++;
         continue;
       }
       got += messages.length;
-      await callUnary(client, client.AckMessages, {
+      const ackReq = {
         consumer_group: group,
         topic: TOPIC,
         receipt_handles: messages.map((m) => m.receipt_handle),
-      });
+      };
+      const acked = stream
+        ? await stream.call('ack', ackReq, 30_000)
+        : await callUnary<typeof ackReq, { results: unknown[] }>(
+            client,
+            client.AckMessages,
+            ackReq,
+          );
+      if (acked.results.length !== messages.length) throw new Error('ack answered short');
       latencies.push(performance.now() - t0);
     }
   };
   await Promise.all(Array.from({ length: POP_CONSUMERS }, worker));
+  stream?.close();
   return { name, messages: got, ms: performance.now() - start, latencies };
 }
 
@@ -564,7 +581,7 @@ async function main(): Promise<void> {
       {
         addr: brokerAddr,
         kind: 'send-stream',
-        name: 'send 128 × 1 KiB over SendMessagesStream',
+        name: 'send 128 × 1 KiB over the Calls stream',
         group: '',
       },
       SEND_MESSAGES,
@@ -575,6 +592,20 @@ async function main(): Promise<void> {
     );
     const pop = await measured(
       { addr: brokerAddr, kind: 'pop', name: 'pop + ack 32', group: 'bench_pop' },
+      POP_MESSAGES,
+    );
+    const echoPopStream = await distributed(
+      { addr: echo.addr, kind: 'pop-stream', name: 'grpc-js echo (pop+ack, stream)', group: 'g' },
+      Math.min(POP_MESSAGES, 160_000),
+    );
+    // Another group: it reads the same messages again from the start.
+    const popStream = await measured(
+      {
+        addr: brokerAddr,
+        kind: 'pop-stream',
+        name: 'pop + ack 32 over the Calls stream',
+        group: 'bench_pop_stream',
+      },
       POP_MESSAGES,
     );
     const stats1 = await callUnary<Empty, BrokerStatus__Output>(broker, broker.GetBrokerStatus, {});
@@ -617,6 +648,8 @@ async function main(): Promise<void> {
     row(sendStream, echoSendStream);
     row(echoPop);
     row(pop, echoPop);
+    row(echoPopStream);
+    row(popStream, echoPopStream);
     row(timers.sent);
     for (const f of local) row(f);
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

@@ -31,8 +31,10 @@ import { Agent, createServer as createHttpServer, request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { compactSendEntries, messagesOf } from '../common/compact-messages.js';
 import { callUnary } from '../common/grpc.js';
 import { PACKAGE_ROOT } from '../common/paths.js';
+import { BrokerCalls } from '../gateway/core/broker-calls.js';
 import { startGatewayReplica } from '../test/gateway/helpers.js';
 import { brokerClient } from '../test/harness/clients.js';
 import { startCluster } from '../test/harness/cluster.js';
@@ -421,6 +423,11 @@ async function idleLongPolls(
 }
 
 /** The broker alone: SendMessages straight over gRPC (what the gateway's batches cost at best). */
+/**
+ * The broker alone: SendMessages of `batch` messages straight over gRPC,
+ * `inFlight` at once; unary calls for single messages, else compact batches
+ * over the Calls stream (the gateway's own path).
+ */
 async function brokerDirect(
   addr: string,
   topic: string,
@@ -428,6 +435,7 @@ async function brokerDirect(
   inFlight: number,
 ): Promise<number> {
   const client = brokerClient(addr);
+  const calls = new BrokerCalls(client, addr);
   const body = Buffer.from(payload);
   let sent = 0;
   const end = performance.now() + (SECONDS * 1000) / 2;
@@ -435,34 +443,41 @@ async function brokerDirect(
     await Promise.all(
       Array.from({ length: inFlight }, async () => {
         while (performance.now() < end) {
-          await callUnary(client, client.SendMessages as never, {
-            entries: Array.from({ length: batch }, () => ({
-              message: { topic, body },
-              queue_id: -1,
-            })),
-          });
+          const entries = Array.from({ length: batch }, () => ({
+            message: { topic, body },
+            queue_id: -1,
+          }));
+          if (batch === 1) await callUnary(client, client.SendMessages as never, { entries });
+          else {
+            await calls.call(
+              'send',
+              { compact_entries: compactSendEntries(entries), compact_results: true },
+              30_000,
+            );
+          }
           sent += batch;
         }
       }),
     );
   } finally {
+    calls.close();
     client.close();
   }
   return sent / (SECONDS / 2);
 }
 
-/** The broker alone: PopMessages (32) + AckMessages straight over gRPC, 16 loops. */
+/** The broker alone: PopMessages (32) + AckMessages over the Calls stream (as the gateway does), 16 loops. */
 async function brokerDirectPopAck(addr: string, topic: string): Promise<number> {
   const client = brokerClient(addr);
+  const calls = new BrokerCalls(client, addr);
   let acked = 0;
   const end = performance.now() + (SECONDS * 1000) / 2;
   try {
     await Promise.all(
       Array.from({ length: 16 }, async () => {
         while (performance.now() < end) {
-          const res = await callUnary<unknown, { messages: { receipt_handle: string }[] }>(
-            client,
-            client.PopMessages as never,
+          const res = await calls.call(
+            'pop',
             {
               consumer_group: 'direct',
               topic,
@@ -471,19 +486,27 @@ async function brokerDirectPopAck(addr: string, topic: string): Promise<number> 
               invisible_ms: 60_000,
               max_wait_ms: 0,
               filter: { type: 'TAG', expression: '*' },
+              compact_messages: true,
             },
+            30_000,
           );
-          if (res.messages.length === 0) continue;
-          await callUnary(client, client.AckMessages as never, {
-            consumer_group: 'direct',
-            topic,
-            receipt_handles: res.messages.map((m) => m.receipt_handle),
-          });
-          acked += res.messages.length;
+          const messages = messagesOf(res);
+          if (messages.length === 0) continue;
+          await calls.call(
+            'ack',
+            {
+              consumer_group: 'direct',
+              topic,
+              receipt_handles: messages.map((m) => m.receipt_handle),
+            },
+            30_000,
+          );
+          acked += messages.length;
         }
       }),
     );
   } finally {
+    calls.close();
     client.close();
   }
   return acked / (SECONDS / 2);
@@ -680,7 +703,7 @@ async function latencyPhases(base: string, brokerAddr: string): Promise<void> {
   );
   // The broker alone at the same rate, one unary SendMessages per message from
   // a grpc-js client: what the gateway's hop cost before it sent over
-  // SendMessagesStream (each unary call's garbage made the caller's
+  // the Calls stream (each unary call's garbage made the caller's
   // young-generation pauses the latency tail).
   const hop = brokerClient(brokerAddr);
   const hopBody = Buffer.from(payload);
@@ -696,7 +719,7 @@ async function latencyPhases(base: string, brokerAddr: string): Promise<void> {
       steadySeconds,
     );
     row(
-      'reference: broker alone, unary SendMessages at steady 2k msgs/s (the gateway sends over SendMessagesStream)',
+      'reference: broker alone, unary SendMessages at steady 2k msgs/s (the gateway sends over the Calls stream)',
       `p50 ${direct.p50.toFixed(2)} ms, p99 ${direct.p99.toFixed(2)} ms (${direct.errors} errors)`,
     );
   } finally {
@@ -835,12 +858,12 @@ async function main(): Promise<void> {
     const direct128 = await brokerDirect(c.brokers[0]!.addr, 'bench-direct', 128, 4);
     row(
       'reference: broker alone, SendMessages over gRPC',
-      `${fmt(direct1)} msgs/s unary (64 in flight), ${fmt(direct128)} msgs/s in batches of 128 (4 in flight)`,
+      `${fmt(direct1)} msgs/s unary (64 in flight), ${fmt(direct128)} msgs/s in batches of 128 over the Calls stream (4 in flight)`,
     );
 
     const directPop = await brokerDirectPopAck(c.brokers[0]!.addr, 'bench-batch');
     row(
-      'reference: broker alone, PopMessages(32) + AckMessages over gRPC',
+      'reference: broker alone, PopMessages(32) + AckMessages over the Calls stream',
       `${fmt(directPop)} msgs/s (16 loops)`,
     );
 

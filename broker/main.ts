@@ -42,7 +42,7 @@ import { TopicConfigManager } from './metadata/topic-config-manager.js';
 import { BROKER_SCHEMA, type BrokerOptions } from './options.js';
 import { NamesrvRegistry } from './registry/namesrv-registry.js';
 import { type BrokerServices, brokerHandlers } from './service/broker-service.js';
-import { SendStreams } from './service/send-stream.js';
+import { CallStreams } from './service/call-stream.js';
 import { createMessageStore } from './store/message-store.js';
 import { traceStore } from './store-tracing.js';
 
@@ -200,8 +200,8 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
     await transactions.start();
     revive.start();
   }
-  // Streamed sends go through the SendMessages handler as finally served.
-  const sendStreams = new SendStreams(() => handlers?.SendMessages);
+  // Streamed calls go through the unary handlers as finally served.
+  const callStreams = new CallStreams(() => handlers);
   const services: BrokerServices = {
     ctx,
     send: new SendService(ctx, timer, transactions),
@@ -211,7 +211,7 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
     timer,
     transactions,
     status: () => ha.stats(),
-    sendStreams,
+    callStreams,
     setPermission: async (next) => {
       perm = next;
       await permWriter.save();
@@ -265,8 +265,8 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
       await ha.close();
       await metricsServer?.close();
       metrics?.close();
-      // Gateways keep send streams open: end them (answers in flight go out first).
-      await sendStreams.drain();
+      // Gateways keep call streams open: end them (answers in flight go out first).
+      await callStreams.drain();
       await grpcServer.close();
       unsubscribe();
       await timer.close();

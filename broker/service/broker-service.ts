@@ -24,8 +24,8 @@ import type { TimerService } from '../messaging/timer-service.js';
 import type { TransactionService } from '../messaging/transaction-service.js';
 import { BROKER_SCHEMA } from '../options.js';
 import { sendPhasesOf } from '../store-tracing.js';
+import { CallStreams } from './call-stream.js';
 import { PopWaits } from './pop-waits.js';
-import { SendStreams } from './send-stream.js';
 
 /**
  * Runs `work` with an AbortSignal that fires when the client cancels the call
@@ -60,11 +60,11 @@ export interface BrokerServices {
   /** Persists a new broker-wide permission and re-registers. */
   setPermission(perm: number): Promise<void>;
   /**
-   * SendMessagesStream, over the SendMessages handler as finally served
-   * (tracing and metrics wrappers included, so streamed sends are traced and
-   * counted like unary ones). Default: over the handlers brokerHandlers returns.
+   * Calls, over the unary handlers as finally served (tracing and metrics
+   * wrappers included, so streamed calls are traced and counted like unary
+   * ones). Default: over the handlers brokerHandlers returns.
    */
-  sendStreams?: SendStreams;
+  callStreams?: CallStreams;
 }
 
 function cpuMicros(): number {
@@ -87,7 +87,7 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
       return compact ? { compact } : { results };
     }),
 
-    SendMessagesStream: (svc.sendStreams ?? new SendStreams(() => handlers.SendMessages)).handler,
+    Calls: (svc.callStreams ?? new CallStreams(() => handlers)).handler,
 
     PullMessages: unaryHandler(async (req, call) => {
       const res = await untilCancelled(call, (signal) => svc.pull.pull(req, signal));

@@ -3,11 +3,11 @@ import { connectivityState, credentials } from '@grpc/grpc-js';
 import type { BrokerClient } from '../../common/generated/sluice/v1/Broker.js';
 import { GRPC_CHANNEL_OPTIONS } from '../../common/grpc.js';
 import { sluiceProto } from '../../common/proto.js';
-import { SendStream } from './send-stream.js';
+import { BrokerCalls } from './broker-calls.js';
 
 export class BrokerPool {
   private readonly clients = new Map<string, BrokerClient>();
-  private readonly streams = new Map<string, SendStream>();
+  private readonly streams = new Map<string, BrokerCalls>();
 
   get(addr: string): BrokerClient {
     let c = this.clients.get(addr);
@@ -19,11 +19,11 @@ export class BrokerPool {
     return c;
   }
 
-  /** The SendMessagesStream to `addr` (on the same channel as get(addr)). */
-  sendStream(addr: string): SendStream {
+  /** The Calls stream to `addr` (on the same channel as get(addr)). */
+  calls(addr: string): BrokerCalls {
     let s = this.streams.get(addr);
     if (!s) {
-      s = new SendStream(this.get(addr), addr);
+      s = new BrokerCalls(this.get(addr), addr);
       this.streams.set(addr, s);
     }
     return s;

@@ -35,11 +35,7 @@ import {
   statusOf,
 } from '../../common/errors.js';
 import { fromGrpcError } from '../../common/errors-grpc.js';
-import type { AckMessagesRequest } from '../../common/generated/sluice/v1/AckMessagesRequest.js';
-import type { AckMessagesResponse__Output } from '../../common/generated/sluice/v1/AckMessagesResponse.js';
 import type { BrokerClient } from '../../common/generated/sluice/v1/Broker.js';
-import type { ChangeInvisibleTimeRequest } from '../../common/generated/sluice/v1/ChangeInvisibleTimeRequest.js';
-import type { ChangeInvisibleTimeResponse__Output } from '../../common/generated/sluice/v1/ChangeInvisibleTimeResponse.js';
 import type { Empty__Output } from '../../common/generated/sluice/v1/Empty.js';
 import type { EndTransactionRequest } from '../../common/generated/sluice/v1/EndTransactionRequest.js';
 import type { EndTransactionResponse__Output } from '../../common/generated/sluice/v1/EndTransactionResponse.js';
@@ -66,6 +62,7 @@ import { callUnary } from '../../common/grpc.js';
 import type { Logger } from '../../common/logger.js';
 import { checkGroupName, checkTopicName } from '../../common/names.js';
 import { decodeReceiptHandle, visibleAt } from '../../common/receipt-handle.js';
+import { type CallKind, type CallTypes, overCalls } from './broker-calls.js';
 import type { BrokerPool } from './broker-pool.js';
 import { LatencyFaultTolerance } from './latency-fault-tolerance.js';
 import { groupSlot } from './message-group-slot.js';
@@ -73,7 +70,14 @@ import type { NamesrvClient } from './namesrv-client.js';
 import { ReceiveStash } from './receive-stash.js';
 import type { BrokerTarget, RouteResolver } from './route-resolver.js';
 import { SendBatcher } from './send-batcher.js';
-import { sendOverStream } from './send-stream.js';
+
+/** The unary method of each kind of call the broker's Calls stream carries. */
+const UNARY_OF = {
+  send: 'SendMessages',
+  pop: 'PopMessages',
+  ack: 'AckMessages',
+  change_invisible: 'ChangeInvisibleTime',
+} as const satisfies Record<CallKind, keyof BrokerClient>;
 
 /** Extra time a long poll's RPC gets beyond its wait. */
 const LONG_POLL_SLACK_MS = 5_000;
@@ -261,16 +265,24 @@ export class GatewayService {
     return sendEntries((req) => this.sendCall(addr, req), entries);
   }
 
-  /** One SendMessages request, on the broker's SendMessagesStream when it has one (send-stream.ts). */
+  /** One SendMessages request, on the broker's Calls stream when it has one. */
   private sendCall(addr: string, req: SendMessagesRequest): Promise<SendMessagesResponse__Output> {
-    return sendOverStream(
-      this.deps.brokers.sendStream(addr),
-      (r) =>
-        this.call<SendMessagesRequest, SendMessagesResponse__Output>(
-          addr,
-          (c) => c.SendMessages,
-          r,
-        ),
+    return this.dataCall(addr, 'send', req);
+  }
+
+  /**
+   * A data call (send, pop without waiting, ack, change-invisible) on the
+   * broker's Calls stream when it has one, else unary (broker-calls.ts).
+   */
+  private dataCall<K extends CallKind>(
+    addr: string,
+    kind: K,
+    req: CallTypes[K]['req'],
+  ): Promise<CallTypes[K]['res']> {
+    return overCalls(
+      this.deps.brokers.calls(addr),
+      kind,
+      (r) => this.call<CallTypes[K]['req'], CallTypes[K]['res']>(addr, (c) => c[UNARY_OF[kind]], r),
       req,
       this.deps.rpcTimeoutMs,
     );
@@ -704,22 +716,28 @@ export class GatewayService {
     waitMs: number,
     attemptId = '',
   ): Promise<StoredMessage__Output[]> {
-    return this.call<PopMessagesRequest, PopMessagesResponse__Output>(
-      t.addr,
-      (c) => c.PopMessages,
-      {
-        consumer_group: group,
-        topic,
-        queue_id: -1,
-        max_messages: max,
-        invisible_ms: opts.invisibleMs,
-        max_wait_ms: waitMs,
-        filter: { type: 'TAG', expression: opts.filter },
-        attempt_id: attemptId,
-        compact_messages: true,
-      },
-      waitMs + this.deps.rpcTimeoutMs + LONG_POLL_SLACK_MS,
-    ).then(messagesOf);
+    const req: PopMessagesRequest = {
+      consumer_group: group,
+      topic,
+      queue_id: -1,
+      max_messages: max,
+      invisible_ms: opts.invisibleMs,
+      max_wait_ms: waitMs,
+      filter: { type: 'TAG', expression: opts.filter },
+      attempt_id: attemptId,
+      compact_messages: true,
+    };
+    // Long polls stay unary: the stream refuses pops that wait (broker/service/call-stream.ts).
+    const res =
+      waitMs > 0
+        ? this.call<PopMessagesRequest, PopMessagesResponse__Output>(
+            t.addr,
+            (c) => c.PopMessages,
+            req,
+            waitMs + this.deps.rpcTimeoutMs + LONG_POLL_SLACK_MS,
+          )
+        : this.dataCall(t.addr, 'pop', req);
+    return res.then(messagesOf);
   }
 
   /** Hands messages no consumer saw back to their brokers: visible now, attempt not counted. */
@@ -739,15 +757,11 @@ export class GatewayService {
       [...byBroker].map(async ([brokerName, handles]) => {
         try {
           const addr = await this.addrOf(topic, brokerName);
-          await this.call<ChangeInvisibleTimeRequest, ChangeInvisibleTimeResponse__Output>(
-            addr,
-            (c) => c.ChangeInvisibleTime,
-            {
-              consumer_group: group,
-              topic,
-              entries: handles.map((h) => ({ receipt_handle: h, invisible_ms: 0, release: true })),
-            },
-          );
+          await this.dataCall(addr, 'change_invisible', {
+            consumer_group: group,
+            topic,
+            entries: handles.map((h) => ({ receipt_handle: h, invisible_ms: 0, release: true })),
+          });
         } catch (err) {
           // They come back when their invisible time runs out (at least once).
           this.deps.logger.warn(
@@ -803,7 +817,7 @@ export class GatewayService {
         try {
           const addr = await this.addrOf(topic, brokerName);
           const res = await this.readWithFailover(topic, brokerName, addr, (to) =>
-            this.call<AckMessagesRequest, AckMessagesResponse__Output>(to, (c) => c.AckMessages, {
+            this.dataCall(to, 'ack', {
               consumer_group: group,
               topic,
               receipt_handles: idx.map((i) => handles[i]!),
@@ -832,15 +846,11 @@ export class GatewayService {
     checkGroupName(group);
     const { addr, brokerName } = await this.brokerFor(topic, handle);
     const res = await this.readWithFailover(topic, brokerName, addr, (to) =>
-      this.call<ChangeInvisibleTimeRequest, ChangeInvisibleTimeResponse__Output>(
-        to,
-        (c) => c.ChangeInvisibleTime,
-        {
-          consumer_group: group,
-          topic,
-          entries: [{ receipt_handle: handle, invisible_ms: invisibleMs }],
-        },
-      ),
+      this.dataCall(to, 'change_invisible', {
+        consumer_group: group,
+        topic,
+        entries: [{ receipt_handle: handle, invisible_ms: invisibleMs }],
+      }),
     );
     const r = res.results[0];
     const code = r?.status?.code ?? Code.INTERNAL_ERROR;

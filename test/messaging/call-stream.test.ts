@@ -1,22 +1,22 @@
 /**
- * SendMessagesStream (the gateway's send path): requests on one stream are
- * answered by id exactly as SendMessages answers them, failures of a whole
- * request come back as the same SluiceError without breaking the stream, and
- * the gateway's end falls back to unary calls for a broker without the
- * stream, times out unanswered requests and fails what was in flight when
- * the stream breaks.
+ * The Calls stream (the gateway's send, pop, ack and change-invisible path):
+ * requests on one stream are answered by id exactly as the unary calls
+ * answer them, failures of a whole request come back as the same SluiceError
+ * without breaking the stream, and the gateway's end falls back to unary
+ * calls for a broker without the stream, times out unanswered requests and
+ * fails what was in flight when the stream breaks.
  */
 import type { ServerDuplexStream, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compactSendEntries } from '../../common/compact-messages.js';
+import { compactSendEntries, messagesOf } from '../../common/compact-messages.js';
 import { Code } from '../../common/errors.js';
+import type { CallResponse__Output } from '../../common/generated/sluice/v1/CallResponse.js';
 import type { SendEntry } from '../../common/generated/sluice/v1/SendEntry.js';
 import type { SendMessagesRequest } from '../../common/generated/sluice/v1/SendMessagesRequest.js';
 import type { SendMessagesResponse__Output } from '../../common/generated/sluice/v1/SendMessagesResponse.js';
-import type { SendStreamResponse__Output } from '../../common/generated/sluice/v1/SendStreamResponse.js';
 import { callUnary, startGrpcServer } from '../../common/grpc.js';
 import { sluiceProto } from '../../common/proto.js';
-import { SendStream, sendOverStream } from '../../gateway/core/send-stream.js';
+import { BrokerCalls, overCalls } from '../../gateway/core/broker-calls.js';
 import { type Cluster, startCluster } from '../harness/cluster.js';
 import { waitFor } from '../harness/wait.js';
 import { BrokerApi, OK } from './broker-api.js';
@@ -24,7 +24,7 @@ import { BrokerApi, OK } from './broker-api.js';
 const entriesOf = (topic: string, bodies: Buffer[]): SendEntry[] =>
   bodies.map((body) => ({ message: { topic, body }, queue_id: 0 }));
 
-describe('SendMessagesStream', () => {
+describe('Calls stream', () => {
   let c: Cluster;
   let api: BrokerApi;
   beforeAll(async () => {
@@ -37,7 +37,7 @@ describe('SendMessagesStream', () => {
   });
 
   it('answers each request by id as SendMessages would; a refused request leaves the stream working', async () => {
-    const stream = new SendStream(api.client, api.addr);
+    const stream = new BrokerCalls(api.client, api.addr);
     const broken = compactSendEntries(
       entriesOf(
         'ss1',
@@ -48,9 +48,17 @@ describe('SendMessagesStream', () => {
     // In flight together on one stream: a fine batch, one with a body over
     // maxMessageSize (answered per entry), one with malformed columns (refused whole).
     const [fine, mixed, refused] = await Promise.allSettled([
-      stream.send({ entries: entriesOf('ss1', [Buffer.from('a'), Buffer.from('b')]) }, 5_000),
-      stream.send({ entries: entriesOf('ss1', [Buffer.from('c'), Buffer.alloc(4096)]) }, 5_000),
-      stream.send({ compact_entries: broken }, 5_000),
+      stream.call(
+        'send',
+        { entries: entriesOf('ss1', [Buffer.from('a'), Buffer.from('b')]) },
+        5_000,
+      ),
+      stream.call(
+        'send',
+        { entries: entriesOf('ss1', [Buffer.from('c'), Buffer.alloc(4096)]) },
+        5_000,
+      ),
+      stream.call('send', { compact_entries: broken }, 5_000),
     ]);
     expect(fine.status).toBe('fulfilled');
     const fineResults = (fine as PromiseFulfilledResult<SendMessagesResponse__Output>).value
@@ -70,7 +78,11 @@ describe('SendMessagesStream', () => {
       callUnary(api.client, api.client.SendMessages, { compact_entries: broken }),
     ).rejects.toMatchObject({ code: Code.BAD_REQUEST });
 
-    const after = await stream.send({ entries: entriesOf('ss1', [Buffer.from('d')]) }, 5_000);
+    const after = await stream.call(
+      'send',
+      { entries: entriesOf('ss1', [Buffer.from('d')]) },
+      5_000,
+    );
     expect(after.results.map((r) => r.status!.code)).toEqual([OK]);
     expect(stream.inFlight).toBe(0);
     stream.close();
@@ -80,12 +92,16 @@ describe('SendMessagesStream', () => {
     expect(stored.map((m) => m.message!.body.toString()).sort()).toEqual(['a', 'b', 'c', 'd']);
   });
 
-  it('a stopping broker ends its send streams after their answers: the stop is not held up, the next send fails over', async () => {
+  it('a stopping broker ends its call streams after their answers: the stop is not held up, the next send fails over', async () => {
     const own = await startCluster({ brokers: [{}] });
     const ownApi = new BrokerApi(own.brokers[0]!.addr);
     try {
-      const stream = new SendStream(ownApi.client, ownApi.addr);
-      const sent = await stream.send({ entries: entriesOf('ss-stop', [Buffer.from('x')]) }, 5_000);
+      const stream = new BrokerCalls(ownApi.client, ownApi.addr);
+      const sent = await stream.call(
+        'send',
+        { entries: entriesOf('ss-stop', [Buffer.from('x')]) },
+        5_000,
+      );
       expect(sent.results.map((r) => r.status!.code)).toEqual([OK]);
       // Graceful stop (SIGTERM): without the drain, the open stream would hold
       // the gRPC server's shutdown for its whole 2 s grace.
@@ -93,7 +109,7 @@ describe('SendMessagesStream', () => {
       await own.brokers[0]!.stop();
       expect(Date.now() - started).toBeLessThan(1_900);
       await expect(
-        stream.send({ entries: entriesOf('ss-stop', [Buffer.from('y')]) }, 5_000),
+        stream.call('send', { entries: entriesOf('ss-stop', [Buffer.from('y')]) }, 5_000),
       ).rejects.toMatchObject({ code: Code.HA_NOT_AVAILABLE, retriable: true });
     } finally {
       ownApi.close();
@@ -101,17 +117,79 @@ describe('SendMessagesStream', () => {
     }
   });
 
-  it('refuses a stream request that carries no SendMessagesRequest, by its id', async () => {
-    const call = api.client.SendMessagesStream();
-    const answer = new Promise<SendStreamResponse__Output>((resolve, reject) => {
-      call.once('data', resolve);
+  it('pops, changes invisible time and acks on the stream as the unary calls do', async () => {
+    await api.sendOk('cs-pop', [{ body: Buffer.from('p1') }, { body: Buffer.from('p2') }], 0);
+    const stream = new BrokerCalls(api.client, api.addr);
+    const popped = await stream.call(
+      'pop',
+      {
+        consumer_group: 'cs-g',
+        topic: 'cs-pop',
+        queue_id: -1,
+        max_messages: 32,
+        invisible_ms: 30_000,
+        max_wait_ms: 0,
+        filter: { type: 'TAG', expression: '*' },
+        compact_messages: true,
+      },
+      5_000,
+    );
+    expect(popped.status?.code).toBe(OK);
+    const messages = messagesOf(popped);
+    expect(messages.map((m) => m.message!.body.toString()).sort()).toEqual(['p1', 'p2']);
+    const [first, second] = messages;
+    // A new handle for the first; the stale one is refused afterwards, as unary.
+    const changed = await stream.call(
+      'change_invisible',
+      {
+        consumer_group: 'cs-g',
+        topic: 'cs-pop',
+        entries: [{ receipt_handle: first!.receipt_handle, invisible_ms: 20_000 }],
+      },
+      5_000,
+    );
+    expect(changed.results[0]!.status!.code).toBe(OK);
+    const renewed = changed.results[0]!.receipt_handle;
+    expect(renewed).not.toBe(first!.receipt_handle);
+    const acked = await stream.call(
+      'ack',
+      {
+        consumer_group: 'cs-g',
+        topic: 'cs-pop',
+        receipt_handles: [renewed, second!.receipt_handle, first!.receipt_handle],
+      },
+      5_000,
+    );
+    const unary = await api.ack('cs-g', 'cs-pop', [first!.receipt_handle]);
+    expect(acked.results.map((r) => r.code)).toEqual([OK, OK, unary[0]!.code]);
+    expect(unary[0]!.code).not.toBe(OK);
+    // Both acked: nothing comes back, even past a short invisible time.
+    expect(await api.pop('cs-g', 'cs-pop', { invisibleMs: 10_000 })).toEqual([]);
+    stream.close();
+  });
+
+  it('refuses, by its id, a stream request that carries no call and a pop that would wait', async () => {
+    const call = api.client.Calls();
+    const answers: CallResponse__Output[] = [];
+    const both = new Promise<void>((resolve, reject) => {
+      call.on('data', (res: CallResponse__Output) => {
+        answers.push(res);
+        if (answers.length === 2) resolve();
+      });
       call.once('error', reject);
     });
     call.write({ id: 7 });
-    const res = await answer;
-    expect(res.id).toBe(7);
-    expect(res.error?.code).toBe(Code.BAD_REQUEST);
-    expect(res.response).toBeNull();
+    call.write({
+      id: 8,
+      pop: { consumer_group: 'cs-g', topic: 'cs-pop', max_messages: 1, max_wait_ms: 1_000 },
+    });
+    await both;
+    answers.sort((a, b) => a.id - b.id);
+    expect(answers.map((a) => [a.id, a.error?.code, a.result])).toEqual([
+      [7, Code.BAD_REQUEST, undefined],
+      [8, Code.BAD_REQUEST, undefined],
+    ]);
+    expect(answers[1]!.error!.message).toMatch(/unary PopMessages/);
     call.cancel();
   });
 
@@ -132,8 +210,8 @@ describe('SendMessagesStream', () => {
     );
     const client = new BrokerApi(`127.0.0.1:${old.port}`).client;
     try {
-      const stream = new SendStream(client, 'old');
-      const viaUnary = (req: SendMessagesRequest) =>
+      const stream = new BrokerCalls(client, 'old');
+      const viaUnary = (req: SendMessagesRequest): Promise<SendMessagesResponse__Output> =>
         callUnary<SendMessagesRequest, SendMessagesResponse__Output>(
           client,
           client.SendMessages,
@@ -147,14 +225,14 @@ describe('SendMessagesStream', () => {
       });
       // Two in flight when the stream is refused: both go again as unary calls.
       const [a, b] = await Promise.all([
-        sendOverStream(stream, viaUnary, req(2), 5_000),
-        sendOverStream(stream, viaUnary, req(3), 5_000),
+        overCalls(stream, 'send', viaUnary, req(2), 5_000),
+        overCalls(stream, 'send', viaUnary, req(3), 5_000),
       ]);
       expect(stream.unsupported).toBe(true);
       expect(a.results).toHaveLength(2);
       expect(b.results).toHaveLength(3);
       // Later sends go unary at once.
-      expect((await sendOverStream(stream, viaUnary, req(1), 5_000)).results).toHaveLength(1);
+      expect((await overCalls(stream, 'send', viaUnary, req(1), 5_000)).results).toHaveLength(1);
       expect(unary.sort()).toEqual([1, 2, 3]);
     } finally {
       client.close();
@@ -168,7 +246,7 @@ describe('SendMessagesStream', () => {
     const silent = await startGrpcServer('127.0.0.1', 0, [], (server) =>
       server.addService(sluiceProto().grpc.sluice.v1.Broker.service, {
         // Reads requests and never answers them; the test breaks streams at will.
-        SendMessagesStream: (s: ServerDuplexStream<unknown, unknown>) => {
+        Calls: (s: ServerDuplexStream<unknown, unknown>) => {
           streams++;
           held.push(s);
           s.on('data', () => undefined);
@@ -177,15 +255,18 @@ describe('SendMessagesStream', () => {
     );
     const client = new BrokerApi(`127.0.0.1:${silent.port}`).client;
     try {
-      const stream = new SendStream(client, 'silent');
+      const stream = new BrokerCalls(client, 'silent');
       const started = Date.now();
-      await expect(stream.send({ entries: [] }, 200)).rejects.toMatchObject({
+      await expect(stream.call('send', { entries: [] }, 200)).rejects.toMatchObject({
         code: Code.PROXY_TIMEOUT,
       });
       expect(Date.now() - started).toBeGreaterThanOrEqual(190);
       expect(stream.inFlight).toBe(0);
 
-      const inFlight = [stream.send({ entries: [] }, 30_000), stream.send({ entries: [] }, 30_000)];
+      const inFlight = [
+        stream.call('send', { entries: [] }, 30_000),
+        stream.call('send', { entries: [] }, 30_000),
+      ];
       await waitFor('both requests in flight', () => held.length === 1 && stream.inFlight === 2);
       held[0]!.emit('error', { code: 14, details: 'going away' });
       for (const p of inFlight) {
@@ -194,7 +275,7 @@ describe('SendMessagesStream', () => {
       expect(stream.unsupported).toBe(false);
 
       // The next send opens a new stream.
-      const next = stream.send({ entries: [] }, 200);
+      const next = stream.call('send', { entries: [] }, 200);
       await expect(next).rejects.toMatchObject({ code: Code.PROXY_TIMEOUT });
       expect(streams).toBe(2);
       stream.close();
