@@ -13,6 +13,7 @@ import type { PopMessagesRequest } from '../../common/generated/sluice/v1/PopMes
 import type { PopMessagesResponse__Output } from '../../common/generated/sluice/v1/PopMessagesResponse.js';
 import type { WakePopsRequest } from '../../common/generated/sluice/v1/WakePopsRequest.js';
 import { callUnary } from '../../common/grpc.js';
+import { decodeReceiptHandle, encodeReceiptHandle } from '../../common/receipt-handle.js';
 import { HaClient } from '../ha/ha-helpers.js';
 import { brokerClient } from '../harness/clients.js';
 import { type Cluster, startCluster } from '../harness/cluster.js';
@@ -245,10 +246,19 @@ describe('consume', () => {
       400,
       40013,
     );
+    // The gateway routes acks by the handle's broker name and leaves the MAC to
+    // that broker; a forged handle naming a broker nobody knows is still
+    // INVALID_RECEIPT_HANDLE, not "unavailable".
+    const live = again.json.messages[0].receiptHandle;
+    const forgedLive = `${live.split('.')[0]}.AAAAAAAAAAAAAAAAAAAAAA`;
+    const nowhere = encodeReceiptHandle(
+      { ...decodeReceiptHandle(live), brokerName: 'broker-nowhere' },
+      'not-the-cluster-secret',
+    );
     const ack = await a.post(`/v1/topics/${t}/groups/g/ack`, {
-      receiptHandles: [again.json.messages[0].receiptHandle, 'garbage'],
+      receiptHandles: [forgedLive, nowhere, live, 'garbage'],
     });
-    expect(ack.json.results.map((r: any) => r.code)).toEqual([20000, 40013]);
+    expect(ack.json.results.map((r: any) => r.code)).toEqual([40013, 40013, 20000, 40013]);
   });
 
   it('a handle whose invisible time ran out is stale: ack and visibility answer 409', async () => {
