@@ -38,12 +38,16 @@ const MAX_FAST_PAYLOAD_CHARS = 4096;
  * HMAC-SHA256 as two one-shot hashes over key pads computed once per secret
  * (RFC 2104): H((K ^ opad) || H((K ^ ipad) || m)). createHmac builds a keyed
  * object per call, which made receipt handles ~10% of the broker's CPU under
- * pop+ack; this costs about three quarters of that. Falls back to createHmac
- * where crypto.hash is missing (Node < 20.12).
+ * pop+ack. The digests come back as latin1 ('binary') strings, not Buffers: a Buffer
+ * result costs crypto.hash an ArrayBuffer allocation, about half of its time
+ * for inputs this small (measured here: 1.55 µs to a Buffer, 0.72 µs to a
+ * string). Falls back to createHmac where crypto.hash is missing (Node < 20.12).
  */
 class FastHmac {
   private readonly inner = Buffer.alloc(BLOCK_BYTES + 3 * MAX_FAST_PAYLOAD_CHARS);
   private readonly outer = Buffer.alloc(BLOCK_BYTES + 32);
+  /** The MAC's bytes on their way to base64url or to a comparison. */
+  private readonly macScratch = Buffer.alloc(MAC_BYTES);
 
   constructor(readonly secret: string) {
     let key: Buffer = Buffer.from(secret, 'utf8');
@@ -57,16 +61,38 @@ class FastHmac {
 
   /**
    * First MAC_BYTES of HMAC-SHA256(secret, payload as UTF-8), as createHmac
-   * computes it: a payload from a forged handle may hold any characters.
+   * computes it (a payload from a forged handle may hold any characters),
+   * written into macScratch.
    */
-  mac(payload: string): Buffer {
+  private macInto(payload: string): Buffer {
     const hash = crypto.hash;
     if (typeof hash !== 'function' || payload.length > MAX_FAST_PAYLOAD_CHARS) {
-      return createHmac('sha256', this.secret).update(payload).digest().subarray(0, MAC_BYTES);
+      createHmac('sha256', this.secret)
+        .update(payload)
+        .digest()
+        .copy(this.macScratch, 0, 0, MAC_BYTES);
+      return this.macScratch;
     }
     const n = this.inner.write(payload, BLOCK_BYTES, 'utf8');
-    hash('sha256', this.inner.subarray(0, BLOCK_BYTES + n), 'buffer').copy(this.outer, BLOCK_BYTES);
-    return hash('sha256', this.outer, 'buffer').subarray(0, MAC_BYTES);
+    // 'binary' is latin1: one character per digest byte.
+    this.outer.write(
+      hash('sha256', this.inner.subarray(0, BLOCK_BYTES + n), 'binary'),
+      BLOCK_BYTES,
+      'binary',
+    );
+    this.macScratch.write(hash('sha256', this.outer, 'binary'), 0, MAC_BYTES, 'binary');
+    return this.macScratch;
+  }
+
+  /** The MAC of `payload`, base64url. */
+  mac(payload: string): string {
+    return this.macInto(payload).toString('base64url');
+  }
+
+  /** True when `given` (base64url) is the MAC of `payload`; compares in constant time. */
+  verify(payload: string, given: string): boolean {
+    const bytes = Buffer.from(given, 'base64url');
+    return bytes.length === MAC_BYTES && timingSafeEqual(bytes, this.macInto(payload));
   }
 }
 
@@ -77,9 +103,9 @@ function sha256Of(key: Buffer): Buffer {
 /** The pads of the secret last used (a process uses one secret). */
 let lastHmac: FastHmac | undefined;
 
-function mac(secret: string, payload: string): Buffer {
+function hmacOf(secret: string): FastHmac {
   if (lastHmac?.secret !== secret) lastHmac = new FastHmac(secret);
-  return lastHmac.mac(payload);
+  return lastHmac;
 }
 
 /** JSON string literals of the names handles carry, so each is escaped once (bounded: cleared when full). */
@@ -107,7 +133,7 @@ export function encodeReceiptHandle(h: ReceiptHandle, secret: string): string {
     json.length * 3 <= payloadScratch.length
       ? payloadScratch.toString('base64url', 0, payloadScratch.write(json, 0, 'utf8'))
       : Buffer.from(json).toString('base64url');
-  return `${payload}.${mac(secret, payload).toString('base64url')}`;
+  return `${payload}.${hmacOf(secret).mac(payload)}`;
 }
 
 /** The time a handle's message becomes visible again, epoch ms. */
@@ -124,9 +150,7 @@ export function decodeReceiptHandle(text: string, secret?: string): ReceiptHandl
   if (dot <= 0 || text.length > 2048) throw errors.invalidReceiptHandle('malformed');
   const payload = text.slice(0, dot);
   if (secret !== undefined) {
-    const given = Buffer.from(text.slice(dot + 1), 'base64url');
-    const expected = mac(secret, payload);
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    if (!hmacOf(secret).verify(payload, text.slice(dot + 1))) {
       throw errors.invalidReceiptHandle(
         'signature does not match (forged or from another cluster)',
       );
