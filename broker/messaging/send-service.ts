@@ -4,7 +4,12 @@
  *
  *  - queue: the hash of its message group when it has one (FIFO: a group
  *    always lands on one queue, whatever queue_id says), else the entry's
- *    queue_id when given, else round robin over the topic's writable queues;
+ *    queue_id when given, else round robin over the topic's writable queues
+ *    in runs: a batch's other entries of a topic are split into one run of
+ *    consecutive entries per queue, so each queue's messages lie together in
+ *    the commitlog and a consumer reads them with one short read instead of
+ *    one read spanning every queue's (a batch no larger than the queue count
+ *    goes one entry per queue, as single sends do);
  *  - a future delivery time or a delay level → the timer topic (TimerService);
  *  - transactional → the half topic (TransactionService), answered with a
  *    transaction_id;
@@ -51,6 +56,16 @@ export interface SendPhases {
   replicated(code: number): void;
 }
 
+/** How a batch's auto-placed entries of one topic go to queues (see pickQueue). */
+interface Spread {
+  /** Queue of the first run. */
+  start: number;
+  /** Entries per run (the last run may be shorter). */
+  run: number;
+  /** Auto-placed entries of the topic given a queue so far in this batch. */
+  taken: number;
+}
+
 interface Prepared {
   input: MessageInput;
   kind: Kind;
@@ -81,12 +96,13 @@ export class SendService {
     this.checkWritable();
     const configs = await this.topicConfigs(entries);
     const now = this.ctx.clock();
+    const spreads = this.spreadsOf(entries, configs);
     const results: SendResult[] = new Array(entries.length);
     const prepared: Prepared[] = [];
     const slots: number[] = [];
     for (let i = 0; i < entries.length; i++) {
       try {
-        prepared.push(this.prepare(entries[i]!, configs, now));
+        prepared.push(this.prepare(entries[i]!, configs, spreads, now));
         slots.push(i);
       } catch (err) {
         results[i] = { status: statusOf(err) };
@@ -161,9 +177,36 @@ export class SendService {
     return out;
   }
 
+  /**
+   * Plans the runs of each topic's auto-placed entries in this batch and
+   * moves the topic's round robin past the queues they take.
+   */
+  private spreadsOf(
+    entries: readonly SendEntry__Output[],
+    configs: Map<string, TopicConfig | null>,
+  ): Map<string, Spread> {
+    const counts = new Map<string, number>();
+    for (const e of entries) {
+      const m = e.message;
+      const writeQueues = m ? configs.get(m.topic)?.write_queue_nums : undefined;
+      if (!m || !writeQueues || !isAutoPlaced(e, writeQueues)) continue;
+      counts.set(m.topic, (counts.get(m.topic) ?? 0) + 1);
+    }
+    const spreads = new Map<string, Spread>();
+    for (const [topic, n] of counts) {
+      const writeQueues = configs.get(topic)!.write_queue_nums;
+      const start = ((this.roundRobin.get(topic) ?? -1) + 1) % writeQueues;
+      const run = Math.ceil(n / writeQueues);
+      this.roundRobin.set(topic, (start + Math.ceil(n / run) - 1) % writeQueues);
+      spreads.set(topic, { start, run, taken: 0 });
+    }
+    return spreads;
+  }
+
   private prepare(
     entry: SendEntry__Output,
     configs: Map<string, TopicConfig | null>,
+    spreads: Map<string, Spread>,
     now: number,
   ): Prepared {
     const m = entry.message;
@@ -194,7 +237,7 @@ export class SendService {
       );
     }
     if (m.delay_level > 0) properties[SystemProperty.DELAY_LEVEL] = String(m.delay_level);
-    const queueId = this.pickQueue(topic, config.write_queue_nums, entry.queue_id, m.message_group);
+    const queueId = pickQueue(entry, config.write_queue_nums, spreads.get(topic));
     const input: MessageInput = {
       topic,
       queueId,
@@ -211,15 +254,21 @@ export class SendService {
       return { input: this.transactions.wrap(input), kind: 'half', queueId, dueAt };
     return { input, kind: 'normal', queueId, dueAt };
   }
+}
 
-  private pickQueue(topic: string, writeQueues: number, requested: number, group: string): number {
-    // The group wins: its messages must share one queue to keep their order.
-    if (group) return Math.abs(javaHash(group)) % writeQueues;
-    if (requested >= 0 && requested < writeQueues) return requested;
-    const next = ((this.roundRobin.get(topic) ?? -1) + 1) % writeQueues;
-    this.roundRobin.set(topic, next);
-    return next;
-  }
+/** True when the broker chooses the entry's queue: no message group, no queue of the topic asked for. */
+function isAutoPlaced(entry: SendEntry__Output, writeQueues: number): boolean {
+  return !entry.message?.message_group && !(entry.queue_id >= 0 && entry.queue_id < writeQueues);
+}
+
+function pickQueue(entry: SendEntry__Output, writeQueues: number, spread?: Spread): number {
+  const group = entry.message?.message_group ?? '';
+  // The group wins: its messages must share one queue to keep their order.
+  if (group) return Math.abs(javaHash(group)) % writeQueues;
+  if (!isAutoPlaced(entry, writeQueues)) return entry.queue_id;
+  // spreadsOf counted every auto-placed entry of the topic, so spread is set.
+  const k = spread!.taken++;
+  return (spread!.start + Math.floor(k / spread!.run)) % writeQueues;
 }
 
 function checkTag(tag: string): void {

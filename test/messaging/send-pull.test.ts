@@ -159,6 +159,21 @@ describe('send, pull and queries', () => {
     const counts = [0, 0, 0, 0];
     for (const r of rr) counts[r.queue_id]!++;
     expect(counts).toEqual([2, 2, 2, 2]);
+    // In runs: consecutive entries share a queue and its consecutive offsets,
+    // so a queue's messages lie together in the commitlog.
+    const first = rr[0]!.queue_id;
+    expect(rr.map((r) => r.queue_id)).toEqual(
+      Array.from({ length: 8 }, (_, i) => (first + Math.floor(i / 2)) % 4),
+    );
+    for (let i = 1; i < 8; i += 2) {
+      expect(rr[i]!.queue_offset).toBe(rr[i - 1]!.queue_offset + 1);
+    }
+    // Single sends go on round the queues where the batch left off.
+    const singles: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      singles.push((await api.sendOk('sp2', [{ body: Buffer.from('s') }]))[0]!.queue_id);
+    }
+    expect(singles).toEqual([0, 1, 2, 3].map((i) => (first + i) % 4));
     const grouped = await api.sendOk(
       'sp2',
       Array.from({ length: 6 }, () => ({ body: Buffer.from('g'), message_group: 'order-42' })),
