@@ -34,12 +34,20 @@ function startOfMonth(now: number): number {
   return new Date(d.getFullYear(), d.getMonth(), 1).getTime();
 }
 
+/** Upper-case hex of every byte value, so a counter's digits are two lookups. */
+const HEX_BYTES = Array.from({ length: 256 }, (_, b) =>
+  b.toString(16).toUpperCase().padStart(2, '0'),
+);
+
 /** Makes client-unique ids; one per process is enough (see newUniqueMessageId). */
 export class UniqueIdGenerator {
   private readonly prefix: string;
   private monthStart = 0;
   private nextMonthStart = 0;
   private counter = 0;
+  /** The clock reading the id's time digits were last made for, and its prefix + digits (a batch shares them). */
+  private lastNow = -1;
+  private timed = '';
 
   constructor(private readonly clock: () => number = Date.now) {
     const fixed = Buffer.alloc(10);
@@ -55,17 +63,18 @@ export class UniqueIdGenerator {
    */
   next(): string {
     const now = this.clock();
-    if (now >= this.nextMonthStart || now < this.monthStart) {
-      this.monthStart = startOfMonth(now);
-      const d = new Date(this.monthStart);
-      this.nextMonthStart = new Date(d.getFullYear(), d.getMonth() + 1, 1).getTime();
+    if (now !== this.lastNow) {
+      if (now >= this.nextMonthStart || now < this.monthStart) {
+        this.monthStart = startOfMonth(now);
+        const d = new Date(this.monthStart);
+        this.nextMonthStart = new Date(d.getFullYear(), d.getMonth() + 1, 1).getTime();
+      }
+      const diff = (now - this.monthStart) >>> 0;
+      this.lastNow = now;
+      this.timed = this.prefix + diff.toString(16).toUpperCase().padStart(8, '0');
     }
-    const diff = (now - this.monthStart) >>> 0;
     this.counter = (this.counter + 1) & 0xffff;
-    return `${this.prefix}${diff.toString(16).toUpperCase().padStart(8, '0')}${this.counter
-      .toString(16)
-      .toUpperCase()
-      .padStart(4, '0')}`;
+    return this.timed + HEX_BYTES[this.counter >>> 8]! + HEX_BYTES[this.counter & 0xff]!;
   }
 }
 
