@@ -96,23 +96,30 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
     }),
 
     PopMessages: unaryHandler(async (req, call) => {
-      const messages = await untilCancelled(call, async (cancelled) => {
-        const wait = popWaits.begin(req.attempt_id, cancelled);
-        try {
-          return await svc.pop.pop({
-            group: req.consumer_group,
-            topic: req.topic,
-            queueId: req.queue_id,
-            max: req.max_messages,
-            invisibleMs: req.invisible_ms,
-            waitMs: req.max_wait_ms,
-            filter: req.filter?.expression ?? '',
-            signal: wait.signal,
-          });
-        } finally {
-          wait.end();
-        }
-      });
+      const pop = (signal?: AbortSignal) =>
+        svc.pop.pop({
+          group: req.consumer_group,
+          topic: req.topic,
+          queueId: req.queue_id,
+          max: req.max_messages,
+          invisibleMs: req.invisible_ms,
+          waitMs: req.max_wait_ms,
+          filter: req.filter?.expression ?? '',
+          signal,
+        });
+      // A pop that does not wait has nothing to cancel or wake (most pops:
+      // the gateway's sweeps and every pop on the Calls stream).
+      const messages =
+        req.max_wait_ms <= 0
+          ? await pop()
+          : await untilCancelled(call, async (cancelled) => {
+              const wait = popWaits.begin(req.attempt_id, cancelled);
+              try {
+                return await pop(wait.signal);
+              } finally {
+                wait.end();
+              }
+            });
       const status =
         messages.length > 0
           ? { code: Code.OK, message: 'OK' }
