@@ -111,7 +111,7 @@ function hmacOf(secret: string): FastHmac {
 /** JSON string literals of the names handles carry, so each is escaped once (bounded: cleared when full). */
 const quotedNames = new Map<string, string>();
 const MAX_QUOTED_NAMES = 4096;
-/** Scratch for a payload's UTF-8 bytes on their way to base64url (payloads are far smaller). */
+/** Scratch for a payload's UTF-8 bytes on their way to or from base64url (payloads are far smaller). */
 const payloadScratch = Buffer.allocUnsafe(8192);
 
 function quoted(name: string): string {
@@ -158,7 +158,9 @@ export function decodeReceiptHandle(text: string, secret?: string): ReceiptHandl
   }
   let fields: unknown;
   try {
-    fields = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+    // Through the scratch buffer: a handle is at most 2048 characters, its payload's bytes far fewer.
+    const n = payloadScratch.write(payload, 0, 'base64url');
+    fields = JSON.parse(payloadScratch.toString('utf8', 0, n));
   } catch {
     throw errors.invalidReceiptHandle('malformed');
   }
@@ -170,7 +172,11 @@ export function decodeReceiptHandle(text: string, secret?: string): ReceiptHandl
     typeof brokerName !== 'string' ||
     typeof topic !== 'string' ||
     typeof group !== 'string' ||
-    ![queueId, offset, popTime, invisibleMs, attempt].every((n) => Number.isSafeInteger(n))
+    !Number.isSafeInteger(queueId) ||
+    !Number.isSafeInteger(offset) ||
+    !Number.isSafeInteger(popTime) ||
+    !Number.isSafeInteger(invisibleMs) ||
+    !Number.isSafeInteger(attempt)
   ) {
     throw errors.invalidReceiptHandle('malformed');
   }
