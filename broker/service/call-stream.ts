@@ -9,10 +9,10 @@
  * ends it or the broker stops (each after the answers in flight), or when
  * the connection goes.
  *
- * Memory stays bounded: past MAX_IN_FLIGHT unanswered requests the stream
- * stops reading, so HTTP/2 flow control holds the caller back. That is also
- * why long polls are refused: a pop waiting 30 s would hold its place in the
- * budget (and a caller could not cancel it alone).
+ * Memory stays bounded: past CALL_STREAM_MAX_IN_FLIGHT unanswered requests
+ * the stream stops reading, so HTTP/2 flow control holds the caller back.
+ * That is also why long polls are refused: a pop waiting 30 s would hold its
+ * place in the budget (and a caller could not cancel it alone).
  */
 import { EventEmitter } from 'node:events';
 import type { Metadata, ServerDuplexStream, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
