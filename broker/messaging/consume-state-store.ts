@@ -32,7 +32,7 @@ import { join } from 'node:path';
 import { readJsonFile } from '../../common/json-file.js';
 import type { Logger } from '../../common/logger.js';
 import { type FlushDiskType, writevAtSync } from '../store/index.js';
-import { type InflightEntry, QueueState, stateKey } from './consume-state.js';
+import { type InflightEntry, QueueState } from './consume-state.js';
 import {
   decodeStateRecord,
   encodeStateRecord,
@@ -82,7 +82,7 @@ function journalName(seq: number): string {
 }
 
 export class ConsumeStateStore {
-  private readonly states = new Map<string, QueueState>();
+  private readonly states = new StateTable();
   private readonly dir: string;
   private readonly compactBytes: number;
   private seq = 0;
@@ -186,14 +186,14 @@ export class ConsumeStateStore {
   private create(group: string, topic: string, queueId: number, base: number): QueueState {
     const st = new QueueState(group, topic, queueId, base);
     st.onAdvance = (s) => this.onAdvance?.(s);
-    this.states.set(st.key, st);
+    this.states.set(st);
     return st;
   }
 
   private apply(r: StateRecord): void {
-    let st = this.states.get(stateKey(r.group, r.topic, r.queueId));
+    let st = this.states.get(r.group, r.topic, r.queueId);
     if (r.type === RecordType.RESET) {
-      if (r.base === DROPPED_BASE) this.states.delete(stateKey(r.group, r.topic, r.queueId));
+      if (r.base === DROPPED_BASE) this.states.delete(r.group, r.topic, r.queueId);
       else if (st) st.applyReset(r.base);
       else this.create(r.group, r.topic, r.queueId, r.base);
       return;
@@ -208,12 +208,12 @@ export class ConsumeStateStore {
   }
 
   get(group: string, topic: string, queueId: number): QueueState | undefined {
-    return this.states.get(stateKey(group, topic, queueId));
+    return this.states.get(group, topic, queueId);
   }
 
   /** The state, created at `initialBase()` (and journalled) when new. */
   obtain(group: string, topic: string, queueId: number, initialBase: () => number): QueueState {
-    const existing = this.states.get(stateKey(group, topic, queueId));
+    const existing = this.states.get(group, topic, queueId);
     if (existing) return existing;
     const base = initialBase();
     const st = this.create(group, topic, queueId, base);
@@ -274,7 +274,9 @@ export class ConsumeStateStore {
     if (st.dropped) return Promise.resolve();
     st.dropped = true;
     st.epoch++;
-    if (this.states.get(st.key) === st) this.states.delete(st.key);
+    if (this.states.get(st.group, st.topic, st.queueId) === st) {
+      this.states.delete(st.group, st.topic, st.queueId);
+    }
     return this.write({
       type: RecordType.RESET,
       group: st.group,
@@ -480,4 +482,51 @@ export function toRuns(offsets: readonly number[]): Array<[number, number]> {
   }
   runs.push([start, end]);
   return runs;
+}
+
+/**
+ * Queue states by group, topic and queue id, in nested maps: a lookup (one
+ * per receipt handle on the ack path) builds no composite key string.
+ */
+class StateTable {
+  private readonly byGroup = new Map<string, Map<string, Map<number, QueueState>>>();
+  private count = 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  get(group: string, topic: string, queueId: number): QueueState | undefined {
+    return this.byGroup.get(group)?.get(topic)?.get(queueId);
+  }
+
+  set(st: QueueState): void {
+    let topics = this.byGroup.get(st.group);
+    if (!topics) {
+      topics = new Map();
+      this.byGroup.set(st.group, topics);
+    }
+    let queues = topics.get(st.topic);
+    if (!queues) {
+      queues = new Map();
+      topics.set(st.topic, queues);
+    }
+    if (!queues.has(st.queueId)) this.count++;
+    queues.set(st.queueId, st);
+  }
+
+  delete(group: string, topic: string, queueId: number): void {
+    const topics = this.byGroup.get(group);
+    const queues = topics?.get(topic);
+    if (!queues?.delete(queueId)) return;
+    this.count--;
+    if (queues.size === 0) topics!.delete(topic);
+    if (topics!.size === 0) this.byGroup.delete(group);
+  }
+
+  *values(): IterableIterator<QueueState> {
+    for (const topics of this.byGroup.values()) {
+      for (const queues of topics.values()) yield* queues.values();
+    }
+  }
 }

@@ -122,10 +122,6 @@ export class QueueState {
     this.readAhead = base;
   }
 
-  get key(): string {
-    return stateKey(this.group, this.topic, this.queueId);
-  }
-
   isSettled(offset: number): boolean {
     return offset < this.base || this.settled.has(offset);
   }
@@ -202,8 +198,4 @@ export class QueueState {
     // (it skips every offset that is no longer open).
     this.onAdvance?.(this);
   }
-}
-
-export function stateKey(group: string, topic: string, queueId: number): string {
-  return `${group}\u0000${topic}\u0000${queueId}`;
 }
