@@ -13,6 +13,7 @@ import {
 } from './config/options.js';
 import { errors, isSluiceError } from './errors.js';
 import { createLogger, type Logger } from './logger.js';
+import { startMemoryRelief } from './memory-relief.js';
 
 export interface Running {
   /** Stops serving and releases files; resolves when done. */
@@ -119,6 +120,7 @@ export function componentCommand<S extends Schema>(spec: ComponentSpec<S>): Comm
         fail(spec.name, err);
       }
       onShutdown(logger, () => running.close());
+      await startMemoryRelief(logger);
     },
   );
   return program;

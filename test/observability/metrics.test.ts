@@ -307,4 +307,31 @@ describe('/metrics', () => {
     expect(d('sluice_broker_dead_letters_total', group)).toBe(1);
     expect(d('sluice_broker_retries_total', group)).toBe(1);
   });
+
+  it('a gateway and a broker that go idle after a burst give their heap back (memory relief)', async () => {
+    const batch = {
+      messages: Array.from({ length: 100 }, (_, i) => ({ body: `${i}-${'x'.repeat(1024)}` })),
+    };
+    for (let i = 0; i < 40; i++) {
+      expect((await a.post('/v1/topics/metered/messages', batch)).status).toBe(200);
+    }
+    // V8 alone keeps the heap it grew to (64 MiB committed on an idle gateway
+    // straight after boot, more after load); the relief collects it once the
+    // loop idles, here to ~30 MiB.
+    const committed = async (url: string, prefix: string) =>
+      (await scrape(url)).value(`${prefix}nodejs_heap_size_total_bytes`) / 2 ** 20;
+    await waitFor(
+      'the gateway heap back under 48 MiB',
+      async () => (await committed(`${c.http}/metrics`, 'sluice_gateway_')) < 48,
+      // Reliefs are at least MEMORY_RELIEF_MIN_GAP_MS (30 s) apart; the boot one may have just run.
+      45_000,
+      500,
+    );
+    await waitFor(
+      'the broker heap back under 48 MiB',
+      async () => (await committed(brokerMetrics, 'sluice_broker_')) < 48,
+      45_000,
+      500,
+    );
+  });
 });
