@@ -1,6 +1,6 @@
 /**
- * Calls: the broker's data calls (send, pop without waiting, ack,
- * change-invisible) carried on one long-lived stream.
+ * Calls: the broker's data calls (send, pop, ack, change-invisible) carried
+ * on one long-lived stream.
  *
  * Each request runs through the broker's unary handler of its kind as served
  * (tracing and metrics wrappers included), as if it were a unary call, and
@@ -11,8 +11,17 @@
  *
  * Memory stays bounded: past CALL_STREAM_MAX_IN_FLIGHT unanswered requests
  * the stream stops reading, so HTTP/2 flow control holds the caller back.
- * That is also why long polls are refused: a pop waiting 30 s would hold its
- * place in the budget (and a caller could not cancel it alone).
+ * Pops that wait (long polls) are outside that budget, or 64 of them would
+ * stop every send behind them for up to their wait; they have their own cap,
+ * CALL_STREAM_MAX_WAITING, past which they are refused (retriable). A pop
+ * that waits on a stream cannot be cancelled by itself: the caller wakes it
+ * with WakePops (the gateway never cancels a pop anyway, see its receive).
+ * When the stream goes, its waiting pops are cancelled as a unary call's
+ * would be when its client went.
+ *
+ * Why long polls ride the stream too: a unary call that waits holds ~8 KiB
+ * of grpc-js objects at each end for its whole wait (and an HTTP/2 stream),
+ * and creating it is most of the garbage a gateway makes per long poll.
  */
 import { EventEmitter } from 'node:events';
 import type { Metadata, ServerDuplexStream, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
@@ -22,8 +31,10 @@ import type { BrokerHandlers } from '../../common/generated/sluice/v1/Broker.js'
 import type { CallRequest__Output } from '../../common/generated/sluice/v1/CallRequest.js';
 import type { CallResponse } from '../../common/generated/sluice/v1/CallResponse.js';
 
-/** Unanswered requests per stream before the broker stops reading it. */
+/** Unanswered requests per stream, not counting pops that wait, before the broker stops reading it. */
 export const CALL_STREAM_MAX_IN_FLIGHT = 64;
+/** Pops waiting at once per stream; more are refused (retriable). */
+export const CALL_STREAM_MAX_WAITING = 10_000;
 
 /** The unary handlers a stream's requests go through, by request kind. */
 export type StreamedHandlers = Pick<
@@ -44,16 +55,22 @@ type AnyUnary = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryDat
 
 /**
  * What a unary handler and its wrappers read of a call: the request, the
- * caller's metadata (the stream's), and `cancelled` (never emitted: a
- * streamed call does not wait, so there is nothing to stop).
+ * caller's metadata (the stream's), and `cancelled`, set and emitted when the
+ * stream goes (or the broker stops) while the call waits.
  */
 class StreamedCall extends EventEmitter {
-  readonly cancelled = false;
+  cancelled = false;
   constructor(
     readonly request: unknown,
     readonly metadata: Metadata,
   ) {
     super();
+  }
+
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.emit('cancelled');
   }
 }
 
@@ -102,57 +119,76 @@ export class CallStreams {
     const kind = req.call;
     const request = kind ? req[kind] : undefined;
     if (!kind || !request) return errors.badRequest('stream request carries no call');
-    if (kind === 'pop' && req.pop!.max_wait_ms > 0) {
-      return errors.badRequest('a pop that waits (max_wait_ms > 0) goes as a unary PopMessages');
-    }
     return { run: handlers[METHOD_OF[kind]] as unknown as AnyUnary, request };
   }
 
   readonly handler = (stream: ServerDuplexStream<CallRequest__Output, CallResponse>): void => {
+    /** Requests not yet answered; `budgeted` of them count against CALL_STREAM_MAX_IN_FLIGHT. */
     let inFlight = 0;
+    let budgeted = 0;
+    /** Pops waiting now; cancelled when the stream goes or the broker stops. */
+    const waiting = new Set<StreamedCall>();
     let readEnded = false;
     const whenEnded: Array<() => void> = [];
+    const cancelWaits = () => {
+      for (const w of [...waiting]) w.cancel();
+    };
     const finish = () => {
       if (!stream.writableEnded) stream.end();
       this.open.delete(endWhenIdle);
       for (const w of whenEnded.splice(0)) w();
     };
-    // Ends the stream once nothing is in flight (now, or after the last answer).
+    // Ends the stream once nothing is in flight (now, or after the last
+    // answer); waiting pops stop waiting and answer with what they have.
     const endWhenIdle = (done?: () => void) => {
       if (done) whenEnded.push(done);
       readEnded = true;
+      cancelWaits();
       if (inFlight === 0) finish();
     };
     this.open.add(endWhenIdle);
-    const answer = (res: CallResponse) => {
+    const answer = (res: CallResponse, budget: boolean) => {
       inFlight--;
+      if (budget) budgeted--;
       if (!stream.cancelled && !stream.destroyed && !stream.writableEnded) stream.write(res);
-      if (inFlight < CALL_STREAM_MAX_IN_FLIGHT && stream.isPaused()) stream.resume();
+      if (budgeted < CALL_STREAM_MAX_IN_FLIGHT && stream.isPaused()) stream.resume();
       if (readEnded && inFlight === 0) finish();
     };
     stream.on('data', (req: CallRequest__Output) => {
+      const waits = req.call === 'pop' && (req.pop?.max_wait_ms ?? 0) > 0;
       inFlight++;
-      if (inFlight >= CALL_STREAM_MAX_IN_FLIGHT) stream.pause();
+      if (!waits && ++budgeted >= CALL_STREAM_MAX_IN_FLIGHT) stream.pause();
       const id = req.id;
-      const routed = this.route(req);
+      const routed =
+        waits && waiting.size >= CALL_STREAM_MAX_WAITING
+          ? errors.tooManyRequests(
+              `more than ${CALL_STREAM_MAX_WAITING} pops wait on this stream; retry, or wait less`,
+            )
+          : this.route(req);
       if (routed instanceof Error) {
-        answer(errorAnswer(id, routed));
+        answer(errorAnswer(id, routed), !waits);
         return;
       }
       const kind = req.call!;
       const call = new StreamedCall(routed.request, stream.metadata);
+      if (waits) waiting.add(call);
+      const done = (res: CallResponse) => {
+        if (waits) waiting.delete(call);
+        answer(res, !waits);
+      };
       try {
         routed.run(call as unknown as ServerUnaryCall<unknown, unknown>, (err, value) =>
-          answer(err ? errorAnswer(id, err) : { id, [kind]: value ?? {} }),
+          done(err ? errorAnswer(id, err) : { id, [kind]: value ?? {} }),
         );
       } catch (err) {
-        answer(errorAnswer(id, err));
+        done(errorAnswer(id, err));
       }
     });
     stream.on('end', () => endWhenIdle());
     // A cancelled or broken stream: its answers have nowhere to go.
     stream.on('error', () => undefined);
     stream.on('close', () => {
+      cancelWaits();
       this.open.delete(endWhenIdle);
       for (const w of whenEnded.splice(0)) w();
     });

@@ -1,7 +1,8 @@
 /**
  * The gateway's end of the broker's Calls stream: SendMessages, PopMessages
- * (without waiting), AckMessages and ChangeInvisibleTime requests to one
- * broker over one long-lived stream, matched to their answers by id.
+ * (long polls too), AckMessages and ChangeInvisibleTime requests to one
+ * broker over one long-lived stream, matched to their answers by id. A pop
+ * that waits is ended early by WakePops, never cancelled.
  *
  * Why: a unary grpc-js call costs the caller ~34 KB of objects that live
  * long enough to be promoted, which made the gateway's young-generation GC

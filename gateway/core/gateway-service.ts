@@ -46,7 +46,6 @@ import type { GetOrphanedTransactionsRequest } from '../../common/generated/slui
 import type { GetOrphanedTransactionsResponse__Output } from '../../common/generated/sluice/v1/GetOrphanedTransactionsResponse.js';
 import type { Message } from '../../common/generated/sluice/v1/Message.js';
 import type { PopMessagesRequest } from '../../common/generated/sluice/v1/PopMessagesRequest.js';
-import type { PopMessagesResponse__Output } from '../../common/generated/sluice/v1/PopMessagesResponse.js';
 import type { PullMessagesRequest } from '../../common/generated/sluice/v1/PullMessagesRequest.js';
 import type { PullMessagesResponse__Output } from '../../common/generated/sluice/v1/PullMessagesResponse.js';
 import type { SendEntry } from '../../common/generated/sluice/v1/SendEntry.js';
@@ -271,20 +270,27 @@ export class GatewayService {
   }
 
   /**
-   * A data call (send, pop without waiting, ack, change-invisible) on the
-   * broker's Calls stream when it has one, else unary (broker-calls.ts).
+   * A data call (send, pop, ack, change-invisible) on the broker's Calls
+   * stream when it has one, else unary (broker-calls.ts).
    */
   private dataCall<K extends CallKind>(
     addr: string,
     kind: K,
     req: CallTypes[K]['req'],
+    timeoutMs = this.deps.rpcTimeoutMs,
   ): Promise<CallTypes[K]['res']> {
     return overCalls(
       this.deps.brokers.calls(addr),
       kind,
-      (r) => this.call<CallTypes[K]['req'], CallTypes[K]['res']>(addr, (c) => c[UNARY_OF[kind]], r),
+      (r) =>
+        this.call<CallTypes[K]['req'], CallTypes[K]['res']>(
+          addr,
+          (c) => c[UNARY_OF[kind]],
+          r,
+          timeoutMs,
+        ),
       req,
-      this.deps.rpcTimeoutMs,
+      timeoutMs,
     );
   }
 
@@ -727,17 +733,8 @@ export class GatewayService {
       attempt_id: attemptId,
       compact_messages: true,
     };
-    // Long polls stay unary: the stream refuses pops that wait (broker/service/call-stream.ts).
-    const res =
-      waitMs > 0
-        ? this.call<PopMessagesRequest, PopMessagesResponse__Output>(
-            t.addr,
-            (c) => c.PopMessages,
-            req,
-            waitMs + this.deps.rpcTimeoutMs + LONG_POLL_SLACK_MS,
-          )
-        : this.dataCall(t.addr, 'pop', req);
-    return res.then(messagesOf);
+    const timeoutMs = waitMs > 0 ? waitMs + this.deps.rpcTimeoutMs + LONG_POLL_SLACK_MS : undefined;
+    return this.dataCall(t.addr, 'pop', req, timeoutMs).then(messagesOf);
   }
 
   /** Hands messages no consumer saw back to their brokers: visible now, attempt not counted. */

@@ -168,29 +168,88 @@ describe('Calls stream', () => {
     stream.close();
   });
 
-  it('refuses, by its id, a stream request that carries no call and a pop that would wait', async () => {
+  it('refuses, by its id, a stream request that carries no call', async () => {
     const call = api.client.Calls();
-    const answers: CallResponse__Output[] = [];
-    const both = new Promise<void>((resolve, reject) => {
-      call.on('data', (res: CallResponse__Output) => {
-        answers.push(res);
-        if (answers.length === 2) resolve();
-      });
+    const answer = new Promise<CallResponse__Output>((resolve, reject) => {
+      call.once('data', resolve);
       call.once('error', reject);
     });
     call.write({ id: 7 });
-    call.write({
-      id: 8,
-      pop: { consumer_group: 'cs-g', topic: 'cs-pop', max_messages: 1, max_wait_ms: 1_000 },
-    });
-    await both;
-    answers.sort((a, b) => a.id - b.id);
-    expect(answers.map((a) => [a.id, a.error?.code, a.result])).toEqual([
-      [7, Code.BAD_REQUEST, undefined],
-      [8, Code.BAD_REQUEST, undefined],
-    ]);
-    expect(answers[1]!.error!.message).toMatch(/unary PopMessages/);
+    const res = await answer;
+    expect([res.id, res.error?.code, res.result]).toEqual([7, Code.BAD_REQUEST, undefined]);
     call.cancel();
+  });
+
+  it('carries long polls: one answers when a message arrives, WakePops ends one, neither holds up the calls behind it', async () => {
+    const stream = new BrokerCalls(api.client, api.addr);
+    const waitingPop = (topic: string, attemptId: string, waitMs: number) =>
+      stream.call(
+        'pop',
+        {
+          consumer_group: 'cs-wait',
+          topic,
+          queue_id: -1,
+          max_messages: 4,
+          invisible_ms: 30_000,
+          max_wait_ms: waitMs,
+          filter: { type: 'TAG', expression: '*' },
+          attempt_id: attemptId,
+          compact_messages: true,
+        },
+        waitMs + 5_000,
+      );
+    for (const topic of ['cs-wait-a', 'cs-wait-b']) {
+      await api.sendOk(topic, [{ body: Buffer.from('warm') }]);
+      expect(await api.pop('cs-wait', topic)).toHaveLength(1);
+    }
+    // More long polls than the stream's in-flight budget (64): sends and pops
+    // behind them are still read and answered at once.
+    const idle = Array.from({ length: 80 }, (_, i) => waitingPop('cs-wait-b', `idle-${i}`, 20_000));
+    const arrival = waitingPop('cs-wait-a', 'arrival', 20_000);
+    await waitFor('long polls in flight', () => stream.inFlight === 81);
+    const started = Date.now();
+    const sent = await stream.call(
+      'send',
+      { entries: entriesOf('cs-wait-a', [Buffer.from('a1')]) },
+      5_000,
+    );
+    expect(sent.results[0]!.status!.code).toBe(OK);
+    expect(messagesOf(await arrival).map((m) => m.message!.body.toString())).toEqual(['a1']);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    // Woken by attempt id: they answer empty long before their 20 s.
+    await callUnary(api.client, api.client.WakePops, {
+      attempt_ids: Array.from({ length: 80 }, (_, i) => `idle-${i}`),
+    });
+    for (const res of await Promise.all(idle)) expect(messagesOf(res)).toEqual([]);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    stream.close();
+  });
+
+  it('cancels the long polls of a stream that goes: a message sent afterwards is not taken by them', async () => {
+    await api.sendOk('cs-gone', [{ body: Buffer.from('warm') }]);
+    expect(await api.pop('cs-gone', 'cs-gone')).toHaveLength(1);
+    const call = api.client.Calls();
+    call.on('error', () => undefined);
+    call.write({
+      id: 1,
+      pop: {
+        consumer_group: 'cs-gone',
+        topic: 'cs-gone',
+        queue_id: -1,
+        max_messages: 1,
+        invisible_ms: 60_000,
+        max_wait_ms: 20_000,
+        filter: { type: 'TAG', expression: '*' },
+      },
+    });
+    // The broker counts a pop waiting on the topic and on its retry topic.
+    const waiting = async () => Number((await api.status()).longPollsWaiting);
+    await waitFor('the pop waits on the broker', async () => (await waiting()) > 0);
+    call.cancel();
+    await waitFor('the pop is cancelled with its stream', async () => (await waiting()) === 0);
+    await api.sendOk('cs-gone', [{ body: Buffer.from('after') }]);
+    const got = await api.pop('cs-gone', 'cs-gone', { waitMs: 2_000 });
+    expect(got.map((m) => m.message!.body.toString())).toEqual(['after']);
   });
 
   it('falls back to unary SendMessages for a broker without the stream', async () => {
