@@ -68,16 +68,27 @@ export interface LocalBrokerOptions {
 
 /** Brokers opened and neither closed nor crashed yet (closeLocalBrokers closes them). */
 const openBrokers = new Set<LocalBroker>();
+/**
+ * Store directories made here. A crashed broker keeps its directory for the
+ * test to reopen, so they go only once the test's brokers are all closed.
+ */
+const tempDirs = new Set<{ remove(): void }>();
 
-/** Closes every local broker still open: a test file's afterEach, so a failed test leaks none. */
+/**
+ * Closes every local broker still open and removes their store directories:
+ * a test file's afterEach, so a failed (or crash-testing) test leaks none.
+ */
 export async function closeLocalBrokers(): Promise<void> {
   const brokers = [...openBrokers];
   openBrokers.clear();
   for (const b of brokers) await b.close().catch(() => undefined);
+  for (const t of tempDirs) t.remove();
+  tempDirs.clear();
 }
 
 export async function openLocalBroker(o: LocalBrokerOptions = {}): Promise<LocalBroker> {
   const tmp = o.dir ? undefined : makeTempDir('sluice-msg-');
+  if (tmp) tempDirs.add(tmp);
   const dir = o.dir ?? tmp!.path;
   const options: BrokerOptions = {
     ...defaultsOf(BROKER_SCHEMA),
@@ -225,7 +236,10 @@ export async function openLocalBroker(o: LocalBrokerOptions = {}): Promise<Local
       await realStates.close();
       await offsets.close();
       await real.close();
-      tmp?.remove();
+      if (tmp) {
+        tmp.remove();
+        tempDirs.delete(tmp);
+      }
     },
   };
   openBrokers.add(broker);

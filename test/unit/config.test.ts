@@ -33,11 +33,15 @@ describe('properties parser', () => {
 });
 
 describe('loadOptions', () => {
-  let tmp: ReturnType<typeof makeTempDir> | undefined;
-  afterEach(() => tmp?.remove());
+  // A test may write several files: every directory goes afterwards.
+  const dirs: Array<ReturnType<typeof makeTempDir>> = [];
+  afterEach(() => {
+    for (const d of dirs.splice(0)) d.remove();
+  });
 
   const file = (text: string) => {
-    tmp = makeTempDir();
+    const tmp = makeTempDir();
+    dirs.push(tmp);
     const path = join(tmp.path, 'broker.properties');
     writeFileSync(path, text);
     return path;
