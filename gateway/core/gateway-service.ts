@@ -503,12 +503,26 @@ export class GatewayService {
   async receive(
     topic: string,
     group: string,
-    opts: ReceiveOptions,
+    options: ReceiveOptions,
   ): Promise<StoredMessage__Output[]> {
+    let opts = options;
     const ordered = this.orderTargets(await this.readableBrokers(topic, group));
     const key = ReceiveStash.keyOf(topic, group, opts.filter);
     const out = await this.takeStashed(key, opts.max, opts.invisibleMs);
     if (out.length >= opts.max) return out;
+    if (out.length === 0 && ordered.length === 1 && opts.waitMs > 0 && !opts.signal?.aborted) {
+      // One broker: its long poll answers at once when it has messages, so a
+      // sweep first would only double the calls of every empty receive (an
+      // idle consumer's loop). A retriable failure goes the sweep's way below,
+      // which reads from the broker's slave when its master is gone.
+      const started = this.clock();
+      try {
+        return await this.longPoll(key, topic, group, ordered, opts);
+      } catch (err) {
+        if (!isSluiceError(err) || !err.retriable) throw err;
+      }
+      opts = { ...opts, waitMs: Math.max(0, opts.waitMs - (this.clock() - started)) };
+    }
     // A quick sweep first: most receives find messages without waiting.
     const live: BrokerTarget[] = [];
     let firstError: SluiceError | undefined;

@@ -308,6 +308,37 @@ describe('/metrics', () => {
     expect(d('sluice_broker_retries_total', group)).toBe(1);
   });
 
+  it('an empty long-poll receive on a one-broker topic costs the broker one pop, not a sweep and then a poll', async () => {
+    expect(
+      (await a.put('/v1/topics/metered-idle', { readQueueNums: 2, writeQueueNums: 2 })).status,
+    ).toBe(200);
+    const pops = async () =>
+      (await scrape(brokerMetrics)).value('sluice_broker_rpc_requests_total', {
+        method: 'PopMessages',
+      });
+    const receive = () =>
+      a.post('/v1/topics/metered-idle/groups/idle-consumer/receive', { max: 4, waitSeconds: 0.3 });
+    // The first receive also creates the group; count from the second.
+    expect((await receive()).status).toBe(200);
+    const before = await pops();
+    for (let i = 0; i < 3; i++) {
+      const res = await receive();
+      expect(res.status).toBe(200);
+      expect(res.json.messages).toEqual([]);
+    }
+    expect((await pops()) - before).toBe(3);
+    // With a message there, the same single pop brings it at once.
+    expect((await a.post('/v1/topics/metered-idle/messages', { body: 'wake' })).status).toBe(200);
+    const started = Date.now();
+    const res = await a.post('/v1/topics/metered-idle/groups/idle-consumer/receive', {
+      max: 4,
+      waitSeconds: 20,
+    });
+    expect(res.json.messages.map((m: { body: string }) => m.body)).toEqual(['wake']);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect((await pops()) - before).toBe(4);
+  });
+
   it('a gateway and a broker that go idle after a burst give their heap back (memory relief)', async () => {
     const batch = {
       messages: Array.from({ length: 100 }, (_, i) => ({ body: `${i}-${'x'.repeat(1024)}` })),
