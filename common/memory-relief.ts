@@ -76,9 +76,10 @@ export class MemoryRelief {
       await this.deps.collect();
     } finally {
       this.collecting = false;
+      // Also after a failure, so that one is retried (and logged) once per gap, not per check.
+      this.lastAt = clock();
     }
     this.collections++;
-    this.lastAt = clock();
     // The collection itself made the loop busy; the next interval must not count it.
     const after = this.deps.sample();
     this.baseline = after.bytes;

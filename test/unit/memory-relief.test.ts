@@ -75,6 +75,26 @@ describe('memory relief', () => {
     expect(started).toBe(1);
   });
 
+  it('a failed collection is tried again only after the gap, not at every check', async () => {
+    let now = 0;
+    let attempts = 0;
+    const relief = new MemoryRelief({
+      sample: () => ({ utilization: 0, bytes: 500 * MiB }),
+      collect: async () => {
+        attempts++;
+        throw new Error('inspector unavailable');
+      },
+      clock: () => now,
+    });
+    await expect(relief.check()).rejects.toThrow('inspector unavailable');
+    now += MEMORY_RELIEF_MIN_GAP_MS - 1;
+    expect(await relief.check()).toBe(false);
+    now += 1;
+    await expect(relief.check()).rejects.toThrow('inspector unavailable');
+    expect(attempts).toBe(2);
+    expect(relief.collections).toBe(0);
+  });
+
   it("the inspector's collection frees old-generation garbage that scavenges leave", async () => {
     const collect = await inspectorCollector();
     expect(collect, 'this Node has no inspector').toBeDefined();
