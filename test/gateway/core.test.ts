@@ -4,7 +4,12 @@
  */
 import type { Context } from 'hono';
 import { describe, expect, it } from 'vitest';
-import { anyAddrOf, brokerAddrsJson, masterAddrOf } from '../../common/broker-addrs.js';
+import {
+  anyAddrOf,
+  brokerAddrMap,
+  brokerAddrsJson,
+  masterAddrOf,
+} from '../../common/broker-addrs.js';
 import { Code, isSluiceError } from '../../common/errors.js';
 import type { SendEntry } from '../../common/generated/sluice/v1/SendEntry.js';
 import type { SendResult__Output } from '../../common/generated/sluice/v1/SendResult.js';
@@ -373,6 +378,18 @@ describe('RouteResolver', () => {
     expect(brokerAddrsJson(addrs)).toEqual({ '0': 'm:1', '1': 's:1' });
     expect(anyAddrOf({ '1': 's:1' })).toBe('s:1');
     expect(masterAddrOf({ '1': 's:1' })).toBeUndefined();
+    expect(masterAddrOf({ '0': 'm:2' })).toBe('m:2');
+  });
+
+  it("builds a record's address map once; a new record (a reloaded route) gets its own", () => {
+    const addrs = { '0': 'm:1' };
+    const map = brokerAddrMap(addrs);
+    expect(brokerAddrMap(addrs)).toBe(map);
+    expect([...brokerAddrMap({ '2': 's:2', '0': 'm:1' })]).toEqual([
+      [0, 'm:1'],
+      [2, 's:2'],
+    ]);
+    expect([...brokerAddrMap(undefined)]).toEqual([]);
   });
 });
 
