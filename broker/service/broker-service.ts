@@ -108,7 +108,7 @@ export function brokerHandlers(svc: BrokerServices): BrokerHandlers {
           signal,
         });
       // A pop that does not wait has nothing to cancel or wake (most pops:
-      // the gateway's sweeps and every pop on the Calls stream).
+      // the gateway's sweeps and its receives that do not wait).
       const messages =
         req.max_wait_ms <= 0
           ? await pop()

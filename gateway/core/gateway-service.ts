@@ -49,8 +49,6 @@ import type { PopMessagesRequest } from '../../common/generated/sluice/v1/PopMes
 import type { PullMessagesRequest } from '../../common/generated/sluice/v1/PullMessagesRequest.js';
 import type { PullMessagesResponse__Output } from '../../common/generated/sluice/v1/PullMessagesResponse.js';
 import type { SendEntry } from '../../common/generated/sluice/v1/SendEntry.js';
-import type { SendMessagesRequest } from '../../common/generated/sluice/v1/SendMessagesRequest.js';
-import type { SendMessagesResponse__Output } from '../../common/generated/sluice/v1/SendMessagesResponse.js';
 import type { SendResult__Output } from '../../common/generated/sluice/v1/SendResult.js';
 import type { Status__Output } from '../../common/generated/sluice/v1/Status.js';
 import type { StoredMessage__Output } from '../../common/generated/sluice/v1/StoredMessage.js';
@@ -261,12 +259,7 @@ export class GatewayService {
    * encode and decode; see sendEntries for older brokers).
    */
   sendRpc(addr: string, entries: SendEntry[]): Promise<SendResult__Output[]> {
-    return sendEntries((req) => this.sendCall(addr, req), entries);
-  }
-
-  /** One SendMessages request, on the broker's Calls stream when it has one. */
-  private sendCall(addr: string, req: SendMessagesRequest): Promise<SendMessagesResponse__Output> {
-    return this.dataCall(addr, 'send', req);
+    return sendEntries((req) => this.dataCall(addr, 'send', req), entries);
   }
 
   /**
