@@ -52,8 +52,10 @@ export function parseJsonText(text: string): unknown {
 
 /**
  * Reads a JSON body. An empty body is `{}` (every field defaulted), so
- * `curl -X POST …/receive` works. Any content type is accepted.
+ * `curl -X POST …/receive` works. Any content type is accepted. Read from the
+ * raw request, not c.req.text(): hono would cache the text on the request
+ * and so keep it alive while the handler waits on a broker.
  */
 export async function readJson(c: Context): Promise<unknown> {
-  return parseJsonText(await c.req.text());
+  return parseJsonText(await c.req.raw.text());
 }

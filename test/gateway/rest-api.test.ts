@@ -140,8 +140,20 @@ describe('send', () => {
     expect(new Set(concurrent.map((r) => r.json.results[0].messageId)).size).toBe(1);
     const reused = await a.post(`/v1/topics/${t}/messages`, { body: 'different' }, h);
     expectProblem(reused, 400, 40000);
+    // Raw mode: the body and the x-mq-* headers make the fingerprint.
+    const rawKeyed = { 'content-type': 'text/plain', 'idempotency-key': 'raw-1', 'x-mq-tag': 'A' };
+    const rawFirst = await a.post(`/v1/topics/${t}/messages`, 'raw once', rawKeyed);
+    const rawAgain = await a.post(`/v1/topics/${t}/messages`, 'raw once', rawKeyed);
+    expect(rawAgain.json).toEqual(rawFirst.json);
+    expect(rawAgain.headers.get('idempotent-replayed')).toBe('true');
+    expectProblem(await a.post(`/v1/topics/${t}/messages`, 'raw other', rawKeyed), 400, 40000);
+    expectProblem(
+      await a.post(`/v1/topics/${t}/messages`, 'raw once', { ...rawKeyed, 'x-mq-tag': 'B' }),
+      400,
+      40000,
+    );
     const got = await a.post(`/v1/topics/${t}/groups/g/receive`, { max: 32, waitSeconds: 1 });
-    expect(got.json.messages.map((m: any) => m.body).sort()).toEqual(['dup', 'once']);
+    expect(got.json.messages.map((m: any) => m.body).sort()).toEqual(['dup', 'once', 'raw once']);
   });
 
   it('refuses bad input with problem+json naming the field', async () => {
