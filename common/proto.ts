@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { loadPackageDefinition } from '@grpc/grpc-js';
 import { loadSync, type Options, type PackageDefinition } from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
+import { flatEncoder } from './flat-encoder.js';
 import type { ProtoGrpcType as BrokerProto } from './generated/broker.js';
 import type { ProtoGrpcType as NamesrvProto } from './generated/namesrv.js';
 import type { ProtoGrpcType as ReplicationProto } from './generated/replication.js';
@@ -62,6 +63,7 @@ function useDirectEncoders(definition: PackageDefinition): void {
   root.resolvePath = (_origin, target) => join(PROTO_DIR, target);
   root.loadSync(SLUICE_PROTO_FILES, { keepCase: true });
   root.resolveAll();
+  useFlatEncoder(root.lookupType('sluice.v1.CompactMessages'));
   const direct = (type: protobuf.Type): Encode | undefined =>
     hasEnum(type) ? undefined : (value) => type.encode(value as object).finish() as Buffer;
   for (const service of servicesOf(root)) {
@@ -76,6 +78,21 @@ function useDirectEncoders(definition: PackageDefinition): void {
       def.responseSerialize = direct(m.resolvedResponseType!) ?? def.responseSerialize;
     }
   }
+}
+
+/**
+ * CompactMessages (every batched send and pop answer) encodes with
+ * flatEncoder (common/flat-encoder.ts). Messages that hold it call
+ * `types[i].encode` at run time, so replacing the type's encode reaches them.
+ * setup() first: protobufjs generates encode, decode and the rest on first
+ * use, and would overwrite ours then.
+ */
+function useFlatEncoder(type: protobuf.Type): void {
+  type.setup();
+  const own = type.encode.bind(type) as Parameters<typeof flatEncoder>[1];
+  const flat = flatEncoder(type, own);
+  if (!flat) throw new Error(`${type.fullName} is no longer flat: update flatEncoder or drop it`);
+  type.encode = flat as unknown as typeof type.encode;
 }
 
 function servicesOf(ns: protobuf.NamespaceBase): protobuf.Service[] {
