@@ -10,16 +10,20 @@ import {
   MEMORY_RELIEF_MIN_GAP_MS,
   MemoryRelief,
   type MemorySample,
+  mallocTrimmer,
 } from '../../common/memory-relief.js';
 
 const MiB = 2 ** 20;
 
 /** A relief over scripted samples and a clock that moves 40 s per check unless told otherwise. */
-function fake(samples: MemorySample[]) {
+function fake(samples: Array<Omit<MemorySample, 'rss'> & { rss?: number }>) {
   let collected = 0;
   let now = 0;
   const relief = new MemoryRelief({
-    sample: () => samples.shift() ?? { utilization: 0, bytes: 0 },
+    sample: () => {
+      const s = samples.shift() ?? { utilization: 0, bytes: 0 };
+      return { rss: 0, ...s };
+    },
     collect: async () => {
       collected++;
     },
@@ -57,11 +61,26 @@ describe('memory relief', () => {
     expect(relief.collections).toBe(2);
   });
 
+  it('growth of the resident set alone also counts (what the C allocator keeps after a burst)', async () => {
+    const { check, collected } = fake([
+      { utilization: 0, bytes: 0, rss: 100 * MiB },
+      { utilization: 0, bytes: 0, rss: 80 * MiB },
+      // The V8 heap did not grow, the resident set did, by less than the threshold: nothing.
+      { utilization: 0, bytes: 0, rss: 80 * MiB + MEMORY_RELIEF_GROWTH_BYTES - 1 },
+      // By the threshold: relief.
+      { utilization: 0, bytes: 0, rss: 80 * MiB + MEMORY_RELIEF_GROWTH_BYTES },
+    ]);
+    expect(await check()).toBe(true);
+    expect(await check()).toBe(false);
+    expect(await check()).toBe(true);
+    expect(collected()).toBe(2);
+  });
+
   it('does not start a collection while one runs', async () => {
     let finish = () => {};
     let started = 0;
     const relief = new MemoryRelief({
-      sample: () => ({ utilization: 0, bytes: 500 * MiB }),
+      sample: () => ({ utilization: 0, bytes: 500 * MiB, rss: 0 }),
       collect: () =>
         new Promise<void>((resolve) => {
           started++;
@@ -79,7 +98,7 @@ describe('memory relief', () => {
     let now = 0;
     let attempts = 0;
     const relief = new MemoryRelief({
-      sample: () => ({ utilization: 0, bytes: 500 * MiB }),
+      sample: () => ({ utilization: 0, bytes: 500 * MiB, rss: 0 }),
       collect: async () => {
         attempts++;
         throw new Error('inspector unavailable');
@@ -108,5 +127,26 @@ describe('memory relief', () => {
     const after = process.memoryUsage().heapUsed;
     expect(held).toBeUndefined();
     expect(before - after).toBeGreaterThan(60 * MiB);
+  });
+
+  it('malloc_trim gives back the C heap pages a burst freed among live ones', async () => {
+    const trim = await mallocTrimmer();
+    expect(trim, 'koffi could not call glibc malloc_trim: run npm ci on glibc Linux').toBeDefined();
+    const collect = (await inspectorCollector())!;
+    // 1,600 × 64 KiB backing stores (below glibc's mmap threshold, so on its
+    // heap), pages touched; every 8th stays alive, so the freed ones lie
+    // between live ones where glibc cannot trim the heap's top.
+    let bufs: Buffer[] | undefined = Array.from({ length: 1_600 }, () =>
+      Buffer.allocUnsafeSlow(64 * 1024).fill(1),
+    );
+    const kept = bufs.filter((_, i) => i % 8 === 0);
+    bufs = undefined;
+    await collect();
+    const before = process.memoryUsage.rss();
+    trim!();
+    const after = process.memoryUsage.rss();
+    expect(bufs).toBeUndefined();
+    expect(kept.every((b) => b[0] === 1 && b[65_535] === 1)).toBe(true);
+    expect(before - after).toBeGreaterThan(50 * MiB);
   });
 });
