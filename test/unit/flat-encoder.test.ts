@@ -46,7 +46,7 @@ describe('flatEncoder', () => {
         body: i % 5 ? body : Buffer.alloc(0),
         tag: i % 2 ? 'TagA' : '',
         keys: i % 4 ? [`k${i}`] : [],
-        properties: i % 7 ? { p: `v${i}` } : {},
+        properties: (i % 7 ? { p: `v${i}` } : {}) as Record<string, string>,
         message_group: '',
         delivery_timestamp_ms: i % 6 ? 0 : 1_700_000_000_000 + i,
         born_timestamp_ms: 1_700_000_000_000,
