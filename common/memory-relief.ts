@@ -18,10 +18,10 @@
  * Every `checkMs` the relief looks back over the interval. When the event loop
  * was busy for less than `idleUtilization` of it and the V8 heap plus external
  * memory, or the resident set, has grown by `growthBytes` since the last
- * relief, it asks V8 for a
- * memory-reducing collection (see inspectorCollector) and then glibc for its
- * free pages (see mallocTrimmer). That costs a pause of tens of ms, taken
- * only while the loop is nearly idle; a steadily busy process never sees one.
+ * relief, it asks V8 for a memory-reducing collection (see
+ * inspectorCollector) and then glibc for its free pages (see mallocTrimmer).
+ * That costs a pause of tens of ms, taken only while the loop is nearly idle;
+ * a steadily busy process never sees one.
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from './logger.js';
