@@ -682,11 +682,24 @@ async function tracingComparison(off: LoadResult, offWhere: string): Promise<voi
 }
 
 /**
- * Send latency at a steady 2k msgs/s (REST, then the broker hop alone) and
- * publish → delivery to a waiting long poll, against the gateway at `base`.
+ * Send latency at a steady 2k msgs/s (the bare hono echo at `echoUrl`, then
+ * REST, then the broker hop alone) and publish → delivery to a waiting long
+ * poll, against the gateway at `base`.
  */
-async function latencyPhases(base: string, brokerAddr: string): Promise<void> {
+async function latencyPhases(base: string, brokerAddr: string, echoUrl: string): Promise<void> {
   const steadySeconds = Math.max(3, Math.min(SECONDS, 10));
+  // The floor on this host: one HTTP round trip with no hop behind it, at the
+  // same rate from the same generator. It is not a ceiling the target is
+  // relative to, but it shows how much of a tail this machine adds by itself.
+  const floor = await steadyLatency(
+    () => httpCall(echoUrl, 'POST', '/echo', singleBody).then((r) => r.status === 200),
+    2_000,
+    steadySeconds,
+  );
+  row(
+    'reference: bare hono echo at steady 2k req/s (same generator)',
+    `p50 ${floor.p50.toFixed(2)} ms, p99 ${floor.p99.toFixed(2)} ms (${floor.errors} errors)`,
+  );
   const steady = await steadyLatency(
     () =>
       httpCall(base, 'POST', '/v1/topics/bench-lat/messages', singleBody).then(
@@ -784,13 +797,15 @@ async function main(): Promise<void> {
     return;
   }
   if (ONLY === 'latency') {
+    const echo = await startEcho();
     const c = await startCluster(CLUSTER_SPEC);
     try {
       for (const t of ['bench-lat', 'bench-deliver']) {
         await httpCall(c.http, 'PUT', `/v1/topics/${t}`, '{"readQueueNums":4,"writeQueueNums":4}');
       }
-      await latencyPhases(c.http, c.brokers[0]!.addr);
+      await latencyPhases(c.http, c.brokers[0]!.addr, echo.url);
     } finally {
+      echo.child.kill('SIGTERM');
       agent.destroy();
       await c.close();
       rmSync(tmp, { recursive: true, force: true });
@@ -829,8 +844,8 @@ async function main(): Promise<void> {
       '{"readQueueNums":4,"writeQueueNums":4}',
     );
 
+    // The echo stays up (idle) for the latency phases' reference row.
     const { ceiling, single, ratios } = await singleAgainstCeiling(echo.url, base);
-    echo.child.kill('SIGTERM');
     const ratio = single.rps / ceiling.rps;
     row(
       'ceiling: bare hono echo, 1 KiB JSON POST',
@@ -875,7 +890,7 @@ async function main(): Promise<void> {
       pass(consumed >= 50_000),
     );
 
-    await latencyPhases(base, c.brokers[0]!.addr);
+    await latencyPhases(base, c.brokers[0]!.addr, echo.url);
 
     // On a fresh replica (the idle footprint), then on the gateway that just carried the load phases.
     const fresh = await startGatewayReplica(c, 'gateway-idle');
