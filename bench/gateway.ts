@@ -798,7 +798,10 @@ async function main(): Promise<void> {
   }
   if (ONLY === 'latency') {
     const echo = await startEcho();
-    const c = await startCluster(CLUSTER_SPEC);
+    const c = await startCluster(CLUSTER_SPEC).catch((err: unknown) => {
+      echo.child.kill('SIGTERM');
+      throw err;
+    });
     try {
       for (const t of ['bench-lat', 'bench-deliver']) {
         await httpCall(c.http, 'PUT', `/v1/topics/${t}`, '{"readQueueNums":4,"writeQueueNums":4}');
