@@ -123,11 +123,11 @@ export class CallStreams {
   }
 
   readonly handler = (stream: ServerDuplexStream<CallRequest__Output, CallResponse>): void => {
-    /** Requests not yet answered; `budgeted` of them count against CALL_STREAM_MAX_IN_FLIGHT. */
-    let inFlight = 0;
+    /** Requests not yet answered that count against CALL_STREAM_MAX_IN_FLIGHT (all but waiting pops). */
     let budgeted = 0;
     /** Pops waiting now; cancelled when the stream goes or the broker stops. */
     const waiting = new Set<StreamedCall>();
+    const unanswered = () => budgeted + waiting.size;
     let readEnded = false;
     const whenEnded: Array<() => void> = [];
     const cancelWaits = () => {
@@ -144,19 +144,17 @@ export class CallStreams {
       if (done) whenEnded.push(done);
       readEnded = true;
       cancelWaits();
-      if (inFlight === 0) finish();
+      if (unanswered() === 0) finish();
     };
     this.open.add(endWhenIdle);
     const answer = (res: CallResponse, budget: boolean) => {
-      inFlight--;
       if (budget) budgeted--;
       if (!stream.cancelled && !stream.destroyed && !stream.writableEnded) stream.write(res);
       if (budgeted < CALL_STREAM_MAX_IN_FLIGHT && stream.isPaused()) stream.resume();
-      if (readEnded && inFlight === 0) finish();
+      if (readEnded && unanswered() === 0) finish();
     };
     stream.on('data', (req: CallRequest__Output) => {
       const waits = req.call === 'pop' && (req.pop?.max_wait_ms ?? 0) > 0;
-      inFlight++;
       if (!waits && ++budgeted >= CALL_STREAM_MAX_IN_FLIGHT) stream.pause();
       const id = req.id;
       const routed =
