@@ -1,8 +1,10 @@
 /**
  * Readiness: a name server answers and at least one master broker it lists
  * answers too. A broker the name servers still list after it died (they
- * notice within their expiry window) does not count. Results are reused for
- * a short while so that frequent probes cost nothing.
+ * notice within their expiry window) does not count. A ready result is reused
+ * for a short while so that frequent probes cost nothing; a not-ready one is
+ * not, so a gateway that booted before its brokers turns ready on the first
+ * probe after they answer (concurrent probes still share one check).
  */
 
 import { masterAddrOf } from '../../common/broker-addrs.js';
@@ -34,7 +36,7 @@ export class ReadinessProbe {
   ) {}
 
   check(): Promise<ReadinessState> {
-    if (this.last && this.clock() - this.last.at < this.cacheMs)
+    if (this.last?.state.ready && this.clock() - this.last.at < this.cacheMs)
       return Promise.resolve(this.last.state);
     this.running ??= this.probe()
       .then((state) => {
