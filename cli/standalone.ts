@@ -68,8 +68,13 @@ export async function runStandalone(opts: StandaloneOptions): Promise<void> {
   process.on('SIGTERM', () => onSignal());
 
   try {
-    const ns = await namesrv.start();
-    const namesrvAddr = `127.0.0.1:${ns[2]}`;
+    // With a fixed name server port the three start side by side (the broker
+    // retries its registration and the gateway its readiness until the name
+    // server answers), which halves the time to ready on two cores. With port
+    // 0 the name server must bind first so the others learn its port.
+    const nsStarting = namesrv.start();
+    const namesrvPort = opts.namesrvPort === 0 ? (await nsStarting)[2] : opts.namesrvPort;
+    const namesrvAddr = `127.0.0.1:${namesrvPort}`;
     const broker = new ManagedChild({
       name: 'broker-a',
       bin: 'mqbroker',
@@ -83,8 +88,6 @@ export async function runStandalone(opts: StandaloneOptions): Promise<void> {
       logFile: log('broker-a'),
       detached: true,
     });
-    children.push(broker);
-    const b = await broker.start();
     const gateway = new ManagedChild({
       name: 'gateway',
       bin: 'mqgateway',
@@ -95,8 +98,16 @@ export async function runStandalone(opts: StandaloneOptions): Promise<void> {
       logFile: log('gateway'),
       detached: true,
     });
-    children.push(gateway);
-    const g = await gateway.start();
+    children.push(broker, gateway);
+    // allSettled: every start has ended (ready or failed) before a failure stops them all.
+    const started = await Promise.allSettled([nsStarting, broker.start(), gateway.start()]);
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const [ns, b, g] = started.map((r) => (r as PromiseFulfilledResult<RegExpExecArray>).value) as [
+      RegExpExecArray,
+      RegExpExecArray,
+      RegExpExecArray,
+    ];
     const http = `http://127.0.0.1:${g[2]}`;
     process.stdout.write(
       [
