@@ -115,9 +115,10 @@ class NamingServer extends Server {
 /**
  * Adds server reflection (v1 and v1alpha) whose index of the served files is
  * built on the first reflection call, not at boot: building it decodes every
- * file descriptor twice (~190 ms of CPU in a profile of the broker booting here), which
- * nobody needs unless they ask. The reflection services themselves are
- * registered now, from an index over nothing; their calls go to the real one.
+ * file descriptor twice (~190 ms of CPU in a profile of the broker booting
+ * here), which nobody needs unless they ask. The reflection services
+ * themselves are registered now, from an index over nothing; their calls go
+ * to the real one.
  */
 function addLazyReflection(server: Server, definitions: () => PackageDefinition): void {
   const servicesOf = (r: ReflectionService) => {
