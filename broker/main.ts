@@ -246,7 +246,8 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
     ? await startMetricsServer(metrics.registry, options.metricsPort, options.bindAddress, logger)
     : undefined;
   topics.onChange(() => void registry.registerNow());
-  registry.start();
+  // Before the boot line: a broker whose line is out is listed (when its name servers answer).
+  await registry.start();
   ha.start(brokerAddr, () => void registry.registerNow());
 
   const namesrvText = namesrvAddrs.length > 0 ? namesrvAddrs.join(';') : '(none)';

@@ -21,6 +21,13 @@ import type { Logger } from '../../common/logger.js';
 import { sluiceProto } from '../../common/proto.js';
 
 export const DEFAULT_REGISTER_TIMEOUT_MS = 3_000;
+/**
+ * How long the broker's boot waits for its first registration (ms). RocketMQ
+ * registers before it prints its boot line, so a script that waits for the
+ * line finds the broker listed; a name server that is down holds the boot up
+ * no longer than this.
+ */
+export const DEFAULT_BOOT_REGISTER_WAIT_MS = 1_000;
 /** Retry period for a name server that has not answered yet (ms). */
 export const DEFAULT_REGISTER_RETRY_MS = 1_000;
 
@@ -78,8 +85,13 @@ export class NamesrvRegistry {
     }));
   }
 
-  start(): void {
-    void this.registerNow();
+  /**
+   * Starts heartbeating. Resolves when the first registration has been
+   * attempted with every name server, or after `bootWaitMs`, whichever comes
+   * first; the attempts go on in the background either way.
+   */
+  async start(bootWaitMs = DEFAULT_BOOT_REGISTER_WAIT_MS): Promise<void> {
+    const first = this.registerNow();
     this.timer = setInterval(() => void this.registerNow(), this.deps.intervalMs);
     this.timer.unref();
     const retryMs = this.deps.retryMs ?? DEFAULT_REGISTER_RETRY_MS;
@@ -87,6 +99,14 @@ export class NamesrvRegistry {
       this.retryTimer = setInterval(() => this.retryUnanswered(), retryMs);
       this.retryTimer.unref();
     }
+    let waited: NodeJS.Timeout | undefined;
+    await Promise.race([
+      first,
+      new Promise<void>((resolve) => {
+        waited = setTimeout(resolve, bootWaitMs);
+      }),
+    ]);
+    clearTimeout(waited);
   }
 
   /**
