@@ -298,10 +298,11 @@ describe('README, starting the parts by hand', () => {
         throw new Error(`${line}\n${(err as Error).message}\n${readFileSync(nohupOut, 'utf8')}`);
       }
     }
-    expect(lines).toHaveLength(12);
-    // Output of each foreground line: wait, clusterList, updateTopic, topicRoute, wait, send, receive, ack.
-    expect(outputs).toHaveLength(8);
-    const [, list, update, route, , sent, received, acked] = outputs;
+    expect(lines).toHaveLength(13);
+    // Output of each foreground line: wait (name server), wait (brokers),
+    // clusterList, updateTopic, topicRoute, wait (gateway), send, receive, ack.
+    expect(outputs).toHaveLength(9);
+    const [, , list, update, route, , sent, received, acked] = outputs;
     // The acceptance script: both brokers listed, a topic with queues on both.
     expect(list).toMatch(/DefaultCluster\s+broker-a\s+0\s+127\.0\.0\.1:10911/);
     expect(list).toMatch(/DefaultCluster\s+broker-b\s+0\s+127\.0\.0\.1:10921/);
