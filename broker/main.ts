@@ -246,9 +246,10 @@ export async function startBroker(options: BrokerOptions, logger: Logger): Promi
     ? await startMetricsServer(metrics.registry, options.metricsPort, options.bindAddress, logger)
     : undefined;
   topics.onChange(() => void registry.registerNow());
-  // Before the boot line: a broker whose line is out is listed (when its name servers answer).
-  await registry.start();
+  const registered = registry.start();
   ha.start(brokerAddr, () => void registry.registerNow());
+  // Before the boot line: a broker whose line is out is listed (when its name servers answer).
+  await registered;
 
   const namesrvText = namesrvAddrs.length > 0 ? namesrvAddrs.join(';') : '(none)';
   process.stdout.write(

@@ -70,8 +70,9 @@ export async function runStandalone(opts: StandaloneOptions): Promise<void> {
   try {
     // With a fixed name server port the three start side by side (the broker
     // retries its registration and the gateway its readiness until the name
-    // server answers), which halves the time to ready on two cores. With port
-    // 0 the name server must bind first so the others learn its port.
+    // server answers), so their start-ups (mostly module loading) overlap on
+    // two cores. With port 0 the name server must bind first so the others
+    // learn its port.
     const nsStarting = namesrv.start();
     const namesrvPort = opts.namesrvPort === 0 ? (await nsStarting)[2] : opts.namesrvPort;
     const namesrvAddr = `127.0.0.1:${namesrvPort}`;
