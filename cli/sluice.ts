@@ -8,32 +8,33 @@
  * `npm start` would otherwise pay before it starts a single child.
  */
 import { Command } from 'commander';
+import type { ComponentSpec } from '../common/cli.js';
+import type { Schema } from '../common/config/options.js';
 import { clusterCommand } from './cluster.js';
 import { standaloneCommand } from './standalone.js';
 
+/** The `sluice NAME` command of a server component, loaded when asked for. */
+function lazyComponent<S extends Schema>(
+  name: string,
+  load: () => Promise<ComponentSpec<S>>,
+): () => Promise<Command> {
+  return async () => {
+    const [{ componentCommand }, spec] = await Promise.all([import('../common/cli.js'), load()]);
+    return componentCommand(spec).name(name);
+  };
+}
+
 const LAZY: Record<string, () => Promise<Command>> = {
   admin: async () => (await import('./admin/program.js')).mqadminProgram().name('admin'),
-  namesrv: async () => {
-    const [{ componentCommand }, { namesrvComponent }] = await Promise.all([
-      import('../common/cli.js'),
-      import('../namesrv/main.js'),
-    ]);
-    return componentCommand(namesrvComponent).name('namesrv');
-  },
-  broker: async () => {
-    const [{ componentCommand }, { brokerComponent }] = await Promise.all([
-      import('../common/cli.js'),
-      import('../broker/main.js'),
-    ]);
-    return componentCommand(brokerComponent).name('broker');
-  },
-  gateway: async () => {
-    const [{ componentCommand }, { gatewayComponent }] = await Promise.all([
-      import('../common/cli.js'),
-      import('../gateway/main.js'),
-    ]);
-    return componentCommand(gatewayComponent).name('gateway');
-  },
+  namesrv: lazyComponent(
+    'namesrv',
+    async () => (await import('../namesrv/main.js')).namesrvComponent,
+  ),
+  broker: lazyComponent('broker', async () => (await import('../broker/main.js')).brokerComponent),
+  gateway: lazyComponent(
+    'gateway',
+    async () => (await import('../gateway/main.js')).gatewayComponent,
+  ),
 };
 
 const program = new Command('sluice')

@@ -100,15 +100,10 @@ export async function runStandalone(opts: StandaloneOptions): Promise<void> {
       detached: true,
     });
     children.push(broker, gateway);
-    // allSettled: every start has ended (ready or failed) before a failure stops them all.
-    const started = await Promise.allSettled([nsStarting, broker.start(), gateway.start()]);
-    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    const [ns, b, g] = started.map((r) => (r as PromiseFulfilledResult<RegExpExecArray>).value) as [
-      RegExpExecArray,
-      RegExpExecArray,
-      RegExpExecArray,
-    ];
+    const starts = [nsStarting, broker.start(), gateway.start()] as const;
+    // Every start has ended (ready or failed) before a failure stops them all.
+    await Promise.allSettled(starts);
+    const [ns, b, g] = await Promise.all(starts);
     const http = `http://127.0.0.1:${g[2]}`;
     process.stdout.write(
       [
